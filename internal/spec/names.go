@@ -1,0 +1,89 @@
+package spec
+
+import (
+	"regexp"
+	"sort"
+)
+
+var (
+	dnsLabelRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	envNameRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	identRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	stageNameRe  = regexp.MustCompile(`^(\$default|[A-Za-z0-9_-]{1,128})$`)
+	labelNameRe  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	eventTypeRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
+)
+
+func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRe.MatchString(s) }
+
+// nameRules check the keys of named maps, chosen by the `names` struct tag.
+var nameRules = map[string]struct {
+	valid func(string) bool
+	what  string
+}{
+	"dns":        {isDNSLabel, "a DNS label: lowercase letters, digits and '-', at most 63 characters"},
+	"env":        {envNameRe.MatchString, "an environment variable name: letters, digits and '_', not starting with a digit"},
+	"identifier": {identRe.MatchString, "an identifier: letters, digits and '_', not starting with a digit"},
+	"stage":      {stageNameRe.MatchString, "$default, or letters, digits, '_' and '-'"},
+	"label":      {labelNameRe.MatchString, "a Prometheus label name: letters, digits and '_'"},
+	"eventType":  {eventTypeRe.MatchString, "a CloudEvents type: letters, digits and . _ : / -"},
+}
+
+// suggest returns the candidate closest to s when it is close enough to be a
+// likely typo, or "".
+func suggest(s string, candidates []string) string {
+	best, bestDist := "", 1<<30
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	limit := 2
+	if len(s) <= 3 {
+		limit = 1
+	}
+	if len(s) >= 10 {
+		limit = 3
+	}
+	if bestDist == 0 || bestDist > limit {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the optimal-string-alignment distance: insertions, deletions,
+// substitutions and swaps of neighbours ("rnu" for "run") each cost one.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// sortedKeys returns a map's keys in order, so that output and errors are stable.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
