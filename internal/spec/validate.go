@@ -8,4 +8,11 @@ type validator struct {
 
 // validators run in order after decoding; each reports through r and never
 // stops the others.
-var validators = []validator{}
+var validators = []validator{
+	{"names", checkNames},
+	{"references", checkReferences},
+	{"interpolations", checkInterpolations},
+	{"dependencies", checkDependencies},
+	{"semantics", checkSemantics},
+	{"expressions", checkExpressions},
+}

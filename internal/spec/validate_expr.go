@@ -1,0 +1,3 @@
+package spec
+
+func checkExpressions(a *App, r *report) {}

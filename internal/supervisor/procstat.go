@@ -1,0 +1,65 @@
+package supervisor
+
+import (
+	"time"
+)
+
+// GroupUsage is the resource usage of one process group: what a replica,
+// with everything it forked, uses.
+type GroupUsage struct {
+	// CPUTime is user plus system time of the group's live processes and of
+	// the children they have reaped.
+	CPUTime time.Duration
+	// RSS is the sum of the processes' resident set sizes, in bytes. Pages
+	// shared between processes are counted once per process, as ps does;
+	// a container runtime's cgroup figure would count them once.
+	RSS uint64
+	// Processes is the number of live processes in the group.
+	Processes int
+}
+
+// ReadGroupUsage reads the usage of the process groups whose ids are given,
+// with one scan of /proc. Groups with no live process are absent from the
+// result. It is only implemented on Linux; elsewhere it returns
+// errors.ErrUnsupported.
+func ReadGroupUsage(pgids []int) (map[int]GroupUsage, error) {
+	return readGroupUsage("/proc", pgids)
+}
+
+// ResourceUsage is a replica's sampled resource usage.
+type ResourceUsage struct {
+	// CPU is the CPU used between the last two samples, in cores (1.0 is
+	// one core busy all the time).
+	CPU float64 `json:"cpu"`
+	// RSS is the resident memory of the replica's process group, in bytes.
+	RSS uint64 `json:"rss"`
+	// Processes is the number of processes in the group.
+	Processes int `json:"processes"`
+	// Time is when the sample was taken.
+	Time time.Time `json:"time"`
+}
+
+// usageSample is the previous sample of a replica's group, from which the
+// next one computes a CPU rate.
+type usageSample struct {
+	pid     int
+	cpuTime time.Duration
+	at      time.Time
+}
+
+// rate turns two samples of one group into a ResourceUsage. ok is false when
+// there is no earlier sample of the same process to compare with.
+func (prev usageSample) rate(pid int, u GroupUsage, now time.Time) (ResourceUsage, bool) {
+	if prev.pid != pid || !now.After(prev.at) {
+		return ResourceUsage{}, false
+	}
+	// CPU time of a process that exited without being reaped inside the
+	// group vanishes from the sum: clamp rather than report negative use.
+	d := max(u.CPUTime-prev.cpuTime, 0)
+	return ResourceUsage{
+		CPU:       d.Seconds() / now.Sub(prev.at).Seconds(),
+		RSS:       u.RSS,
+		Processes: u.Processes,
+		Time:      now,
+	}, true
+}
