@@ -187,9 +187,14 @@ func (c *converter) convert(n ast.Node, depth int) (*node, error) {
 		return c.convert(target, depth+1)
 	case *ast.MappingValueNode:
 		// A one-key mapping may come as a bare MappingValueNode.
-		return c.mapping(c.pos(v), []*ast.MappingValueNode{v}, depth)
+		return c.mapping(c.pos(v.Key), []*ast.MappingValueNode{v}, depth)
 	case *ast.MappingNode:
-		return c.mapping(c.pos(v), v.Values, depth)
+		// A block mapping starts at its first key; goccy's token is its first ':'.
+		p := c.pos(v)
+		if !v.IsFlowStyle && len(v.Values) > 0 {
+			p = c.pos(v.Values[0].Key)
+		}
+		return c.mapping(p, v.Values, depth)
 	case *ast.SequenceNode:
 		out := &node{kind: kindSeq, pos: c.pos(v)}
 		for _, item := range v.Values {

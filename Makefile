@@ -1,0 +1,38 @@
+# nubo's build and test entry points. `make test` is what CI runs (.ci/run).
+
+GO        ?= go
+# Packages with concurrency run under the race detector too.
+RACE_PKGS ?= ./internal/supervisor/... ./internal/cli/...
+
+.PHONY: all build test test-deps vet fmt-check unit race fuzz-smoke generate
+
+all: build
+
+build:
+	$(GO) build -o bin/nubo ./cmd/nubo
+
+# test installs what the tests need, then runs every check CI runs.
+test: test-deps vet fmt-check unit race
+
+test-deps:
+	@scripts/install-test-deps
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 ./...
+
+race:
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# fuzz-smoke runs the spec loader's fuzzer briefly; not part of `make test`.
+fuzz-smoke:
+	$(GO) test ./internal/spec -run XXX -fuzz FuzzParse -fuzztime 60s
+
+generate:
+	$(GO) generate ./...

@@ -1,0 +1,161 @@
+package spec
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+)
+
+// SchemaID is the $id of the JSON Schema of nubo.yaml.
+const SchemaID = "https://nubo.dev/schema/nubo.schema.json"
+
+// durationPattern accepts what ParseDuration accepts: Go units and Prometheus' d, w, y.
+const durationPattern = `^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h|d|w|y))+)$`
+
+// quantityPattern is the Kubernetes quantity grammar.
+const quantityPattern = `^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][-+]?[0-9]+))?$`
+
+// targetPattern is the target grammar of ParseTarget.
+const targetPattern = `^((function|queue|topic|database):[a-z0-9]([-a-z0-9]*[a-z0-9])?|service:[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?|https?://.+)$`
+
+// namePatterns mirror nameRules for the keys of named maps.
+var namePatterns = map[string]string{
+	"dns":        dnsLabelRe.String(),
+	"env":        envNameRe.String(),
+	"identifier": identRe.String(),
+	"stage":      stageNameRe.String(),
+	"label":      labelNameRe.String(),
+	"eventType":  eventTypeRe.String(),
+}
+
+//go:generate go run gen_fielddocs.go
+
+// Schema returns the JSON Schema (draft 2020-12) of nubo.yaml, generated from
+// the Go types so that it cannot drift from what Load accepts. Editors use it
+// through yaml-language-server (see docs/spec.md); descriptions are the types'
+// doc comments.
+func Schema() ([]byte, error) {
+	g := &schemaGen{defs: map[string]any{}}
+	root := g.structSchema(reflect.TypeFor[App]())
+	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	root["$id"] = SchemaID
+	root["title"] = "nubo.yaml"
+	root["description"] = "One file that describes a whole cloud-native system: nubo up runs it, nubo render turns it into Kubernetes manifests."
+	root["$defs"] = g.defs
+	return json.MarshalIndent(root, "", "  ")
+}
+
+type schemaGen struct {
+	defs map[string]any
+}
+
+func (g *schemaGen) typeSchema(t reflect.Type, fi fieldInfo) map[string]any {
+	switch t {
+	case reflect.TypeFor[Duration]():
+		return map[string]any{"type": []string{"string", "integer"}, "pattern": durationPattern}
+	case reflect.TypeFor[Quantity]():
+		return map[string]any{"type": []string{"string", "number"}, "pattern": quantityPattern}
+	case reflect.TypeFor[Target]():
+		return map[string]any{"type": "string", "pattern": targetPattern}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return g.typeSchema(t.Elem(), fi)
+	case reflect.Struct:
+		name := t.Name()
+		if _, ok := g.defs[name]; !ok {
+			g.defs[name] = true // placeholder: recursive types (Filter) refer to themselves
+			g.defs[name] = g.structSchema(t)
+		}
+		return map[string]any{"$ref": "#/$defs/" + name}
+	case reflect.Map:
+		s := map[string]any{"type": "object", "additionalProperties": g.typeSchema(t.Elem(), fieldInfo{enum: fi.enum})}
+		if p, ok := namePatterns[fi.names]; ok {
+			s["propertyNames"] = map[string]any{"pattern": p}
+		}
+		return s
+	case reflect.Slice:
+		return map[string]any{"type": "array", "items": g.typeSchema(t.Elem(), fi)}
+	case reflect.String:
+		s := map[string]any{"type": "string"}
+		if fi.enum != nil {
+			s["enum"] = fi.enum
+		}
+		return s
+	case reflect.Int:
+		return map[string]any{"type": "integer"}
+	case reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	}
+	return map[string]any{} // any: free-form (JSON Schemas, payloads)
+}
+
+func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
+	props := map[string]any{}
+	var required []string
+	for _, fi := range fieldsOf(t) {
+		f := t.Field(fi.index)
+		s := g.typeSchema(f.Type, fi)
+		if doc := fieldDocs[t.Name()+"."+f.Name]; doc != "" {
+			if _, isRef := s["$ref"]; isRef {
+				s = map[string]any{"allOf": []any{s}}
+			}
+			s["description"] = doc
+		}
+		props[fi.name] = s
+		if fi.required {
+			required = append(required, fi.name)
+		}
+	}
+	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if required != nil {
+		s["required"] = required
+	}
+	if doc := fieldDocs[t.Name()]; doc != "" {
+		s["description"] = doc
+	}
+	return s
+}
+
+// FieldPaths lists every field path the spec types allow, with <name> for the
+// keys of named maps and [] for list items: services.<name>.health.liveness.period,
+// ingress[].paths[].to. docs/spec.md documents each of them (a test checks).
+func FieldPaths() []string {
+	var out []string
+	seen := map[reflect.Type]int{}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case t == reflect.TypeFor[Duration](), t == reflect.TypeFor[Quantity](), t == reflect.TypeFor[Target]():
+			return
+		case t.Kind() == reflect.Slice:
+			walk(t.Elem(), prefix+"[]")
+		case t.Kind() == reflect.Map:
+			walk(t.Elem(), prefix+".<name>")
+		case t.Kind() == reflect.Struct:
+			if seen[t] > 0 { // Filter nests itself: document one level
+				return
+			}
+			seen[t]++
+			defer func() { seen[t]-- }()
+			for _, fi := range fieldsOf(t) {
+				p := fi.name
+				if prefix != "" {
+					p = prefix + "." + fi.name
+				}
+				out = append(out, p)
+				walk(t.Field(fi.index).Type, p)
+			}
+		}
+	}
+	walk(reflect.TypeFor[App](), "")
+	for i, p := range out {
+		out[i] = strings.ReplaceAll(p, ".[]", "[]")
+	}
+	return out
+}
