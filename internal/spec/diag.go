@@ -209,3 +209,9 @@ func (r *report) unknown(path, what, name string, known []string) {
 	}
 	r.errorf(path, "%s", msg)
 }
+
+// fatalf is a problem that stops loading (bad YAML, a missing include): it is
+// still a Diagnostics, so callers print it like every other spec error.
+func fatalf(pos Pos, format string, args ...any) error {
+	return Diagnostics{{Pos: pos, Message: fmt.Sprintf(format, args...), Severity: SeverityError}}
+}

@@ -32,7 +32,7 @@ func Parse(file string, data []byte) (*App, error) {
 	r := &report{src: src}
 	app := &App{File: file, Dir: filepath.Dir(file), src: src}
 	if root.kind != kindMap && root.kind != kindNull {
-		return nil, fmt.Errorf("%s: a spec is a mapping of sections (name, services, ...), not %s", root.pos, root.kind)
+		return nil, fatalf(root.pos, "a spec is a mapping of sections (name, services, ...), not %s", root.kind)
 	}
 	if root.kind == kindNull {
 		r.add(Pos{File: file, Line: 1, Col: 1}, "", SeverityError, "the file is empty: a spec needs at least a name")
@@ -77,11 +77,11 @@ func readBounded(file string) ([]byte, error) {
 func loadTree(file string, data []byte, src *source, seen map[string]bool) (*node, error) {
 	abs, _ := filepath.Abs(file)
 	if seen[abs] {
-		return nil, fmt.Errorf("%s: included twice (an include cycle?)", file)
+		return nil, fatalf(Pos{File: file}, "included twice (an include cycle?)")
 	}
 	seen[abs] = true
 	if len(src.files) >= maxIncludes {
-		return nil, fmt.Errorf("%s: more than %d included files", file, maxIncludes)
+		return nil, fatalf(Pos{File: file}, "more than %d included files", maxIncludes)
 	}
 	src.files = append(src.files, file)
 	root, err := parseYAML(file, data)
@@ -94,7 +94,7 @@ func loadTree(file string, data []byte, src *source, seen map[string]bool) (*nod
 	}
 	for _, item := range inc.values {
 		if item.kind != kindScalar || item.text == "" {
-			return nil, fmt.Errorf("%s: include: expected a file path", item.pos)
+			return nil, fatalf(item.pos, "include: expected a file path")
 		}
 		path := item.text
 		if !filepath.IsAbs(path) {
@@ -102,7 +102,7 @@ func loadTree(file string, data []byte, src *source, seen map[string]bool) (*nod
 		}
 		data, err := readBounded(path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: include %q: %w", item.pos, item.text, err)
+			return nil, fatalf(item.pos, "include %q: %v", item.text, err)
 		}
 		sub, err := loadTree(path, data, src, seen)
 		if err != nil {
@@ -112,7 +112,7 @@ func loadTree(file string, data []byte, src *source, seen map[string]bool) (*nod
 			continue
 		}
 		if sub.kind != kindMap {
-			return nil, fmt.Errorf("%s: an included file is a mapping of sections, not %s", sub.pos, sub.kind)
+			return nil, fatalf(sub.pos, "an included file is a mapping of sections, not %s", sub.kind)
 		}
 		sub = withoutKey(sub, "include")
 		if err := mergeTree(root, sub, ""); err != nil {
@@ -159,7 +159,7 @@ func mergeTree(dst, src *node, path string) error {
 		case dv.kind == kindScalar && sv.kind == kindScalar && dv.text == sv.text:
 		case sv.kind == kindNull:
 		default:
-			return fmt.Errorf("%s: %s: set both here and at %s; an included file may add to a section but not change a value", k.pos, kpath, dv.pos)
+			return fatalf(k.pos, "%s: set both here and at %s; an included file may add to a section but not change a value", kpath, dv.pos)
 		}
 	}
 	return nil

@@ -101,7 +101,7 @@ const maxFileSize = 8 << 20
 // parseYAML parses one file into a tree. Errors carry the file position.
 func parseYAML(file string, data []byte) (*node, error) {
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d a spec may have", file, len(data), maxFileSize)
+		return nil, fatalf(Pos{File: file}, "file is %d bytes, more than the %d a spec may have", len(data), maxFileSize)
 	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -112,7 +112,7 @@ func parseYAML(file string, data []byte) (*node, error) {
 	}
 	if len(f.Docs) > 1 {
 		p := tokenPos(file, f.Docs[1].GetToken())
-		return nil, fmt.Errorf("%s: a spec file holds one YAML document; this is a second one", p)
+		return nil, fatalf(p, "a spec file holds one YAML document; this is a second one")
 	}
 	c := converter{file: file, anchors: map[string]ast.Node{}}
 	return c.convert(f.Docs[0].Body, 0)
@@ -122,9 +122,9 @@ func parseYAML(file string, data []byte) (*node, error) {
 func yamlError(file string, err error) error {
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		return fmt.Errorf("%s: %s", tokenPos(file, ye.GetToken()), ye.GetMessage())
+		return fatalf(tokenPos(file, ye.GetToken()), "%s", ye.GetMessage())
 	}
-	return fmt.Errorf("%s: %w", file, err)
+	return fatalf(Pos{File: file}, "%v", err)
 }
 
 func tokenPos(file string, t *token.Token) Pos {
@@ -146,7 +146,7 @@ func (c *converter) pos(n ast.Node) Pos { return tokenPos(c.file, n.GetToken()) 
 
 func (c *converter) convert(n ast.Node, depth int) (*node, error) {
 	if depth > maxDepth {
-		return nil, fmt.Errorf("%s: nested more than %d levels deep", c.pos(n), maxDepth)
+		return nil, fatalf(c.pos(n), "nested more than %d levels deep", maxDepth)
 	}
 	switch v := n.(type) {
 	case *ast.NullNode:
@@ -182,7 +182,7 @@ func (c *converter) convert(n ast.Node, depth int) (*node, error) {
 		name := v.Value.String()
 		target, ok := c.anchors[name]
 		if !ok {
-			return nil, fmt.Errorf("%s: alias *%s names no anchor defined before it", c.pos(v), name)
+			return nil, fatalf(c.pos(v), "alias *%s names no anchor defined before it", name)
 		}
 		return c.convert(target, depth+1)
 	case *ast.MappingValueNode:
@@ -208,7 +208,7 @@ func (c *converter) convert(n ast.Node, depth int) (*node, error) {
 	case nil:
 		return &node{kind: kindNull, pos: Pos{File: c.file}}, nil
 	}
-	return nil, fmt.Errorf("%s: unsupported YAML construct %T", c.pos(n), n)
+	return nil, fatalf(c.pos(n), "unsupported YAML construct %T", n)
 }
 
 func (c *converter) mapping(p Pos, kvs []*ast.MappingValueNode, depth int) (*node, error) {
@@ -216,7 +216,7 @@ func (c *converter) mapping(p Pos, kvs []*ast.MappingValueNode, depth int) (*nod
 	seen := map[string]Pos{}
 	add := func(k, v *node) error {
 		if first, dup := seen[k.text]; dup {
-			return fmt.Errorf("%s: key %q appears twice in one mapping (first at %s)", k.pos, k.text, first)
+			return fatalf(k.pos, "key %q appears twice in one mapping (first at %s)", k.text, first)
 		}
 		seen[k.text] = k.pos
 		out.keys = append(out.keys, k)
@@ -238,7 +238,7 @@ func (c *converter) mapping(p Pos, kvs []*ast.MappingValueNode, depth int) (*nod
 			return nil, err
 		}
 		if key.kind != kindScalar {
-			return nil, fmt.Errorf("%s: a mapping key must be a scalar, not %s", key.pos, key.kind)
+			return nil, fatalf(key.pos, "a mapping key must be a scalar, not %s", key.kind)
 		}
 		if err := add(key, val); err != nil {
 			return nil, err
@@ -252,7 +252,7 @@ func (c *converter) mapping(p Pos, kvs []*ast.MappingValueNode, depth int) (*nod
 		}
 		for _, src := range srcs {
 			if src.kind != kindMap {
-				return nil, fmt.Errorf("%s: a merge key (<<) takes a mapping or a list of mappings", src.pos)
+				return nil, fatalf(src.pos, "a merge key (<<) takes a mapping or a list of mappings")
 			}
 			for i, k := range src.keys {
 				if _, set := seen[k.text]; !set {
