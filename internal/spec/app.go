@@ -94,6 +94,25 @@ type Local struct {
 	OTLP string `yaml:"otlp"`
 	// Broker chooses the embedded NATS server or an existing one.
 	Broker LocalBroker `yaml:"broker"`
+	// Supervisor tunes process supervision. The defaults are Kubernetes' own;
+	// shorter values make tests and demos quick.
+	Supervisor LocalSupervisor `yaml:"supervisor"`
+}
+
+// LocalSupervisor tunes restarts, autoscaling and resource sampling.
+type LocalSupervisor struct {
+	// Backoff is the first CrashLoopBackOff delay, doubled at each restart. Default 10s.
+	Backoff Duration `yaml:"backoff"`
+	// MaxBackoff caps the CrashLoopBackOff delay. Default 5m.
+	MaxBackoff Duration `yaml:"maxBackoff"`
+	// BackoffReset: a replica that ran this long restarts from Backoff again. Default 10m.
+	BackoffReset Duration `yaml:"backoffReset"`
+	// AutoscaleInterval is the time between autoscaling decisions. Default 15s.
+	AutoscaleInterval Duration `yaml:"autoscaleInterval"`
+	// ScaleDownStabilization: the highest recommendation over this window wins. Default 5m.
+	ScaleDownStabilization Duration `yaml:"scaleDownStabilization"`
+	// SampleInterval is the time between CPU and memory samples. Default 5s.
+	SampleInterval Duration `yaml:"sampleInterval"`
 }
 
 // LocalIngress gives the addresses of the local ingress listeners.

@@ -232,6 +232,13 @@ func localDefaults(l *Local) {
 	def(&l.Ingress.HTTP, DefaultIngressHTTP)
 	def(&l.Ingress.HTTPS, DefaultIngressHTTPS)
 	def(&l.OTLP, DefaultOTLP)
+	sv := &l.Supervisor
+	defDur(&sv.Backoff, "10s")
+	defDur(&sv.MaxBackoff, "5m")
+	defDur(&sv.BackoffReset, "10m")
+	defDur(&sv.AutoscaleInterval, "15s")
+	defDur(&sv.ScaleDownStabilization, "5m")
+	defDur(&sv.SampleInterval, "5s")
 	if l.Broker.Embedded == nil {
 		l.Broker.Embedded = ptr(l.Broker.URL == "")
 	}

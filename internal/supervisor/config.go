@@ -125,16 +125,20 @@ type Probe struct {
 type HTTPProbe struct {
 	// Path is the request path; empty means "/".
 	Path string
-	// Port is the port to probe; zero means the replica's $PORT.
+	// Port is the port to probe; zero or ServiceConfig.Port means the
+	// replica's $PORT.
 	Port int
 	// Scheme is "http" (default) or "https". As in Kubernetes, https
 	// probes do not verify certificates.
 	Scheme string
+	// Headers are added to the probe request (httpHeaders in Kubernetes).
+	Headers map[string]string
 }
 
 // TCPProbe is a tcpSocket probe against 127.0.0.1.
 type TCPProbe struct {
-	// Port is the port to connect to; zero means the replica's $PORT.
+	// Port is the port to connect to; zero or ServiceConfig.Port means the
+	// replica's $PORT.
 	Port int
 }
 
@@ -158,6 +162,7 @@ const (
 // normalize returns a copy of cfg with defaults filled and every problem
 // found, joined, so that a user sees all of them at once.
 func normalize(cfg ServiceConfig) (ServiceConfig, error) {
+	cfg = cfg.clone()
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -186,7 +191,6 @@ func normalize(cfg ServiceConfig) (ServiceConfig, error) {
 	case cfg.StopGracePeriod == 0:
 		cfg.StopGracePeriod = DefaultStopGracePeriod
 	}
-	cfg.Env = append([]string(nil), cfg.Env...)
 	for _, kv := range cfg.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			bad("env entry %q is not KEY=VALUE", kv)
@@ -237,7 +241,7 @@ func normalizeProbe(kind ProbeKind, p Probe) (Probe, error) {
 	n := 0
 	if p.HTTP != nil {
 		n++
-		h := *p.HTTP
+		h := p.HTTP
 		if h.Path == "" {
 			h.Path = "/"
 		}
@@ -256,23 +260,18 @@ func normalizeProbe(kind ProbeKind, p Probe) (Probe, error) {
 		if h.Port < 0 || h.Port > 65535 {
 			bad("http port %d is out of range", h.Port)
 		}
-		p.HTTP = &h
 	}
 	if p.TCP != nil {
 		n++
-		t := *p.TCP
-		if t.Port < 0 || t.Port > 65535 {
-			bad("tcp port %d is out of range", t.Port)
+		if p.TCP.Port < 0 || p.TCP.Port > 65535 {
+			bad("tcp port %d is out of range", p.TCP.Port)
 		}
-		p.TCP = &t
 	}
 	if p.Exec != nil {
 		n++
-		e := ExecProbe{Command: append([]string(nil), p.Exec.Command...)}
-		if len(e.Command) == 0 || e.Command[0] == "" {
+		if len(p.Exec.Command) == 0 || p.Exec.Command[0] == "" {
 			bad("exec command is empty")
 		}
-		p.Exec = &e
 	}
 	if n != 1 {
 		bad("exactly one of http, tcp and exec must be set, found %d", n)
@@ -300,4 +299,29 @@ func normalizeProbe(kind ProbeKind, p Probe) (Probe, error) {
 		bad("success threshold must be 1 for a %s probe, as in Kubernetes", kind)
 	}
 	return p, errors.Join(errs...)
+}
+
+// clone returns a deep copy of cfg, so that a caller cannot change what the
+// replicas' goroutines read.
+func (cfg ServiceConfig) clone() ServiceConfig {
+	cfg.Env = append([]string(nil), cfg.Env...)
+	for _, p := range []**Probe{&cfg.Startup, &cfg.Liveness, &cfg.Readiness} {
+		if *p == nil {
+			continue
+		}
+		c := **p
+		if c.HTTP != nil {
+			h := *c.HTTP
+			c.HTTP = &h
+		}
+		if c.TCP != nil {
+			t := *c.TCP
+			c.TCP = &t
+		}
+		if c.Exec != nil {
+			c.Exec = &ExecProbe{Command: append([]string(nil), c.Exec.Command...)}
+		}
+		*p = &c
+	}
+	return cfg
 }

@@ -44,21 +44,28 @@ const (
 // Event is one thing that happened, as a structured value, so that the
 // engine can print it in the log stream and the console can list it.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Service string    `json:"service"`
+	// Time is when it happened.
+	Time time.Time `json:"time"`
+	// Service names the service.
+	Service string `json:"service"`
 	// Replica is the replica's index, or -1 for a service-level event.
 	Replica int `json:"replica"`
 	// ReplicaID tells apart two replicas with the same index, as during a
 	// roll; IDs are unique within a Supervisor.
-	ReplicaID int       `json:"replicaID,omitempty"`
-	Kind      EventKind `json:"kind"`
-	PID       int       `json:"pid,omitempty"`
-	Port      int       `json:"port,omitempty"`
-	Probe     ProbeKind `json:"probe,omitempty"`
+	ReplicaID int `json:"replicaID,omitempty"`
+	// Kind says what happened; the fields below are set as it says.
+	Kind EventKind `json:"kind"`
+	// PID is the replica's process id, when it has one.
+	PID int `json:"pid,omitempty"`
+	// Port is the replica's $PORT (EventStarted).
+	Port int `json:"port,omitempty"`
+	// Probe names the probe of an EventUnhealthy.
+	Probe ProbeKind `json:"probe,omitempty"`
 	// ExitCode is set on EventExited and EventFailed: the exit status, or
 	// 128+signal as Kubernetes reports it.
-	ExitCode int    `json:"exitCode,omitempty"`
-	Signal   string `json:"signal,omitempty"`
+	ExitCode int `json:"exitCode,omitempty"`
+	// Signal names the signal that killed the process, if one did.
+	Signal string `json:"signal,omitempty"`
 	// Delay is set on EventBackOff.
 	Delay time.Duration `json:"delay,omitempty"`
 	// Message is a human-readable detail.
@@ -91,6 +98,10 @@ func (e Event) String() string {
 		return "not restarting: " + e.Message
 	case EventStopped:
 		return "stopped"
+	case EventScaled:
+		return e.Message
+	case EventAutoscaled:
+		return "autoscaler: " + e.Message
 	default:
 		return string(e.Kind) + ": " + e.Message
 	}

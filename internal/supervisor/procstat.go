@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"context"
+	"errors"
 	"time"
 )
 
@@ -62,4 +64,51 @@ func (prev usageSample) rate(pid int, u GroupUsage, now time.Time) (ResourceUsag
 		Processes: u.Processes,
 		Time:      now,
 	}, true
+}
+
+// sampleUsage reads the replicas' resource usage from /proc every
+// sampleEvery, with one scan for all of them, until ctx is done.
+func (s *Supervisor) sampleUsage(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.sampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var pids []int
+		for _, r := range s.replicas {
+			if r.pid > 0 {
+				pids = append(pids, r.pid)
+			}
+		}
+		s.mu.Unlock()
+		if len(pids) == 0 {
+			continue
+		}
+		usage, err := ReadGroupUsage(pids)
+		if errors.Is(err, errors.ErrUnsupported) {
+			return
+		}
+		if err != nil {
+			s.log.Debug("read usage", "err", err)
+			continue
+		}
+		now := time.Now()
+		s.mu.Lock()
+		for _, r := range s.replicas {
+			u, ok := usage[r.pid]
+			if r.pid == 0 || !ok {
+				continue
+			}
+			if ru, ok := r.sample.rate(r.pid, u, now); ok {
+				r.usage = &ru
+			}
+			r.sample = usageSample{pid: r.pid, cpuTime: u.CPUTime, at: now}
+		}
+		s.mu.Unlock()
+	}
 }

@@ -7,9 +7,6 @@ import (
 	"syscall"
 )
 
-// errSpawnerClosed is returned when a process is started after Stop.
-var errSpawnerClosed = errors.New("supervisor stopped")
-
 // spawner starts processes from one goroutine locked to its OS thread.
 //
 // Why: on Linux the supervisor sets Pdeathsig so that its children die when
@@ -63,7 +60,7 @@ func (sp *spawner) start(cmd *exec.Cmd) error {
 	case sp.reqs <- req:
 		return <-req.errc
 	case <-sp.done:
-		return errSpawnerClosed
+		return ErrStopped
 	}
 }
 

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"errors"
-	"os/exec"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,24 +15,18 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// waitAndKillGroup waits for cmd's process to exit, kills what is left of
-// its process group, and reaps it. A replica is a container: when its main
-// process exits, everything else in it dies too.
-//
-// The group is killed before the process is reaped because an unreaped
-// zombie keeps its pid, and so the group id, from being reused: the SIGKILL
-// cannot reach an unrelated process.
-func waitAndKillGroup(cmd *exec.Cmd) error {
-	pid := cmd.Process.Pid
+// waitExited blocks until process pid has exited, without reaping it, and
+// reports true. While it stays a zombie its pid cannot be reused, so its
+// process group can be signalled safely.
+func waitExited(pid int) bool {
 	for {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		// On error (there is none we expect) fall through: Wait reaps.
-		break
+		// Any other error (none is expected for our own child) leaves
+		// the caller's Wait to find out.
+		return err == nil
 	}
-	_ = signalGroup(pid, syscall.SIGKILL)
-	return cmd.Wait()
 }
