@@ -1,0 +1,266 @@
+package shop_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+type user struct {
+	ID         string `json:"id"`
+	Email      string `json:"email"`
+	Name       string `json:"name"`
+	Orders     int    `json:"orders"`
+	SpentCents int64  `json:"spentCents"`
+}
+
+func testUsers(t *testing.T, app *spec.App, bins string) {
+	pl := newPlatform(t)
+	users := start(t, filepath.Join(bins, "users"), "NUBO_API="+pl.url)
+
+	var u user
+	r := call(t, "POST", users.url+"/users", nil, `{"email":"Ada@shop.localhost","name":"Ada"}`)
+	r.want(t, http.StatusCreated, &u)
+	if u.ID != "1" || u.Email != "ada@shop.localhost" || u.Name != "Ada" {
+		t.Errorf("created %+v, want user 1, ada@shop.localhost, Ada", u)
+	}
+	if loc := r.header.Get("Location"); loc != "/users/1" {
+		t.Errorf("Location = %q, want /users/1", loc)
+	}
+	if e := pl.published(t, app, "com.shop.user.created"); e.Subject != "user-1" {
+		t.Errorf("user.created subject = %q, want user-1, a stream the snapshot's user-* matches", e.Subject)
+	}
+
+	for _, tc := range []struct{ body, err string }{
+		{`{"email":"ada@shop.localhost"}`, "already used by user 1"},
+		{`{"email":"not-an-address"}`, "invalid email"},
+		{`{"email":"Ada <x@shop.localhost>"}`, "invalid email"},
+		{`{"email":"x@shop.localhost","admin":true}`, "unknown field"},
+	} {
+		status := http.StatusBadRequest
+		if strings.Contains(tc.err, "already") {
+			status = http.StatusConflict
+		}
+		call(t, "POST", users.url+"/users", nil, tc.body).wantError(t, status, tc.err)
+	}
+	pl.none(t)
+
+	call(t, "GET", users.url+"/users/1", nil, "").want(t, http.StatusOK, &u)
+	call(t, "GET", users.url+"/users/42", nil, "").wantError(t, http.StatusNotFound, "user 42 not found")
+	var list []user
+	call(t, "GET", users.url+"/users", nil, "").want(t, http.StatusOK, &list)
+	if len(list) != 1 {
+		t.Errorf("GET /users listed %d users, want 1", len(list))
+	}
+
+	// The event store delivers the customer-stats projection's events in
+	// batches: a JSON array of structured CloudEvents.
+	batch := `[
+		{"specversion":"1.0","id":"e1","source":"orders","type":"com.shop.order.placed","subject":"order-1001",
+		 "data":{"orderId":"1001","userId":"1","items":[{"productId":"p-100","quantity":1,"priceCents":2490}],"totalCents":2490,"currency":"EUR"}},
+		{"specversion":"1.0","id":"e2","source":"orders","type":"com.shop.order.placed","subject":"order-1002",
+		 "data":{"orderId":"1002","userId":"77","items":[{"productId":"p-100","quantity":1,"priceCents":2490}],"totalCents":2490,"currency":"EUR"}}]`
+	var applied map[string]int
+	call(t, "POST", users.url+"/projections/customer-stats", nil, batch).want(t, http.StatusOK, &applied)
+	if applied["applied"] != 1 || applied["skipped"] != 1 {
+		t.Errorf("projection answered %v, want 1 applied (user 1) and 1 skipped (unknown user 77)", applied)
+	}
+	call(t, "GET", users.url+"/users/1", nil, "").want(t, http.StatusOK, &u)
+	if u.Orders != 1 || u.SpentCents != 2490 {
+		t.Errorf("after the projection user 1 has %d orders and %d cents spent, want 1 and 2490", u.Orders, u.SpentCents)
+	}
+
+	call(t, "POST", users.url+"/snapshot", map[string]string{"ce-subject": "user-1"}, "").want(t, http.StatusOK, &u)
+	if u.Email != "ada@shop.localhost" {
+		t.Errorf("snapshot of user-1 = %+v", u)
+	}
+	call(t, "POST", users.url+"/snapshot?stream=user-9", nil, "").wantError(t, http.StatusNotFound, "user 9")
+	call(t, "POST", users.url+"/snapshot?stream=order-1", nil, "").wantError(t, http.StatusBadRequest, "not a user-ID stream")
+
+	checkAccessLog(t, app, users, "POST", "/users", "201")
+	if code := users.stop(t); code != 0 {
+		t.Errorf("users exited with %d after SIGTERM, want 0", code)
+	}
+	if len(users.logRecords("stopped")) != 1 {
+		t.Errorf("users logged no \"stopped\" record after SIGTERM")
+	}
+}
+
+// checkAccessLog checks that every line a program wrote to stdout is matched
+// by the spec's access log parser, and that one of them records the request.
+func checkAccessLog(t *testing.T, app *spec.App, p *proc, method, path, status string) {
+	t.Helper()
+	var pattern string
+	for _, lp := range app.Observability.Logs.Parsers {
+		if lp.Name == "access" {
+			pattern = lp.Pattern
+		}
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil || pattern == "" {
+		t.Fatalf("the spec has no usable access log parser: %q: %v", pattern, err)
+	}
+	found := false
+	for _, line := range p.lines(&p.stdout) {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("access line %q does not match the spec's parser %s", line, pattern)
+			continue
+		}
+		got := map[string]string{}
+		for i, name := range re.SubexpNames() {
+			got[name] = m[i]
+		}
+		if got["method"] == method && got["path"] == path && got["status"] == status {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no access line for %s %s %s in:\n%s", method, path, status, strings.Join(p.lines(&p.stdout), "\n"))
+	}
+}
+
+// meshProxy stands in for the mesh proxy nubo points HTTP_PROXY at: it
+// forwards requests for a service's name to that service and records the
+// names asked for.
+type meshProxy struct {
+	url  string
+	mu   sync.Mutex
+	seen []string
+}
+
+func newMeshProxy(t *testing.T, backends map[string]string) *meshProxy {
+	mp := &meshProxy{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target, ok := backends[r.URL.Hostname()]
+		if !ok {
+			http.Error(w, fmt.Sprintf("no service %q", r.URL.Host), http.StatusBadGateway)
+			return
+		}
+		mp.mu.Lock()
+		mp.seen = append(mp.seen, r.URL.Hostname())
+		mp.mu.Unlock()
+		u, _ := url.Parse(target)
+		(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }}).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	mp.url = srv.URL
+	return mp
+}
+
+type order struct {
+	ID          string `json:"id"`
+	UserID      string `json:"userId"`
+	TotalCents  int64  `json:"totalCents"`
+	Currency    string `json:"currency"`
+	Status      string `json:"status"`
+	PaymentMode string `json:"paymentMode"`
+	ChargeID    string `json:"chargeId"`
+}
+
+func testOrders(t *testing.T, app *spec.App, bins string) {
+	pl := newPlatform(t)
+	users := start(t, filepath.Join(bins, "users"), "NUBO_API="+pl.url)
+	catalog := start(t, filepath.Join(bins, "catalog"), "CURRENCY=EUR")
+	mesh := newMeshProxy(t, map[string]string{"users": users.url, "catalog": catalog.url})
+	// No USERS_URL or CATALOG_URL: orders calls http://users and
+	// http://catalog by name, as nubo.yaml has it, through HTTP_PROXY.
+	orders := start(t, filepath.Join(bins, "orders"), "NUBO_API="+pl.url, "HTTP_PROXY="+mesh.url,
+		"MAX_ITEMS_PER_ORDER=5", "PAYMENTS_API_KEY=live_0123")
+
+	call(t, "POST", users.url+"/users", nil, `{"email":"bob@shop.localhost"}`).want(t, http.StatusCreated, nil)
+	pl.published(t, app, "com.shop.user.created")
+
+	body := `{"userId":"1","items":[{"productId":"p-100","quantity":2},{"productId":"p-200","quantity":1}]}`
+	key := map[string]string{"Idempotency-Key": "k-1"}
+	var o order
+	r := call(t, "POST", orders.url+"/orders", key, body)
+	r.want(t, http.StatusCreated, &o)
+	want := order{ID: "1001", UserID: "1", TotalCents: 2*2490 + 7900, Currency: "EUR", Status: "placed", PaymentMode: "live"}
+	if o != want {
+		t.Errorf("order = %+v, want %+v", o, want)
+	}
+	if e := pl.published(t, app, "com.shop.order.placed"); e.Subject != "order-1001" {
+		t.Errorf("order.placed subject = %q, want order-1001, a stream the customer-stats projection reads", e.Subject)
+	}
+	mesh.mu.Lock()
+	seen := slices.Compact(slices.Sorted(slices.Values(mesh.seen)))
+	mesh.mu.Unlock()
+	if !slices.Equal(seen, []string{"catalog", "users"}) {
+		t.Errorf("orders asked the mesh for %v, want catalog and users", seen)
+	}
+
+	call(t, "POST", orders.url+"/orders", key, body).want(t, http.StatusOK, &o)
+	if o.ID != "1001" {
+		t.Errorf("a retried request with the same Idempotency-Key made order %s, want 1001 again", o.ID)
+	}
+	pl.none(t)
+
+	for _, tc := range []struct {
+		body   string
+		status int
+		err    string
+	}{
+		{`{"userId":"99","items":[{"productId":"p-100","quantity":1}]}`, http.StatusUnprocessableEntity, "user 99: not found"},
+		{`{"userId":"1","items":[{"productId":"p-999","quantity":1}]}`, http.StatusUnprocessableEntity, "product p-999: not found"},
+		{`{"userId":"1","items":[{"productId":"p-100","quantity":6}]}`, http.StatusBadRequest, "1 to 5 items"},
+		{`{"userId":"1","items":[]}`, http.StatusBadRequest, "1 to 5 items"},
+		{`{"userId":"1","items":[{"productId":"p-100","quantity":0}]}`, http.StatusBadRequest, "invalid quantity"},
+	} {
+		call(t, "POST", orders.url+"/orders", nil, tc.body).wantError(t, tc.status, tc.err)
+	}
+	pl.none(t)
+
+	// order-processor's answer comes back through the order-events topic.
+	var paid map[string]int
+	processed := `{"orderId":"1001","chargeId":"ch_live_1001","totalCents":12880,"payment":"live"}`
+	call(t, "POST", orders.url+"/events", binaryEvent("e1", "com.shop.order.processed", "order-processor", "order-1001"), processed).
+		want(t, http.StatusOK, &paid)
+	if paid["paid"] != 1 {
+		t.Errorf("POST /events answered %v, want 1 paid", paid)
+	}
+	call(t, "GET", orders.url+"/orders/1001", nil, "").want(t, http.StatusOK, &o)
+	if o.Status != "paid" || o.ChargeID != "ch_live_1001" {
+		t.Errorf("after com.shop.order.processed order 1001 is %q with charge %q, want paid, ch_live_1001", o.Status, o.ChargeID)
+	}
+
+	// Without its event an order would never be charged, so it is refused.
+	pl.failing.Store(true)
+	call(t, "POST", orders.url+"/orders", nil, body).wantError(t, http.StatusServiceUnavailable, "could not be placed")
+	call(t, "GET", orders.url+"/orders/1002", nil, "").wantError(t, http.StatusNotFound, "order 1002 not found")
+}
+
+func testCatalog(t *testing.T, bins string) {
+	catalog := start(t, filepath.Join(bins, "catalog"), "CATALOG_VERSION=v2", "CURRENCY=USD")
+	var products []struct {
+		ID         string `json:"id"`
+		PriceCents int64  `json:"priceCents"`
+		Currency   string `json:"currency"`
+	}
+	r := call(t, "GET", catalog.url+"/products", nil, "")
+	r.want(t, http.StatusOK, &products)
+	if v := r.header.Get("x-catalog-version"); v != "v2" {
+		t.Errorf("x-catalog-version = %q, want v2 from CATALOG_VERSION", v)
+	}
+	if len(products) != 5 || products[0].Currency != "USD" {
+		t.Errorf("GET /products = %+v, want 5 products in USD", products)
+	}
+	call(t, "GET", catalog.url+"/products?category=gear", nil, "").want(t, http.StatusOK, &products)
+	if len(products) != 2 {
+		t.Errorf("GET /products?category=gear listed %d products, want 2", len(products))
+	}
+	call(t, "GET", catalog.url+"/products/p-404", nil, "").wantError(t, http.StatusNotFound, "product p-404 not found")
+	if code := catalog.stop(t); code != 0 {
+		t.Errorf("catalog exited with %d after SIGTERM, want 0", code)
+	}
+}
