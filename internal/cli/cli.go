@@ -88,6 +88,13 @@ file into Kubernetes manifests.`,
 		newSchemaCmd(std),
 		newInitCmd(std),
 		newVersionCmd(std),
+		newUpCmd(std, g),
+		newReaperCmd(std),
+		newStatusCmd(std, g),
+		newLogsCmd(std, g),
+		newRestartCmd(std, g),
+		newDownCmd(std, g),
+		newSecretCmd(std, g),
 	)
 	return root
 }

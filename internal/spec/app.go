@@ -153,3 +153,6 @@ func (a *App) Pos(path string) Pos { return a.src.at(path) }
 
 // Paths returns every field path written in the spec (and its includes), sorted.
 func (a *App) Paths() []string { return sortedKeys(a.src.pos) }
+
+// Files returns the spec's files: the main one first, then the included ones.
+func (a *App) Files() []string { return append([]string(nil), a.src.files...) }

@@ -68,6 +68,10 @@ type Event struct {
 	Signal string `json:"signal,omitempty"`
 	// Delay is set on EventBackOff.
 	Delay time.Duration `json:"delay,omitempty"`
+	// Failures and Threshold count an EventUnhealthy's consecutive failures
+	// against the probe's FailureThreshold.
+	Failures  int `json:"failures,omitempty"`
+	Threshold int `json:"threshold,omitempty"`
 	// Message is a human-readable detail.
 	Message string `json:"message,omitempty"`
 }
@@ -84,6 +88,9 @@ func (e Event) String() string {
 	case EventNotReady:
 		return "not ready: " + e.Message
 	case EventUnhealthy:
+		if e.Threshold > 0 {
+			return fmt.Sprintf("%s probe failed (%d/%d): %s", e.Probe, e.Failures, e.Threshold, e.Message)
+		}
 		return fmt.Sprintf("%s probe failed: %s", e.Probe, e.Message)
 	case EventKilling:
 		return "killing: " + e.Message

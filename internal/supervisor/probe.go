@@ -134,7 +134,7 @@ func (r *replica) runProbe(ctx context.Context, in *instance, kind ProbeKind, p 
 		// probe that keeps failing after that is not.
 		if !ok && failures <= p.FailureThreshold {
 			r.log.Debug("probe failed", "probe", kind, "err", err, "failures", failures)
-			r.emit(Event{Kind: EventUnhealthy, PID: in.pid, Probe: kind, Message: msg})
+			r.emit(Event{Kind: EventUnhealthy, PID: in.pid, Probe: kind, Message: msg, Failures: failures, Threshold: p.FailureThreshold})
 		}
 		if !decide(ok, msg, successes, failures) {
 			return

@@ -262,7 +262,7 @@ func (r *replica) shouldRestart(startFailed bool, exit ExitStatus, probeKilled b
 // launch starts the replica's process with its output pumped to the line
 // sink, and a goroutine that reaps it.
 func (r *replica) launch() (*instance, error) {
-	cmd := exec.Command("/bin/sh", "-c", r.cfg.Command)
+	cmd := exec.Command("/bin/sh", "-c", shellCommand(r.cfg.Command))
 	cmd.Dir = r.cfg.Dir
 	cmd.Env = r.env
 	// Pipes of our own rather than io.Writers: with a writer, Wait would

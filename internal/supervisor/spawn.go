@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 )
 
@@ -85,4 +86,24 @@ func signalGroup(pid int, sig syscall.Signal) error {
 		return nil
 	}
 	return err
+}
+
+// shellCommand makes sh exec a simple command instead of forking it, so that
+// the service itself is the replica's main process: it gets SIGTERM as a
+// container's PID 1 would, and its exit code is the replica's (a forking sh
+// killed by SIGTERM would report 143 whatever the service did). Commands with
+// shell operators run as written.
+func shellCommand(c string) string {
+	fields := strings.Fields(c)
+	if len(fields) == 0 || strings.ContainsAny(c, ";&|<>()`$\n\\{}*?[]!#~='\"") || shellWords[fields[0]] {
+		return c
+	}
+	return "exec " + c
+}
+
+// shellWords are keywords and builtins that exec cannot run.
+var shellWords = map[string]bool{
+	"exec": true, "cd": true, "export": true, "if": true, "for": true, "while": true, "until": true,
+	"case": true, "set": true, "source": true, ".": true, "eval": true, "exit": true, "ulimit": true,
+	"umask": true, "trap": true, "unset": true, "readonly": true, "wait": true, ":": true,
 }

@@ -27,6 +27,7 @@ func main() {
 		ignoreTerm   = flag.Bool("ignore-term", false, "ignore SIGTERM")
 		termExit     = flag.Int("term-exit", -1, "on SIGTERM, exit with this code")
 		burn         = flag.Float64("burn", 0, "burn this fraction of one core")
+		burnFile     = flag.String("burn-file", "", "with -burn: burn only while this file exists")
 		grandchild   = flag.String("grandchild", "", "start a grandchild that sleeps forever and write its pid here")
 		pidFile      = flag.String("pidfile", "", "write own pid here")
 		lines        = flag.Int("lines", 0, "write this many numbered lines to stdout")
@@ -79,7 +80,7 @@ func main() {
 		writeFile(*grandchild, fmt.Sprint(cmd.Process.Pid))
 	}
 	if *burn > 0 {
-		go burnCPU(*burn)
+		go burnCPU(*burn, *burnFile)
 	}
 	if *exitCode >= 0 {
 		go func() {
@@ -127,10 +128,15 @@ func serveHTTP(delay time.Duration, blockFile, unhealthy, notReady string) {
 	fail(http.Serve(l, mux))
 }
 
-// burnCPU keeps one core busy for fraction of every 100ms.
-func burnCPU(fraction float64) {
+// burnCPU keeps one core busy for fraction of every 100ms, while file (if
+// given) exists.
+func burnCPU(fraction float64, file string) {
 	busy := time.Duration(fraction * float64(100*time.Millisecond))
 	for {
+		if file != "" && !exists(file) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		start := time.Now()
 		for time.Since(start) < busy {
 		}
