@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/nubotest"
+)
+
+func pidOf(e *testEngine, service string) int {
+	for _, s := range e.Status().Services {
+		if s.Name == service && len(s.Replicas) > 0 {
+			return s.Replicas[0].PID
+		}
+	}
+	return 0
+}
+
+func TestSpecEditRestartsOnlyTheChangedService(t *testing.T) {
+	dir := t.TempDir()
+	const base = `
+name: edit
+services:
+  keep: {run: CHILD -serve, port: 8080}
+  change: {run: CHILD -serve, port: 8080, env: {VERSION: "%s"}}
+`
+	app := writeSpec(t, dir, fmt.Sprintf(base, "1"))
+	e := startEngine(t, app, func(o *Options) { o.NoWatch = false })
+	waitReady(t, e)
+	keepPID, changePID := pidOf(e, "keep"), pidOf(e, "change")
+
+	// A broken edit is reported and changes nothing.
+	os.WriteFile(filepath.Join(dir, "nubo.yaml"), []byte(strings.ReplaceAll(fmt.Sprintf(base, "2"), "port: 8080}", "port: 8080, restart: sometimes}")), 0o644)
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		if indexOf(e.events(), "does not load; keeping the running system") < 0 {
+			return fmt.Errorf("no message about the broken spec yet")
+		}
+		return nil
+	})
+	if !strings.Contains(strings.Join(e.events(), "\n"), `restart: "sometimes" is not one of always, on-failure, never`) {
+		t.Errorf("the broken spec's error is not shown:\n%s", strings.Join(e.events(), "\n"))
+	}
+	if pidOf(e, "keep") != keepPID || pidOf(e, "change") != changePID {
+		t.Fatal("a broken spec changed the running system")
+	}
+
+	writeSpec(t, dir, fmt.Sprintf(base, "2"))
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if p := pidOf(e, "change"); p == changePID || p == 0 {
+			return fmt.Errorf("change still runs its old process")
+		}
+		if e.Status().Services[0].Ready+e.Status().Services[1].Ready != 2 {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+	if pidOf(e, "keep") != keepPID {
+		t.Fatalf("the unchanged service was restarted:\n%s", strings.Join(e.events(), "\n"))
+	}
+	if err := processGone(changePID); err != nil {
+		t.Fatalf("the old version of change still runs: %v", err)
+	}
+}
+
+func TestWatchRebuildsAndRolls(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "main.txt"), []byte("v1"), 0o644)
+	app := writeSpec(t, dir, `
+name: watch
+services:
+  api:
+    build: cp src/main.txt built.txt
+    run: CHILD -serve
+    port: 8080
+    watch: [./src]
+`)
+	e := startEngine(t, app, func(o *Options) { o.NoWatch = false })
+	waitReady(t, e)
+	before := pidOf(e, "api")
+	os.WriteFile(filepath.Join(src, "main.txt"), []byte("v2"), 0o644)
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		b, _ := os.ReadFile(filepath.Join(dir, "built.txt"))
+		if string(b) != "v2" {
+			return fmt.Errorf("not rebuilt: built.txt = %q", b)
+		}
+		if p := pidOf(e, "api"); p == before || p == 0 || e.Status().Services[0].Ready != 1 {
+			return fmt.Errorf("not rolled yet")
+		}
+		return nil
+	})
+}
+
+// TestNoOrphansAfterKill9 runs nubo up as a real child process, kills it
+// with SIGKILL, and checks that no process of the system survives: the
+// replica (Pdeathsig) and what it forked (the reaper kills its group).
+func TestNoOrphansAfterKill9(t *testing.T) {
+	dir := t.TempDir()
+	grandchild := filepath.Join(dir, "grandchild.pid")
+	pidFile := filepath.Join(dir, "child.pid")
+	writeSpec(t, dir, fmt.Sprintf(`
+name: orphans
+services:
+  api: {run: CHILD -serve -pidfile %s -grandchild %s, port: 8080}
+local: {console: "127.0.0.1:0"}
+`, pidFile, grandchild))
+	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if readPID(t, pidFile) == 0 || readPID(t, grandchild) == 0 {
+			return fmt.Errorf("processes not started yet:\n%s", out)
+		}
+		if !strings.Contains(out.String(), "api ready") {
+			return fmt.Errorf("api not ready yet")
+		}
+		return nil
+	})
+	child, gc := readPID(t, pidFile), readPID(t, grandchild)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		if err := processGone(child); err != nil {
+			return fmt.Errorf("replica: %w", err)
+		}
+		return processGone(gc)
+	})
+}
