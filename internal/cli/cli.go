@@ -82,6 +82,8 @@ file into Kubernetes manifests.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "nubo.yaml", "the spec file")
 	root.CompletionOptions.HiddenDefaultCmd = true
+	// Root flags may stand before the subcommand: nubo -f x.yaml logs -f.
+	root.TraverseChildren = true
 
 	root.AddCommand(
 		newValidateCmd(std, g),

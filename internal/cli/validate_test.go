@@ -30,7 +30,7 @@ func TestValidateReference(t *testing.T) {
 		t.Errorf("no table header:\n%s", r.stdout)
 	}
 	for _, row := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^liveness probe +not yet +planned: `),
+		regexp.MustCompile(`(?m)^liveness probe +local +a failing replica is restarted`),
 		regexp.MustCompile(`(?m)^Kubernetes labels +k8s-only +added to every rendered object$`),
 		regexp.MustCompile(`(?m)^local broker +local +`),
 		regexp.MustCompile(`(?m)^mutual TLS +not yet +emulated once the mesh exists: `),

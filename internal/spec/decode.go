@@ -180,7 +180,7 @@ func (d *decoder) checkEnum(text, path string, fi fieldInfo) {
 		}
 	}
 	msg := fmt.Sprintf("%q is not one of %s", text, strings.Join(fi.enum, ", "))
-	if s := suggest(text, fi.enum); s != "" {
+	if s := Suggest(text, fi.enum); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	d.r.errorf(path, "%s", msg)
@@ -211,7 +211,7 @@ func (d *decoder) decodeStruct(n *node, v reflect.Value, path string) {
 				names[j] = f.name
 			}
 			msg := fmt.Sprintf("unknown field %q", k.text)
-			if s := suggest(k.text, names); s != "" {
+			if s := Suggest(k.text, names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			d.r.add(k.pos, fpath, SeverityError, "%s", msg)

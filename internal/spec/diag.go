@@ -202,7 +202,7 @@ func (r *report) add(pos Pos, path string, sev Severity, format string, args ...
 // with a did-you-mean hint when a known name is close.
 func (r *report) unknown(path, what, name string, known []string) {
 	msg := fmt.Sprintf("unknown %s %q", what, name)
-	if s := suggest(name, known); s != "" {
+	if s := Suggest(name, known); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	} else if len(known) == 0 {
 		msg += fmt.Sprintf(" (no %s is declared)", what)

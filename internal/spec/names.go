@@ -29,9 +29,10 @@ var nameRules = map[string]struct {
 	"eventType":  {eventTypeRe.MatchString, "a CloudEvents type: letters, digits and . _ : / -"},
 }
 
-// suggest returns the candidate closest to s when it is close enough to be a
-// likely typo, or "".
-func suggest(s string, candidates []string) string {
+// Suggest returns the candidate closest to s when it is close enough to be a
+// likely typo (1 edit for short names, 2, or 3 for long ones), or "". Every
+// "did you mean" of nubo comes from here.
+func Suggest(s string, candidates []string) string {
 	best, bestDist := "", 1<<30
 	for _, c := range candidates {
 		if d := editDistance(s, c); d < bestDist {

@@ -167,7 +167,7 @@ func ParseTarget(text string) (Target, error) {
 		t.Name = rest
 	default:
 		msg := fmt.Sprintf("unknown target kind %q: write function:, service:, queue:, topic: or an http(s):// URL", kind)
-		if s := suggest(kind, []string{"function", "service", "queue", "topic", "http", "https"}); s != "" {
+		if s := Suggest(kind, []string{"function", "service", "queue", "topic", "http", "https"}); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return t, fmt.Errorf("%s", msg)

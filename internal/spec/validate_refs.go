@@ -12,7 +12,7 @@ import (
 
 // refHint returns ` (did you mean "x"?)` when a known name is close to name.
 func refHint(name string, known []string) string {
-	if s := suggest(name, known); s != "" {
+	if s := Suggest(name, known); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""

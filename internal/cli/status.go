@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/supervisor"
+	"github.com/spf13/cobra"
+)
+
+const statusLong = `Status shows the running engine and every replica of every service: its
+state, readiness, process, port, restarts, last exit, CPU (in millicores, as
+kubectl top shows it), resident memory and the last result of each probe.
+Sections of the spec that nubo up does not run are listed at the end.
+
+The engine is found from --addr, else from the spec (-f): the address its
+running engine recorded, else local.console.
+
+With --output json, stdout holds the admin API's status document, described
+in docs/admin-api.md. Fields may be added to it; none is renamed or removed.`
+
+func newStatusCmd(std stdio, g *globals) *cobra.Command {
+	var output, addr string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running services, their replicas and probes",
+		Long:  statusLong,
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			t, err := findEngine(g, addr)
+			if err != nil {
+				return err
+			}
+			var st console.Status
+			raw, err := newEngineClient(t).getJSON(cmd.Context(), "/admin/v1/status", &st)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
+					return err
+				}
+				buf.WriteByte('\n')
+				_, err := buf.WriteTo(std.out)
+				return err
+			}
+			writeStatus(std.out, st, time.Now())
+			return nil
+		},
+	}
+	outputFlag(cmd, &output)
+	addrFlag(cmd, &addr)
+	return cmd
+}
+
+// writeStatus prints the header line, a table per service and the skipped
+// sections.
+func writeStatus(w io.Writer, st console.Status, now time.Time) {
+	app := st.App
+	if st.Namespace != "" && st.Namespace != st.App {
+		app += " (namespace " + st.Namespace + ")"
+	}
+	fmt.Fprintf(w, "app %s: engine pid %d, up %s, console %s\n", app, st.PID, age(now.Sub(st.Started)), st.Console)
+	if len(st.Services) == 0 {
+		fmt.Fprintln(w, "\nno services")
+	}
+	for _, svc := range st.Services {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVICE\tREPLICA\tSTATE\tREADY\tPID\tPORT\tRESTARTS\tLAST EXIT\tCPU\tRSS\tPROBES")
+		if len(svc.Replicas) == 0 {
+			fmt.Fprintf(tw, "%s\t-\tno replicas\t-\t-\t-\t-\t-\t-\t-\t-\n", svc.Name)
+		}
+		for _, r := range svc.Replicas {
+			replica := strconv.Itoa(r.Index + 1) // as the logs' prefixes name it
+			if r.Retiring {
+				replica += " (retiring)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n",
+				svc.Name, replica, r.State, yesNo(r.Ready), orDash(r.PID), r.Port, r.Restarts,
+				lastExit(r.LastExit, now), cpu(r.Usage), rss(r.Usage), probes(r))
+		}
+		tw.Flush()
+		if sc := svc.Scaling; sc != nil {
+			line := fmt.Sprintf("  autoscaling %d..%d replicas, %d desired", sc.Min, sc.Max, svc.Desired)
+			if sc.LastDecision != "" {
+				line += fmt.Sprintf("; last decision %s ago: %s", age(now.Sub(sc.LastDecisionTime)), sc.LastDecision)
+			}
+			fmt.Fprintln(w, line)
+		}
+		for _, r := range svc.Replicas {
+			if r.LastError != "" {
+				fmt.Fprintf(w, "  %s-%d: %s\n", svc.Name, r.Index+1, flat(r.LastError))
+			}
+		}
+	}
+	if len(st.Skipped) > 0 {
+		fmt.Fprintln(w, "\nnot run by nubo up:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, s := range st.Skipped {
+			fmt.Fprintf(tw, "  %s\t%s\n", s.Section, s.Reason)
+		}
+		tw.Flush()
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+// lastExit is "-", "0 (3m ago)" or "137 SIGKILL (5s ago)".
+func lastExit(e *supervisor.ExitStatus, now time.Time) string {
+	if e == nil {
+		return "-"
+	}
+	s := strconv.Itoa(e.Code)
+	if e.Signal != "" {
+		s += " " + e.Signal
+	}
+	if !e.Time.IsZero() {
+		s += fmt.Sprintf(" (%s ago)", age(now.Sub(e.Time)))
+	}
+	return s
+}
+
+// cpu is in millicores, as Kubernetes quantities and kubectl top write it.
+func cpu(u *supervisor.ResourceUsage) string {
+	if u == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%dm", int64(math.Round(u.CPU*1000)))
+}
+
+func rss(u *supervisor.ResourceUsage) string {
+	if u == nil {
+		return "-"
+	}
+	return humanBytes(u.RSS)
+}
+
+// humanBytes writes a size in binary units: 512 B, 12.3 MiB, 1.5 GiB.
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// probes is "liveness ok, readiness fail: status 503", in the order the
+// kubelet runs them, or "-" when none has run.
+func probes(r supervisor.ReplicaStatus) string {
+	var parts []string
+	for _, kind := range []supervisor.ProbeKind{supervisor.ProbeStartup, supervisor.ProbeLiveness, supervisor.ProbeReadiness} {
+		res, ok := r.Probes[kind]
+		switch {
+		case !ok:
+		case res.OK:
+			parts = append(parts, string(kind)+" ok")
+		case res.Message != "":
+			parts = append(parts, fmt.Sprintf("%s fail: %s", kind, shorten(flat(res.Message), maxProbeMessage)))
+		default:
+			parts = append(parts, string(kind)+" fail")
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// maxProbeMessage bounds a probe's message in the table, which stays
+// readable; --output json has it whole.
+const maxProbeMessage = 60
+
+// shorten cuts s to n runes, ending it with an ellipsis when cut.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// flat keeps a message on one line of the table.
+func flat(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// age writes a duration the way kubectl does: 12s, 3m12s, 2h5m, 3d4h.
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
