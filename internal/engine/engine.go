@@ -16,8 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -481,117 +479,6 @@ func (e *Engine) trackProcess(ev supervisor.Event) {
 			e.reaper.untrack(pid)
 		}
 	}
-}
-
-func sortedServiceNames(app *spec.App) []string {
-	names := make([]string, 0, len(app.Services))
-	for n := range app.Services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return depOrder(app, names)
-}
-
-// depOrder sorts names so that every service comes after its dependencies
-// (the validator has refused cycles).
-func depOrder(app *spec.App, names []string) []string {
-	level := levels(app)
-	sort.SliceStable(names, func(i, j int) bool { return level[names[i]] < level[names[j]] })
-	return names
-}
-
-// levels gives each service 1 + the highest level of its service
-// dependencies; services of one level can start and stop together.
-func levels(app *spec.App) map[string]int {
-	level := map[string]int{}
-	var visit func(n string, depth int) int
-	visit = func(n string, depth int) int {
-		if l, ok := level[n]; ok {
-			return l
-		}
-		s := app.Services[n]
-		if s == nil || depth > len(app.Services) {
-			return 0
-		}
-		l := 0
-		for _, d := range s.DependsOn {
-			if _, ok := app.Services[d]; ok {
-				l = max(l, visit(d, depth+1)+1)
-			}
-		}
-		level[n] = l
-		return l
-	}
-	for n := range app.Services {
-		visit(n, 0)
-	}
-	return level
-}
-
-// stopLevels groups runs by level, highest first: dependents stop before
-// what they depend on.
-func stopLevels(app *spec.App, runs map[string]*serviceRun) [][]*serviceRun {
-	level := levels(app)
-	byLevel := map[int][]*serviceRun{}
-	top := 0
-	for name, r := range runs {
-		l := level[name]
-		byLevel[l] = append(byLevel[l], r)
-		top = max(top, l)
-	}
-	var out [][]*serviceRun
-	for l := top; l >= 0; l-- {
-		if len(byLevel[l]) > 0 {
-			out = append(out, byLevel[l])
-		}
-	}
-	return out
-}
-
-// skippedSections lists, one line each, the parts of the spec this engine
-// does not run yet, so that nothing is dropped silently.
-func skippedSections(app *spec.App) []console.Skipped {
-	var out []console.Skipped
-	add := func(section string, names []string) {
-		if len(names) > 0 {
-			out = append(out, console.Skipped{Section: section, Reason: fmt.Sprintf("not run by nubo up yet (%s)", strings.Join(names, ", "))})
-		}
-	}
-	add("databases", keys(app.Databases))
-	add("functions", keys(app.Functions))
-	add("queues", keys(app.Queues))
-	add("topics", keys(app.Topics))
-	add("rules", keys(app.Rules))
-	add("schedules", keys(app.Schedules))
-	add("events", keys(app.Events))
-	if len(app.Mesh.Routes) > 0 || len(app.Mesh.Policies) > 0 {
-		out = append(out, console.Skipped{Section: "mesh", Reason: "not run by nubo up yet (routes and policies are not applied)"})
-	}
-	var ing []string
-	for _, i := range app.Ingress {
-		ing = append(ing, i.Name)
-	}
-	add("ingress", ing)
-	if app.Gateway != nil {
-		out = append(out, console.Skipped{Section: "gateway", Reason: "not run by nubo up yet"})
-	}
-	if app.EventStore != nil {
-		out = append(out, console.Skipped{Section: "eventStore", Reason: "not run by nubo up yet"})
-	}
-	o := app.Observability
-	if len(o.Alerts) > 0 || len(o.SLOs) > 0 || len(o.Dashboards) > 0 || len(o.Metrics.Scrape) > 0 {
-		out = append(out, console.Skipped{Section: "observability", Reason: "metrics scraping, alerts, SLOs and dashboards are not run by nubo up yet (the engine's own /metrics is served)"})
-	}
-	return out
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // trackBuild tells the reaper about a build's process group.

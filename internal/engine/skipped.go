@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+// skippedSections lists, one line each, the parts of the spec this engine
+// does not run yet, so that nothing is dropped silently.
+func skippedSections(app *spec.App) []console.Skipped {
+	var out []console.Skipped
+	add := func(section string, names []string) {
+		if len(names) > 0 {
+			out = append(out, console.Skipped{Section: section, Reason: fmt.Sprintf("not run by nubo up yet (%s)", strings.Join(names, ", "))})
+		}
+	}
+	add("databases", keys(app.Databases))
+	add("functions", keys(app.Functions))
+	add("queues", keys(app.Queues))
+	add("topics", keys(app.Topics))
+	add("rules", keys(app.Rules))
+	add("schedules", keys(app.Schedules))
+	add("events", keys(app.Events))
+	if len(app.Mesh.Routes) > 0 || len(app.Mesh.Policies) > 0 {
+		out = append(out, console.Skipped{Section: "mesh", Reason: "not run by nubo up yet (routes and policies are not applied)"})
+	}
+	var ing []string
+	for _, i := range app.Ingress {
+		ing = append(ing, i.Name)
+	}
+	add("ingress", ing)
+	if app.Gateway != nil {
+		out = append(out, console.Skipped{Section: "gateway", Reason: "not run by nubo up yet"})
+	}
+	if app.EventStore != nil {
+		out = append(out, console.Skipped{Section: "eventStore", Reason: "not run by nubo up yet"})
+	}
+	o := app.Observability
+	if len(o.Alerts) > 0 || len(o.SLOs) > 0 || len(o.Dashboards) > 0 || len(o.Metrics.Scrape) > 0 {
+		out = append(out, console.Skipped{Section: "observability", Reason: "metrics scraping, alerts, SLOs and dashboards are not run by nubo up yet (the engine's own /metrics is served)"})
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
