@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -132,25 +131,6 @@ services:
   users:
     run: ./users
 `, addr))
-}
-
-// syncBuffer is a bytes.Buffer that a command writes to while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestStatusCommand(t *testing.T) {
@@ -335,7 +315,7 @@ func TestLogsFollowCommand(t *testing.T) {
 	e.logs.Add(logs.Line{Service: "users", Text: "before"})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr nubotest.Buffer
 	done := make(chan int)
 	go func() {
 		done <- Run(ctx, []string{"logs", "users", "-f", "--tail", "1", "--addr", e.addr}, strings.NewReader(""), &stdout, &stderr)
@@ -374,7 +354,7 @@ func TestLogsFollowEndsWithEngine(t *testing.T) {
 	t.Parallel()
 	e := startTestEngine(t)
 	e.logs.Add(logs.Line{Service: "users", Text: "hello"})
-	var stdout, stderr syncBuffer
+	var stdout, stderr nubotest.Buffer
 	done := make(chan int)
 	go func() {
 		done <- Run(t.Context(), []string{"logs", "-f", "--addr", e.addr}, strings.NewReader(""), &stdout, &stderr)

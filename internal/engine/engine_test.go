@@ -190,7 +190,7 @@ func TestSecondEngineIsRefused(t *testing.T) {
 func TestBuildFailureStopsStart(t *testing.T) {
 	dir := t.TempDir()
 	app := writeSpec(t, dir, "name: b\nservices:\n  api: {run: CHILD, build: 'echo compiling; echo oops >&2; exit 3'}\n")
-	out := &syncBuffer{}
+	out := &nubotest.Buffer{}
 	e, _ := New(app, Options{Out: out, ConsoleAddr: "127.0.0.1:0", NoWatch: true})
 	err := e.Start(context.Background())
 	var be *BuildError

@@ -1,14 +1,13 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/nubo-dev/nubo/internal/nubotest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,24 +43,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is an io.Writer the engine's goroutines can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // writeSpec writes a spec into dir, with CHILD replaced by the child's path,
 // and loads it.
 func writeSpec(t *testing.T, dir, yaml string) *spec.App {
@@ -80,12 +61,12 @@ func writeSpec(t *testing.T, dir, yaml string) *spec.App {
 
 type testEngine struct {
 	*Engine
-	out *syncBuffer
+	out *nubotest.Buffer
 }
 
 func startEngine(t *testing.T, app *spec.App, mutate ...func(*Options)) *testEngine {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &nubotest.Buffer{}
 	opts := Options{
 		Out:          out,
 		ConsoleAddr:  "127.0.0.1:0",

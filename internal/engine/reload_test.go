@@ -112,7 +112,7 @@ services:
 local: {console: "127.0.0.1:0"}
 `, pidFile, grandchild))
 	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
-	out := &syncBuffer{}
+	out := &nubotest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
 	if err := cmd.Start(); err != nil {

@@ -3,6 +3,8 @@
 package nubotest
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,4 +28,25 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(wait)
 		wait = min(2*wait, 100*time.Millisecond)
 	}
+}
+
+// Buffer is a bytes.Buffer that goroutines under test write to while the
+// test reads it: a command's or an engine's output.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
