@@ -55,6 +55,16 @@ type Config struct {
 	Metrics http.Handler
 	// Logger receives the server's own diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Routes are more handlers on the same server, added by other parts of
+	// the engine: the platform API under /v1/, the Prometheus-compatible
+	// API under /api/v1/. Patterns are net/http ServeMux patterns.
+	Routes []Route
+}
+
+// Route is a handler another part of the engine serves on the console.
+type Route struct {
+	Pattern string
+	Handler http.Handler
 }
 
 // Server is the console's HTTP server. Start, Stop and Addr are safe for
@@ -107,6 +117,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.adminRoutes(mux)
+	for _, r := range s.cfg.Routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

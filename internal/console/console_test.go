@@ -552,3 +552,22 @@ func TestParseSince(t *testing.T) {
 		t.Errorf("error does not name the value: %v", err)
 	}
 }
+
+func TestExtraRoutes(t *testing.T) {
+	s := startServer(t, Config{Backend: newTestBackend(), Routes: []Route{{
+		Pattern: "POST /v1/echo",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			w.Write(b)
+		}),
+	}}})
+	resp, err := http.Post("http://"+s.Addr()+"/v1/echo", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "hello" {
+		t.Fatalf("got %d %q", resp.StatusCode, b)
+	}
+}
