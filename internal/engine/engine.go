@@ -65,8 +65,10 @@ type Engine struct {
 	admin    *console.Server
 	reaper   *reaper
 	pids     map[int]int // replica ID -> pid, for the reaper
-	started  time.Time
-	stopped  bool
+	// beenReady holds the replicas (by ID) that have been ready once.
+	beenReady map[int]bool
+	started   time.Time
+	stopped   bool
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the console asks the engine to stop
@@ -455,7 +457,31 @@ func (e *Engine) dependencyRuns(r *serviceRun) []*serviceRun {
 func (e *Engine) onEvent(ev supervisor.Event) {
 	e.metrics.observe(ev)
 	e.trackProcess(ev)
+	if e.startupNoise(ev) {
+		return
+	}
 	e.out.Event(ev)
+}
+
+// startupNoise reports a probe failure of a replica that has not been ready
+// yet and has not reached its failure threshold: a process still opening its
+// port fails its first probes, which is worth a line only if it goes on.
+// Status and metrics still count it.
+func (e *Engine) startupNoise(ev supervisor.Event) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.beenReady == nil {
+		e.beenReady = map[int]bool{}
+	}
+	switch ev.Kind {
+	case supervisor.EventReady:
+		e.beenReady[ev.ReplicaID] = true
+	case supervisor.EventStopped, supervisor.EventFailed:
+		delete(e.beenReady, ev.ReplicaID)
+	case supervisor.EventUnhealthy:
+		return !e.beenReady[ev.ReplicaID] && ev.Failures < ev.Threshold
+	}
+	return false
 }
 
 // trackProcess tells the reaper about replicas' process groups as they come
