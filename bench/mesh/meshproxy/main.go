@@ -1,0 +1,68 @@
+// Command meshproxy runs nubo's mesh alone for the benchmark: one service
+// whose single replica is the benchmark's backend, the Istio metrics on and
+// one allow policy, as `nubo up` would run it. wrk does not speak to HTTP
+// proxies, so it calls the service through the caller's service URL
+// (NUBO_SERVICE_USERS_URL), which takes the same path through the mesh as
+// http://users/ through HTTP_PROXY.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nubo-dev/nubo/internal/mesh"
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+func main() {
+	backend := flag.String("backend", "127.0.0.1:9101", "address of the replica")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cfg := mesh.Config{
+		Namespace: "bench",
+		Services:  map[string]mesh.ServiceConfig{"users": {Port: 80}},
+		Metrics:   prometheus.NewRegistry(),
+	}
+	cfg.Mesh.Policies = []*spec.Policy{{
+		Name: "wrk-reads-users", To: "users", Action: "allow",
+		From: spec.PolicySource{Principals: []string{"wrk"}},
+		When: []*spec.PolicyCondition{{Key: "request.method", Values: []string{"GET"}}},
+	}}
+	eps := mesh.EndpointsFunc(func(string) []mesh.Endpoint {
+		return []mesh.Endpoint{{ID: "users-0", Addr: *backend, Ready: true}}
+	})
+	m, err := mesh.New(cfg, eps)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	u, err := m.ServiceURL("wrk", "users")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(u)
+	<-ctx.Done()
+	_ = m.Stop(context.Background())
+}
