@@ -21,6 +21,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/logs"
+	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
@@ -63,6 +64,7 @@ type Engine struct {
 	services map[string]*serviceRun
 	lock     *stateLock
 	admin    *console.Server
+	mesh     *mesh.Mesh
 	reaper   *reaper
 	pids     map[int]int // replica ID -> pid, for the reaper
 	// beenReady holds the replicas (by ID) that have been ready once.
@@ -78,14 +80,16 @@ type Engine struct {
 
 // serviceRun is one running service: its supervisor and the loops around it.
 type serviceRun struct {
-	name  string
-	spec  *spec.Service
-	cfg   supervisor.ServiceConfig
-	sup   *supervisor.Supervisor
-	auto  *supervisor.Autoscaler
-	ready chan struct{} // closed once every replica has been ready
-	stop  context.CancelFunc
-	done  chan struct{} // closed when the run's goroutine has returned
+	name string
+	spec *spec.Service
+	cfg  supervisor.ServiceConfig
+	// specEnv is the part of cfg.Env the spec decides, compared on reload.
+	specEnv []string
+	sup     *supervisor.Supervisor
+	auto    *supervisor.Autoscaler
+	ready   chan struct{} // closed once every replica has been ready
+	stop    context.CancelFunc
+	done    chan struct{} // closed when the run's goroutine has returned
 }
 
 // New checks the spec and prepares an engine; it starts nothing.
@@ -194,6 +198,14 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	lock.update(LockInfo{PID: os.Getpid(), Console: admin.Addr(), Spec: app.File, Started: e.started})
 	e.out.event("", fmt.Sprintf("console and admin API on http://%s", admin.Addr()))
 
+	m, err := e.startMesh(ctx, app)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.mesh = m
+	e.mu.Unlock()
+
 	bgCtx, cancel := context.WithCancel(context.Background())
 	e.bgCancel = cancel
 
@@ -245,7 +257,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	app := e.app
 	runs := e.services
 	e.services = map[string]*serviceRun{}
-	admin, lock := e.admin, e.lock
+	admin, lock, m := e.admin, e.lock, e.mesh
 	e.mu.Unlock()
 
 	if e.bgCancel != nil {
@@ -269,6 +281,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 		wg.Wait()
 	}
 	e.bg.Wait()
+	// The mesh stops after the services (their last calls and streams end)
+	// and before the console.
+	if err := m.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("mesh: %w", err))
+	}
 	if admin != nil {
 		if err := admin.Stop(ctx); err != nil {
 			errs = append(errs, err)
@@ -336,7 +353,7 @@ func (e *Engine) prepareServices(ctx context.Context, app *spec.App, names []str
 			e.out.event(name, fmt.Sprintf("skipping service %s: no run command (Kubernetes only)", name))
 			continue
 		}
-		cfg, err := e.serviceConfig(app, name, s)
+		cfg, specEnv, err := e.serviceConfig(app, name, s)
 		if err != nil {
 			return nil, err
 		}
@@ -359,7 +376,7 @@ func (e *Engine) prepareServices(ctx context.Context, app *spec.App, names []str
 		if err != nil {
 			return nil, err
 		}
-		r := &serviceRun{name: name, spec: s, cfg: cfg, sup: sup, ready: make(chan struct{}), done: make(chan struct{}), stop: func() {}}
+		r := &serviceRun{name: name, spec: s, cfg: cfg, specEnv: specEnv, sup: sup, ready: make(chan struct{}), done: make(chan struct{}), stop: func() {}}
 		if p := autoscalePolicy(app, s); p != nil {
 			if r.auto, err = supervisor.NewAutoscaler(sup, *p); err != nil {
 				return nil, fmt.Errorf("service %q: scaling: %w", name, err)
@@ -371,18 +388,26 @@ func (e *Engine) prepareServices(ctx context.Context, app *spec.App, names []str
 }
 
 // serviceConfig resolves a service's environment and maps it for the supervisor.
-func (e *Engine) serviceConfig(app *spec.App, name string, s *spec.Service) (supervisor.ServiceConfig, error) {
+// The environment has two parts: the platform's (mesh proxies, NUBO_API),
+// then the spec's, which wins on a clash. specEnv is returned apart so that
+// reload compares only what the spec decides: a service added elsewhere
+// changes everyone's NUBO_SERVICE_*_URL, but restarts no one.
+func (e *Engine) serviceConfig(app *spec.App, name string, s *spec.Service) (cfg supervisor.ServiceConfig, specEnv []string, err error) {
 	e.mu.Lock()
 	vals := e.vals
 	e.mu.Unlock()
 	r := &envResolver{app: app, getenv: e.opts.Getenv, secrets: secretLookup(vals), notYet: func(expr string) {
 		e.out.event(name, fmt.Sprintf("service %s: ${%s} is empty: nubo up does not run that part yet", name, expr))
 	}}
-	env, err := serviceEnv(app, name, s.Env, s.EnvFrom, r)
+	specEnv, err = serviceEnv(app, name, s.Env, s.EnvFrom, r)
 	if err != nil {
-		return supervisor.ServiceConfig{}, err
+		return cfg, nil, err
 	}
-	return supervisorConfig(app, name, s, env), nil
+	platform, err := e.platformEnv(name)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("service %q: %w", name, err)
+	}
+	return supervisorConfig(app, name, s, append(platform, specEnv...)), specEnv, nil
 }
 
 type secretLookup secrets.Values
@@ -457,6 +482,7 @@ func (e *Engine) dependencyRuns(r *serviceRun) []*serviceRun {
 func (e *Engine) onEvent(ev supervisor.Event) {
 	e.metrics.observe(ev)
 	e.trackProcess(ev)
+	e.endpointsChanged(ev)
 	if e.startupNoise(ev) {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -237,6 +238,13 @@ func (e *Engine) reload(ctx context.Context) {
 		return
 	}
 	e.mu.Lock()
+	m := e.mesh
+	e.mu.Unlock()
+	if err := m.Update(e.meshConfig(next)); err != nil {
+		e.out.event("", fmt.Sprintf("%s changed but the mesh refuses it; keeping the running system: %v", old.File, err))
+		return
+	}
+	e.mu.Lock()
 	e.app, e.vals = next, vals
 	e.mu.Unlock()
 
@@ -278,15 +286,22 @@ func (e *Engine) reloadService(ctx context.Context, old, next *spec.App, name st
 		if err := e.stopRun(stopCtx, cur); err != nil {
 			e.out.event(name, err.Error())
 		}
+		if m := e.meshOf(); m != nil {
+			if err := m.RemoveCaller(stopCtx, name); err != nil {
+				e.out.event(name, err.Error())
+			}
+		}
 		return true
 	}
 	if cur != nil {
-		cfg, err := e.serviceConfig(next, name, ns)
+		cfg, specEnv, err := e.serviceConfig(next, name, ns)
 		if err != nil {
 			e.out.event(name, fmt.Sprintf("%s: %v; keeping the running replicas", name, err))
 			return false
 		}
-		sameRun := reflect.DeepEqual(cur.cfg, cfg) && cur.spec.Build == ns.Build &&
+		curCmp, cfgCmp := cur.cfg, cfg
+		curCmp.Env, cfgCmp.Env = cur.specEnv, specEnv
+		sameRun := reflect.DeepEqual(curCmp, cfgCmp) && cur.spec.Build == ns.Build &&
 			slices.Equal(cur.spec.Watch, ns.Watch) && reflect.DeepEqual(cur.spec.Scaling, ns.Scaling) &&
 			reflect.DeepEqual(cur.spec.Resources, ns.Resources) && slices.Equal(cur.spec.DependsOn, ns.DependsOn)
 		if sameRun {
@@ -295,14 +310,14 @@ func (e *Engine) reloadService(ctx context.Context, old, next *spec.App, name st
 		}
 		onlyReplicas := cfg.Replicas != cur.cfg.Replicas && ns.Scaling == nil && cur.spec.Scaling == nil
 		if onlyReplicas {
-			c := cur.cfg
+			c := curCmp
 			c.Replicas = cfg.Replicas
-			if reflect.DeepEqual(c, cfg) && cur.spec.Build == ns.Build && slices.Equal(cur.spec.Watch, ns.Watch) {
+			if reflect.DeepEqual(c, cfgCmp) && cur.spec.Build == ns.Build && slices.Equal(cur.spec.Watch, ns.Watch) {
 				e.out.event(name, fmt.Sprintf("scaling %s: %d -> %d replicas", name, cur.cfg.Replicas, cfg.Replicas))
 				if err := cur.sup.Scale(ctx, cfg.Replicas); err != nil {
 					e.out.event(name, fmt.Sprintf("scale of %s failed: %v", name, err))
 				}
-				cur.cfg, cur.spec = cfg, ns
+				cur.cfg, cur.specEnv, cur.spec = cfg, specEnv, ns
 				return true
 			}
 		}
@@ -349,4 +364,10 @@ func (e *Engine) reloadService(ctx context.Context, old, next *spec.App, name st
 		e.out.event(name, err.Error())
 	}
 	return true
+}
+
+func (e *Engine) meshOf() *mesh.Mesh {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mesh
 }

@@ -25,14 +25,6 @@ func skippedSections(app *spec.App) []console.Skipped {
 	add("rules", keys(app.Rules))
 	add("schedules", keys(app.Schedules))
 	add("events", keys(app.Events))
-	if len(app.Mesh.Routes) > 0 || len(app.Mesh.Policies) > 0 {
-		out = append(out, console.Skipped{Section: "mesh", Reason: "not run by nubo up yet (routes and policies are not applied)"})
-	}
-	var ing []string
-	for _, i := range app.Ingress {
-		ing = append(ing, i.Name)
-	}
-	add("ingress", ing)
 	if app.Gateway != nil {
 		out = append(out, console.Skipped{Section: "gateway", Reason: "not run by nubo up yet"})
 	}
