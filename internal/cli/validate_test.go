@@ -33,7 +33,7 @@ func TestValidateReference(t *testing.T) {
 		regexp.MustCompile(`(?m)^liveness probe +local +a failing replica is restarted`),
 		regexp.MustCompile(`(?m)^Kubernetes labels +k8s-only +added to every rendered object$`),
 		regexp.MustCompile(`(?m)^local broker +local +`),
-		regexp.MustCompile(`(?m)^mutual TLS +not yet +emulated once the mesh exists: `),
+		regexp.MustCompile(`(?m)^mutual TLS +emulated +emulated: identity from the proxy listener`),
 	} {
 		if !row.MatchString(r.stdout) {
 			t.Errorf("no row matching %s", row)

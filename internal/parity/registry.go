@@ -9,7 +9,7 @@ func registry() []Row {
 	return []Row{
 		// The application.
 		row("name", "application name", Local, "names the run, its state and its labels"),
-		row("namespace", "namespace", NotYet, "planned: a label on metrics and logs; source.namespace in mesh policies"),
+		row("namespace", "namespace", Local, "source.namespace in mesh policies and the Istio metrics' namespace labels"),
 		row("include", "included files", Local, "merged into the spec when it is loaded"),
 
 		// Configuration and secrets.
@@ -39,26 +39,26 @@ func registry() []Row {
 		row("services.*.health.startup", "startup probe", Local, "liveness and readiness wait until it has passed once"),
 		row("services.*.scaling", "autoscaling", Local, "the HPA algorithm on CPU and RSS from /proc"),
 		row("services.*.expose.type", "Service type", K8sOnly, "ClusterIP, NodePort or LoadBalancer; locally callers go through the mesh"),
-		row("services.*.expose.port", "Service port", NotYet, "planned: the port callers use through the mesh"),
-		row("services.*.traffic.loadBalancing.algorithm", "load balancing", NotYet, "planned: the algorithm in the mesh proxy"),
-		row("services.*.traffic.loadBalancing.sticky", "sticky sessions", NotYet, "planned: ring hash on the header or cookie in the mesh proxy"),
-		row("services.*.traffic.circuitBreaker", "circuit breaker", NotYet, "planned: outlier detection per replica in the mesh proxy"),
-		row("services.*.traffic.retry", "retries", NotYet, "planned: retries with backoff in the mesh proxy"),
-		row("services.*.traffic.timeout", "request timeout", NotYet, "planned: enforced by the mesh proxy, retries included"),
-		row("services.*.traffic.fault.delay", "fault injection: delays", NotYet, "planned: delays injected by the mesh proxy"),
-		row("services.*.traffic.fault.abort", "fault injection: aborts", NotYet, "planned: aborts injected by the mesh proxy"),
-		row("services.*.grpc", "gRPC and h2c", NotYet, "planned: HTTP/2 cleartext through the mesh proxy"),
+		row("services.*.expose.port", "Service port", Local, "the port callers use through the mesh (http://users:80)"),
+		row("services.*.traffic.loadBalancing.algorithm", "load balancing", Local, "in the mesh proxy, over ready replicas"),
+		row("services.*.traffic.loadBalancing.sticky", "sticky sessions", Local, "ring hash on the header or cookie in the mesh proxy"),
+		row("services.*.traffic.circuitBreaker", "circuit breaker", Local, "Envoy's outlier detection per replica in the mesh proxy"),
+		row("services.*.traffic.retry", "retries", Local, "retries with jittered backoff in the mesh proxy"),
+		row("services.*.traffic.timeout", "request timeout", Local, "enforced by the mesh proxy, retries included"),
+		row("services.*.traffic.fault.delay", "fault injection: delays", Local, "delays injected by the mesh proxy"),
+		row("services.*.traffic.fault.abort", "fault injection: aborts", Local, "aborts injected by the mesh proxy"),
+		row("services.*.grpc", "gRPC and h2c", Local, "HTTP/2 cleartext through the mesh proxy"),
 
 		// Service mesh.
-		row("mesh.mtls", "mutual TLS", NotYet, "emulated once the mesh exists: identity from the proxy listener, no TLS inside one process"),
-		row("mesh.routes", "weighted routes", NotYet, "planned: weighted routing in the mesh proxy (canaries)"),
-		row("mesh.policies", "authorization policies", NotYet, "planned: allow, deny and audit in the proxy by caller identity"),
-		row("mesh.policies[*].when", "policy conditions", NotYet, "planned: method, path, header and namespace conditions in the proxy"),
-		row("mesh.enforcement", "policy enforcement mode", NotYet, "planned: audit mode logs denials instead of applying them"),
+		row("mesh.mtls", "mutual TLS", Emulated, "emulated: identity from the proxy listener, no TLS needed inside one process"),
+		row("mesh.routes", "weighted routes", Local, "weighted routing in the mesh proxy (canaries)"),
+		row("mesh.policies", "authorization policies", Local, "audit, deny and allow in the proxy by caller identity"),
+		row("mesh.policies[*].when", "policy conditions", Local, "method, path, header and namespace conditions in the proxy"),
+		row("mesh.enforcement", "policy enforcement mode", Local, "audit mode logs denials instead of applying them"),
 
 		// Ingress.
-		row("ingress", "ingress routing", NotYet, "planned: a host and path router on local.ingress"),
-		row("ingress[*].tls", "ingress TLS", NotYet, "planned: certificates from nubo's local CA"),
+		row("ingress", "ingress routing", Local, "a host and path router on local.ingress (to: gateway answers 502 until the gateway exists)"),
+		row("ingress[*].tls", "ingress TLS", Local, "certificates from nubo's local CA (nubo ca)"),
 
 		// Databases.
 		row("databases.*.type=postgres", "PostgreSQL", NotYet, "planned: a postgres process from the system's packages"),

@@ -114,6 +114,11 @@ func checkMeshNameSpace(a *App, r *report) {
 	add("function", "functions", sortedKeys(a.Functions))
 	for _, name := range sortedKeys(owners) {
 		list := owners[name]
+		if name == IngressPrincipal {
+			for _, o := range list {
+				r.keyErrorf(o.path, "%q is reserved: it is the principal of requests from the ingress in mesh policies", name)
+			}
+		}
 		if len(list) < 2 {
 			continue
 		}

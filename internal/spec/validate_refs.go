@@ -163,8 +163,15 @@ func refsMesh(a *App, r *report, k known) {
 			r.ref(p+".to", "service or function", pol.To, k.workloads)
 		}
 		for j, pr := range pol.From.Principals {
-			if pr != "*" {
+			// "ingress" is traffic from outside; the SPIFFE form
+			// (cluster.local/ns/NS/sa/NAME) is Istio's own.
+			if pr != "*" && pr != IngressPrincipal && !strings.Contains(pr, "/") {
 				r.ref(indexPath(p+".from.principals", j), "service or function", pr, k.workloads)
+			}
+		}
+		for j, c := range pol.When {
+			if c.Key != "" && !policyKeyValid(c.Key) {
+				r.errorf(indexPath(p+".when", j)+".key", "unknown key %q: use request.method, request.path, request.headers[NAME] or source.namespace%s", c.Key, hint(c.Key, policyKeys))
 			}
 		}
 	}
@@ -504,4 +511,27 @@ func refsAlerts(r *report, path string, alerts []*AlertRule, k known) {
 			r.ref(indexPath(p+".channels", j), "channel", c, k.channels)
 		}
 	}
+}
+
+// IngressPrincipal is the principal of requests that come through the
+// ingress; no workload may take the name.
+const IngressPrincipal = "ingress"
+
+// policyKeys are the `when` keys of authorization policies nubo evaluates,
+// Istio's names.
+var policyKeys = []string{"request.method", "request.path", "request.headers[NAME]", "source.namespace"}
+
+func policyKeyValid(k string) bool {
+	switch k {
+	case "request.method", "request.path", "source.namespace":
+		return true
+	}
+	return strings.HasPrefix(k, "request.headers[") && strings.HasSuffix(k, "]") && len(k) > len("request.headers[]")
+}
+
+func hint(s string, candidates []string) string {
+	if best := Suggest(s, candidates); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
 }

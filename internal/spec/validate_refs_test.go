@@ -396,3 +396,27 @@ queues:
 		t.Errorf("got %d diagnostics:\n%s\nwant %d:\n%s", len(got), strings.Join(got, "\n"), len(want), strings.Join(want, "\n"))
 	}
 }
+
+func TestPolicyPrincipalsAndKeys(t *testing.T) {
+	got := diagStrings(t, `name: a
+services:
+  users: {run: x}
+  ingress: {run: x}
+mesh:
+  policies:
+    - name: p
+      to: users
+      action: allow
+      from: {principals: [ingress, cluster.local/ns/a/sa/users, users]}
+      when:
+        - {key: request.methd, values: [GET]}
+        - {key: "request.headers[x-user]", values: [a]}
+`)
+	want := []string{
+		`t.yaml:4:3: services.ingress: "ingress" is reserved: it is the principal of requests from the ingress in mesh policies`,
+		`t.yaml:12:17: mesh.policies[0].when[0].key: unknown key "request.methd": use request.method, request.path, request.headers[NAME] or source.namespace (did you mean "request.method"?)`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
