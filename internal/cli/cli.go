@@ -98,13 +98,6 @@ file into Kubernetes manifests.`,
 		newRestartCmd(std, g),
 		newDownCmd(std, g),
 		newSecretCmd(std, g),
-		newInvokeCmd(std, g),
-		newQueryCmd(std, g),
-		newAlertsCmd(std, g),
-		newSLOCmd(std, g),
-		newRenderCmd(std, g),
-		newDiffCmd(std, g),
-		newDeployCmd(std, g),
 	)
 	return root
 }
