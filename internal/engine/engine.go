@@ -66,9 +66,8 @@ type Engine struct {
 	admin    *console.Server
 	mesh     *mesh.Mesh
 	reaper   *reaper
-	pids     map[int]int // replica ID -> pid, for the reaper
-	// beenReady holds the replicas (by ID) that have been ready once.
-	beenReady map[int]bool
+	// beenReady holds the replicas that have been ready once.
+	beenReady map[replicaKey]bool
 	started   time.Time
 	stopped   bool
 
@@ -76,6 +75,14 @@ type Engine struct {
 	shutdown     chan struct{} // closed when the console asks the engine to stop
 	bg           sync.WaitGroup
 	bgCancel     context.CancelFunc
+}
+
+// replicaKey names a replica across services: replica IDs are unique within
+// one supervisor only (and a reloaded service's new supervisor counts
+// again, which only costs a line of output).
+type replicaKey struct {
+	service string
+	id      int
 }
 
 // serviceRun is one running service: its supervisor and the loops around it.
@@ -497,39 +504,31 @@ func (e *Engine) startupNoise(ev supervisor.Event) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.beenReady == nil {
-		e.beenReady = map[int]bool{}
+		e.beenReady = map[replicaKey]bool{}
 	}
+	k := replicaKey{ev.Service, ev.ReplicaID}
 	switch ev.Kind {
 	case supervisor.EventReady:
-		e.beenReady[ev.ReplicaID] = true
+		e.beenReady[k] = true
 	case supervisor.EventStopped, supervisor.EventFailed:
-		delete(e.beenReady, ev.ReplicaID)
+		delete(e.beenReady, k)
 	case supervisor.EventUnhealthy:
-		return !e.beenReady[ev.ReplicaID] && ev.Failures < ev.Threshold
+		return !e.beenReady[k] && ev.Failures < ev.Threshold
 	}
 	return false
 }
 
 // trackProcess tells the reaper about replicas' process groups as they come
-// and go.
+// and go: every process's end is an Exited event with its pid.
 func (e *Engine) trackProcess(ev supervisor.Event) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.reaper == nil {
-		return
-	}
-	if e.pids == nil {
-		e.pids = map[int]int{}
-	}
+	rp := e.reaper
+	e.mu.Unlock()
 	switch ev.Kind {
 	case supervisor.EventStarted:
-		e.pids[ev.ReplicaID] = ev.PID
-		e.reaper.track(ev.PID)
-	case supervisor.EventExited, supervisor.EventStopped, supervisor.EventFailed, supervisor.EventStartFailed:
-		if pid, ok := e.pids[ev.ReplicaID]; ok {
-			delete(e.pids, ev.ReplicaID)
-			e.reaper.untrack(pid)
-		}
+		rp.track(ev.PID)
+	case supervisor.EventExited:
+		rp.untrack(ev.PID)
 	}
 }
 
