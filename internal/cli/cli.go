@@ -98,6 +98,9 @@ file into Kubernetes manifests.`,
 		newRestartCmd(std, g),
 		newDownCmd(std, g),
 		newSecretCmd(std, g),
+		newQueryCmd(std, g),
+		newAlertsCmd(std, g),
+		newSLOCmd(std, g),
 	)
 	return root
 }

@@ -15,7 +15,7 @@ import (
 // The engine is the console's Backend.
 var _ console.Backend = (*Engine)(nil)
 
-func (e *Engine) startAdmin(ctx context.Context, addr string) (*console.Server, error) {
+func (e *Engine) startAdmin(ctx context.Context, addr string, routes []console.Route) (*console.Server, error) {
 	e.metrics.reg.MustRegister(statusCollector{statuses: e.supervisorStatuses})
 	srv, err := console.New(console.Config{
 		Addr:    addr,
@@ -23,6 +23,7 @@ func (e *Engine) startAdmin(ctx context.Context, addr string) (*console.Server, 
 		Logs:    e.logs,
 		Metrics: e.metrics.handler(),
 		Logger:  e.log,
+		Routes:  routes,
 	})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,7 @@ type Engine struct {
 	lock     *stateLock
 	admin    *console.Server
 	mesh     *mesh.Mesh
+	obs      *observability
 	reaper   *reaper
 	// beenReady holds the replicas that have been ready once.
 	beenReady map[replicaKey]bool
@@ -194,7 +195,11 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.out.event("", "skipping "+w.Section+": "+w.Reason)
 	}
 
-	admin, err := e.startAdmin(ctx, consoleAddr)
+	obs, err := e.newObservability(app, consoleAddr)
+	if err != nil {
+		return err
+	}
+	admin, err := e.startAdmin(ctx, consoleAddr, obs.routes())
 	if err != nil {
 		return err
 	}
@@ -211,7 +216,11 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	e.mu.Lock()
 	e.mesh = m
+	e.obs = obs
 	e.mu.Unlock()
+	if err := obs.start(ctx); err != nil {
+		return err
+	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	e.bgCancel = cancel
@@ -264,7 +273,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	app := e.app
 	runs := e.services
 	e.services = map[string]*serviceRun{}
-	admin, lock, m := e.admin, e.lock, e.mesh
+	admin, lock, m, obs := e.admin, e.lock, e.mesh, e.obs
 	e.mu.Unlock()
 
 	if e.bgCancel != nil {
@@ -292,6 +301,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	// and before the console.
 	if err := m.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("mesh: %w", err))
+	}
+	if err := obs.stop(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if admin != nil {
 		if err := admin.Stop(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/nubo-dev/nubo/internal/mesh"
+	"github.com/nubo-dev/nubo/internal/slo"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 )
@@ -18,6 +19,7 @@ func (e *Engine) meshConfig(app *spec.App) mesh.Config {
 	cfg.Logger = e.log.With("component", "mesh")
 	cfg.Metrics = e.metrics.reg
 	cfg.CADir = CADir(app)
+	cfg.ExtraDurationBuckets = slo.LatencyBuckets(app)
 	return cfg
 }
 

@@ -246,7 +246,11 @@ func (e *Engine) reload(ctx context.Context) {
 	}
 	e.mu.Lock()
 	e.app, e.vals = next, vals
+	obs := e.obs
 	e.mu.Unlock()
+	if err := e.reloadObservability(obs, next); err != nil {
+		e.out.event("", fmt.Sprintf("%s: rules, channels or SLOs not reloaded: %v", old.File, err))
+	}
 
 	names := map[string]bool{}
 	for n := range old.Services {

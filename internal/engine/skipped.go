@@ -32,8 +32,18 @@ func skippedSections(app *spec.App) []console.Skipped {
 		out = append(out, console.Skipped{Section: "eventStore", Reason: "not run by nubo up yet"})
 	}
 	o := app.Observability
-	if len(o.Alerts) > 0 || len(o.SLOs) > 0 || len(o.Dashboards) > 0 || len(o.Metrics.Scrape) > 0 {
-		out = append(out, console.Skipped{Section: "observability", Reason: "metrics scraping, alerts, SLOs and dashboards are not run by nubo up yet (the engine's own /metrics is served)"})
+	var notYet []string
+	if len(o.Dashboards) > 0 {
+		notYet = append(notYet, "dashboards")
+	}
+	if len(o.Logs.Parsers) > 0 || len(o.Logs.Filters) > 0 {
+		notYet = append(notYet, "log parsers and filters")
+	}
+	if o.Tracing.Export.OTLP != "" {
+		notYet = append(notYet, "trace export")
+	}
+	if len(notYet) > 0 {
+		out = append(out, console.Skipped{Section: "observability", Reason: strings.Join(notYet, ", ") + " not run by nubo up yet (metrics, alerts and SLOs are)"})
 	}
 	return out
 }

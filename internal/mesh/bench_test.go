@@ -145,7 +145,7 @@ func BenchmarkAuthzCheck(b *testing.B) {
 }
 
 func BenchmarkObserve(b *testing.B) {
-	tel, _ := newTelemetry(prometheus.NewRegistry())
+	tel, _ := newTelemetry(prometheus.NewRegistry(), nil)
 	k := cellKey{reporter: reporterSource, code: 200, src: "orders", srcNS: "shop", dst: "users", dstNS: "shop", security: unknown}
 	b.ReportAllocs()
 	for b.Loop() {

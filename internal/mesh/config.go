@@ -60,6 +60,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics registers the Istio standard metrics; nil registers nothing.
 	Metrics prometheus.Registerer
+	// ExtraDurationBuckets (milliseconds) are added to Istio's default buckets
+	// of istio_request_duration_milliseconds, so that an SLO's latency
+	// threshold is a bucket bound (slo.LatencyBuckets). Fixed at New.
+	ExtraDurationBuckets []float64
 	// Tracer receives a span per hop; nil keeps traceparent as it came.
 	Tracer Tracer
 

@@ -94,7 +94,7 @@ func New(cfg Config, eps Endpoints) (*Mesh, error) {
 		listeners: map[listenerKey]*listener{},
 		dialer:    &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
 	}
-	m.tel, err = newTelemetry(cfg.Metrics)
+	m.tel, err = newTelemetry(cfg.Metrics, cfg.ExtraDurationBuckets)
 	if err != nil {
 		return nil, err
 	}

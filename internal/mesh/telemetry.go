@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -76,7 +77,10 @@ type cell struct {
 	duration prometheus.Observer
 }
 
-func newTelemetry(reg prometheus.Registerer) (*telemetry, error) {
+func newTelemetry(reg prometheus.Registerer, extraBuckets []float64) (*telemetry, error) {
+	buckets := append(slices.Clone(istioDurationBuckets), extraBuckets...)
+	slices.Sort(buckets)
+	buckets = slices.Compact(buckets)
 	t := &telemetry{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "istio_requests_total",
@@ -85,7 +89,7 @@ func newTelemetry(reg prometheus.Registerer) (*telemetry, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "istio_request_duration_milliseconds",
 			Help:    "Duration of requests through the mesh, in milliseconds, as Istio measures them.",
-			Buckets: istioDurationBuckets,
+			Buckets: buckets,
 		}, istioLabels),
 	}
 	if reg == nil {

@@ -1,0 +1,72 @@
+package metrics
+
+import (
+	"maps"
+	"sort"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+
+	"github.com/nubo-dev/nubo/internal/slo"
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+// AlertsGroup names the group of observability.alerts.
+const AlertsGroup = "alerts"
+
+// DatabaseGroup names the group of a database's monitoring.alerts.
+func DatabaseGroup(db string) string { return "database:" + db }
+
+// RuleGroups returns every rule group nubo evaluates for app, in evaluation
+// order: each SLO's recording rules and burn-rate alerts (first, so that
+// alerts written on the SLO series see this pass's values), then
+// observability.alerts, then each database's monitoring.alerts (labelled
+// database=NAME). `nubo render` writes the same groups as PrometheusRule
+// objects.
+func RuleGroups(app *spec.App) ([]rulefmt.RuleGroup, error) {
+	interval := model.Duration(app.Observability.Metrics.Interval.Duration)
+	groups, err := slo.RuleGroups(app)
+	if err != nil {
+		return nil, err
+	}
+	if len(app.Observability.Alerts) > 0 {
+		groups = append(groups, rulefmt.RuleGroup{Name: AlertsGroup, Interval: interval, Rules: alertRules(app.Observability.Alerts, nil)})
+	}
+	dbs := make([]string, 0, len(app.Databases))
+	for name, db := range app.Databases {
+		if len(db.Monitoring.Alerts) > 0 {
+			dbs = append(dbs, name)
+		}
+	}
+	sort.Strings(dbs)
+	for _, name := range dbs {
+		groups = append(groups, rulefmt.RuleGroup{
+			Name: DatabaseGroup(name), Interval: interval,
+			Rules: alertRules(app.Databases[name].Monitoring.Alerts, map[string]string{"database": name}),
+		})
+	}
+	return groups, nil
+}
+
+// alertRules converts the spec's alert rules; severity becomes a label.
+func alertRules(rules []*spec.AlertRule, extra map[string]string) []rulefmt.Rule {
+	out := make([]rulefmt.Rule, 0, len(rules))
+	for _, r := range rules {
+		lbls := maps.Clone(r.Labels)
+		if lbls == nil {
+			lbls = map[string]string{}
+		}
+		maps.Copy(lbls, extra)
+		if r.Severity != "" {
+			lbls["severity"] = r.Severity
+		}
+		if len(lbls) == 0 {
+			lbls = nil
+		}
+		out = append(out, rulefmt.Rule{
+			Alert: r.Name, Expr: r.Expr, For: model.Duration(r.For.Duration),
+			Labels: lbls, Annotations: maps.Clone(r.Annotations),
+		})
+	}
+	return out
+}
