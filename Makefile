@@ -2,7 +2,7 @@
 
 GO        ?= go
 # Packages with concurrency run under the race detector too.
-RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/...
+RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/...
 
 .PHONY: all build test test-deps vet fmt-check unit race fuzz-smoke generate
 

@@ -50,6 +50,9 @@ type Row struct {
 	// Note says how it is emulated, what Kubernetes does with it, or what is
 	// planned while it is not yet done.
 	Note string `json:"note"`
+	// K8s names the Kubernetes objects `nubo render` turns the feature
+	// into, or "none" and why.
+	K8s string `json:"k8s"`
 	// Count is the number of places in the spec using the feature (three
 	// services with a liveness probe: 3); zero in the registry.
 	Count int `json:"count"`

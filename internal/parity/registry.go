@@ -6,7 +6,7 @@ package parity
 // Until the engine runs a feature, its row is NotYet and its note says what
 // `nubo up` is planned to do; the issue that makes it work flips the row.
 func registry() []Row {
-	return []Row{
+	return withK8s([]Row{
 		// The application.
 		row("name", "application name", Local, "names the run, its state and its labels"),
 		row("namespace", "namespace", Local, "source.namespace in mesh policies and the Istio metrics' namespace labels"),
@@ -144,23 +144,23 @@ func registry() []Row {
 		row("eventStore.snapshots", "snapshots", NotYet, "planned: aggregates' state stored every N events or some time"),
 
 		// Observability.
-		row("observability.metrics", "metrics", NotYet, "planned: a scraper, the Prometheus TSDB and PromQL"),
-		row("observability.metrics.scrape", "scrape targets", NotYet, "planned: every replica's endpoint scraped"),
-		row("observability.logs", "logs", NotYet, "planned: processes' output captured and kept"),
+		row("observability.metrics", "metrics", Local, "a scraper, the Prometheus TSDB and PromQL with the Prometheus API on the console"),
+		row("observability.metrics.scrape", "scrape targets", Local, "every replica's endpoint scraped, with service and replica labels"),
+		row("observability.logs", "logs", Emulated, "emulated: output kept in memory (10,000 lines per service) for nubo logs; no retention on disk yet"),
 		row("observability.logs.parsers", "log parsers", NotYet, "planned: lines matched against the patterns"),
 		row("observability.logs.filters", "log filters", NotYet, "planned: records dropped, kept or redacted by jq conditions"),
 		row("observability.tracing", "tracing", NotYet, "planned: an OTLP receiver, a trace store and W3C propagation"),
 		row("observability.tracing.export", "trace export", NotYet, "planned: traces sent on to the OTLP endpoint"),
-		row("observability.alerts", "alert rules", NotYet, "planned: PromQL rules evaluated by the engine"),
-		row("observability.channels", "notification channels", NotYet, "planned: notifications sent by the engine"),
-		row("observability.channels.*.type=webhook", "webhook channel", NotYet, "planned: Alertmanager's webhook format"),
-		row("observability.channels.*.type=slack", "Slack channel", NotYet, "planned: Slack incoming webhooks"),
-		row("observability.channels.*.type=email", "email channel", NotYet, "planned: mail through the SMTP server"),
-		row("observability.channels.*.type=log", "log channel", NotYet, "planned: notifications written to nubo's log"),
-		row("observability.escalation", "escalation policies", NotYet, "planned: channels notified in steps until acknowledged"),
+		row("observability.alerts", "alert rules", Local, "PromQL rules evaluated by Prometheus' rules package"),
+		row("observability.channels", "notification channels", Local, "grouped by alert name, resolved notifications, retries"),
+		row("observability.channels.*.type=webhook", "webhook channel", Local, "Alertmanager's webhook payload, version 4"),
+		row("observability.channels.*.type=slack", "Slack channel", Local, "Slack incoming webhooks"),
+		row("observability.channels.*.type=email", "email channel", Local, "mail through the SMTP server"),
+		row("observability.channels.*.type=log", "log channel", Local, "notifications written to nubo up's output"),
+		row("observability.escalation", "escalation policies", Local, "channels notified in steps until acknowledged (nubo alerts ack)"),
 		row("observability.dashboards", "dashboards", NotYet, "planned: console pages; Grafana dashboards on Kubernetes"),
-		row("observability.slos", "SLOs", NotYet, "planned: recording rules and error budgets"),
-		row("observability.slos.*.alerting", "burn-rate alerts", NotYet, "planned: multi-window, multi-burn-rate alerts"),
+		row("observability.slos", "SLOs", Local, "recording rules, error budgets and burn rates (nubo slo)"),
+		row("observability.slos.*.alerting", "burn-rate alerts", Local, "multi-window, multi-burn-rate alerts as the SRE workbook sets them"),
 
 		// Settings of the local run.
 		row("local.stateDir", "local state folder", Local, "where nubo up keeps its data"),
@@ -178,9 +178,182 @@ func registry() []Row {
 		row("kubernetes.monitoring", "Kubernetes monitoring", K8sOnly, "how metrics and rules are rendered"),
 		row("kubernetes.imagePullSecrets", "image pull secrets", K8sOnly, "registry secrets of the pods"),
 		row("kubernetes.labels", "Kubernetes labels", K8sOnly, "added to every rendered object"),
-	}
+	})
 }
 
 func row(pattern, feature string, level Level, note string) Row {
 	return Row{Pattern: pattern, Feature: feature, Level: level, Note: note}
+}
+
+// withK8s fills each row's K8s column from k8sObjects.
+func withK8s(rows []Row) []Row {
+	objs := k8sObjects()
+	for i := range rows {
+		rows[i].K8s = objs[rows[i].Pattern]
+	}
+	return rows
+}
+
+// k8sObjects says, for each row's pattern, what `nubo render` turns the
+// feature into (internal/k8s; docs/kubernetes.md has the details). A row
+// without an entry fails TestEveryRowHasAK8sColumn.
+func k8sObjects() map[string]string {
+	return map[string]string{
+		"name":                "the app.kubernetes.io/instance and part-of labels of every object",
+		"namespace":           "Namespace (istio-injection label with kubernetes.mesh: istio)",
+		"include":             "merged before rendering; the files go in the nubo-spec ConfigMap",
+		"config":              "ConfigMap",
+		"secrets.*.type":      "Secret type (Opaque, kubernetes.io/tls, basic-auth, dockerconfigjson)",
+		"secrets.*.keys":      "Secret; nubo render lists the keys, nubo deploy pushes the values",
+		"secrets.*.from.env":  "nubo deploy reads the values from its environment",
+		"secrets.*.from.file": "nubo deploy reads the values from the file, then the local store",
+
+		"services.*.image":                           "Deployment container image",
+		"services.*.run":                             "none: Kubernetes runs the image",
+		"services.*.build":                           "none: build the image in CI",
+		"services.*.dir":                             "none: the image's working directory",
+		"services.*.port":                            "containerPort and $PORT (8080 when unset)",
+		"services.*.replicas":                        "Deployment replicas, PodDisruptionBudget above 1",
+		"services.*.resources":                       "container resource requests",
+		"services.*.env":                             "container env; secrets, config and databases as valueFrom or $(VAR)",
+		"services.*.envFrom.config":                  "envFrom configMapRef",
+		"services.*.envFrom.secrets":                 "envFrom secretRef",
+		"services.*.dependsOn":                       "none: pods start together and retry; readiness gates traffic",
+		"services.*.restart":                         "always (a Deployment's pods restart); other values warn",
+		"services.*.watch":                           "none: local only",
+		"services.*.stopGracePeriod":                 "terminationGracePeriodSeconds",
+		"services.*.health.liveness":                 "livenessProbe",
+		"services.*.health.readiness":                "readinessProbe",
+		"services.*.health.startup":                  "startupProbe",
+		"services.*.scaling":                         "HorizontalPodAutoscaler (autoscaling/v2), PodDisruptionBudget when min > 1",
+		"services.*.expose.type":                     "Service type",
+		"services.*.expose.port":                     "Service port",
+		"services.*.traffic.loadBalancing.algorithm": "Istio DestinationRule loadBalancer",
+		"services.*.traffic.loadBalancing.sticky":    "Istio DestinationRule consistentHash (header or cookie)",
+		"services.*.traffic.circuitBreaker":          "Istio DestinationRule outlierDetection",
+		"services.*.traffic.retry":                   "Istio VirtualService retries",
+		"services.*.traffic.timeout":                 "Istio VirtualService timeout",
+		"services.*.traffic.fault.delay":             "Istio VirtualService fault.delay",
+		"services.*.traffic.fault.abort":             "Istio VirtualService fault.abort",
+		"services.*.grpc":                            "Service port grpc, appProtocol kubernetes.io/h2c",
+
+		"mesh.mtls":             "Istio PeerAuthentication",
+		"mesh.routes":           "Istio VirtualService with weighted destinations",
+		"mesh.policies":         "Istio AuthorizationPolicy, callers by ServiceAccount",
+		"mesh.policies[*].when": "AuthorizationPolicy operations (method, path) and conditions",
+		"mesh.enforcement":      "audit: the istio.io/dry-run annotation",
+		"ingress":               "Ingress, or Gateway API Gateway and HTTPRoute",
+		"ingress[*].tls":        "TLS from the Secret NAME-tls (cert-manager or yours)",
+
+		"databases.*.type=postgres":       "CloudNativePG Cluster",
+		"databases.*.type=redis":          "StatefulSet and Service (redis image)",
+		"databases.*.version":             "the postgres or redis image tag",
+		"databases.*.replicas":            "Cluster instances (Redis: one instance, with a warning)",
+		"databases.*.storage.size":        "volume size",
+		"databases.*.storage.class":       "storage class",
+		"databases.*.storage.accessMode":  "volume access mode",
+		"databases.*.storage.persistent":  "Redis: a volume claim, or emptyDir when false",
+		"databases.*.backup":              "CloudNativePG ScheduledBackup (object storage or volume snapshots)",
+		"databases.*.monitoring":          "PodMonitor; alerts in a PrometheusRule",
+		"databases.*.security.encryption": "encrypted backups; at rest: the storage class",
+		"databases.*.security.access":     "CloudNativePG managed roles, passwords generated by nubo deploy",
+		"databases.*.security.network":    "NetworkPolicy",
+
+		"functions.*.runtime":               "none: the image has it",
+		"functions.*.handler":               "none: the image has it",
+		"functions.*.image":                 "Knative Service (or Deployment) image",
+		"functions.*.run":                   "none: Kubernetes runs the image",
+		"functions.*.build":                 "none: build the image in CI",
+		"functions.*.dir":                   "none: the image's working directory",
+		"functions.*.memory":                "container memory limit",
+		"functions.*.timeout":               "Knative timeoutSeconds",
+		"functions.*.concurrency":           "Knative containerConcurrency",
+		"functions.*.scaling":               "Knative min-scale, max-scale, scale-to-zero retention",
+		"functions.*.env":                   "container env, as for services",
+		"functions.*.layers":                "none: layers belong in the image (warned)",
+		"functions.*.vpc":                   "NetworkPolicy egress (host names: ports 80 and 443, warned)",
+		"functions.*.triggers[*].queue":     "the dispatcher (nubo-events) on the queue's JetStream Consumer",
+		"functions.*.triggers[*].topic":     "a JetStream Consumer on the topic's Stream",
+		"functions.*.triggers[*].schedule":  "the dispatcher (nubo-events)",
+		"functions.*.triggers[*].http":      "the function's own URL, and the gateway",
+		"functions.*.triggers[*].event":     "a JetStream Consumer on the events Stream",
+		"functions.*.triggers[*].batchSize": "the dispatcher (nubo-events)",
+		"functions.*.triggers[*].filter":    "the dispatcher (nubo-events)",
+		"functions.*.triggers[*].enabled":   "the dispatcher (nubo-events)",
+		"functions.*.retry":                 "the dispatcher (nubo-events)",
+		"functions.*.deadLetter":            "the dispatcher (nubo-events)",
+
+		"events":                           "the nubo-events Deployment; ConfigMap nubo-event-schemas",
+		"events.*.schema":                  "ConfigMap nubo-event-schemas",
+		"rules":                            "a JetStream Consumer per rule, run by nubo-events",
+		"rules.*.filter":                   "the dispatcher (nubo-events)",
+		"rules.*.transform":                "the dispatcher (nubo-events)",
+		"queues":                           "JetStream Stream (work queue) and Consumer (NACK)",
+		"queues.*.type":                    "fifo: the Consumer's maxAckPending 1 (warned)",
+		"queues.*.deadLetter":              "Consumer maxDeliver; the dispatcher moves dead letters",
+		"topics":                           "JetStream Stream (interest) and a Consumer per subscription",
+		"topics.*.subscriptions[*].filter": "the dispatcher (nubo-events)",
+		"schedules":                        "the dispatcher (nubo-events)",
+
+		"gateway":                                     "the nubo-gateway Deployment, Service and PodDisruptionBudget",
+		"gateway.stages":                              "nubo-gateway, from the nubo-spec ConfigMap",
+		"gateway.stages.*.cache":                      "nubo-gateway, per replica",
+		"gateway.stages.*.throttle":                   "nubo-gateway, per replica",
+		"gateway.authorizers.*.type=jwt":              "nubo-gateway; key-set files in the nubo-spec ConfigMap",
+		"gateway.authorizers.*.type=apiKey":           "nubo-gateway, the keys' Secret mounted",
+		"gateway.authorizers.*.type=function":         "nubo-gateway",
+		"gateway.models":                              "nubo-gateway",
+		"gateway.routes[*].cors":                      "nubo-gateway",
+		"gateway.routes[*].integration.type=service":  "nubo-gateway, through the mesh",
+		"gateway.routes[*].integration.type=function": "nubo-gateway, to the Knative Service",
+		"gateway.routes[*].integration.type=http":     "nubo-gateway",
+		"gateway.routes[*].integration.type=mock":     "nubo-gateway",
+		"gateway.routes[*].cache":                     "nubo-gateway, per replica",
+		"gateway.routes[*].throttle":                  "nubo-gateway, per replica",
+		"gateway.routes[*].request.model":             "nubo-gateway",
+		"gateway.routes[*].request.required":          "nubo-gateway",
+		"gateway.routes[*].request.transform":         "nubo-gateway",
+		"gateway.routes[*].response.transform":        "nubo-gateway",
+		"gateway.routes[*].response.headers":          "nubo-gateway",
+		"gateway.routes[*].response.statusCodes":      "nubo-gateway",
+
+		"eventStore":             "the nubo-eventstore Deployment and a JetStream Stream",
+		"eventStore.encryption":  "nubo-eventstore, the key's Secret mounted",
+		"eventStore.compression": "Stream and KeyValue compression",
+		"eventStore.projections": "a JetStream Consumer per projection; checkpoints in a KeyValue",
+		"eventStore.snapshots":   "JetStream KeyValue bucket",
+
+		"observability.metrics":                 "ServiceMonitor for nubo's components; interval and labels on every monitor",
+		"observability.metrics.scrape":          "PodMonitor",
+		"observability.logs":                    "none: the cluster's log collector",
+		"observability.logs.parsers":            "none: the cluster's log collector (warned)",
+		"observability.logs.filters":            "none: the cluster's log collector (warned)",
+		"observability.tracing":                 "OTEL_* variables of every container",
+		"observability.tracing.export":          "OTEL_EXPORTER_OTLP_ENDPOINT",
+		"observability.alerts":                  "PrometheusRule",
+		"observability.channels":                "AlertmanagerConfig receivers",
+		"observability.channels.*.type=webhook": "AlertmanagerConfig webhookConfigs",
+		"observability.channels.*.type=slack":   "AlertmanagerConfig slackConfigs",
+		"observability.channels.*.type=email":   "AlertmanagerConfig emailConfigs",
+		"observability.channels.*.type=log":     "an AlertmanagerConfig receiver that notifies no one",
+		"observability.escalation":              "AlertmanagerConfig routes, one per step, held by group_wait",
+		"observability.dashboards":              "ConfigMap labelled grafana_dashboard for Grafana's sidecar",
+		"observability.slos":                    "PrometheusRule: error ratios, budget and burn rates",
+		"observability.slos.*.alerting":         "PrometheusRule burn-rate alerts, routed by AlertmanagerConfig",
+
+		"local.stateDir":   "none: local only",
+		"local.console":    "none: local only",
+		"local.gateway":    "none: local only",
+		"local.ingress":    "none: local only",
+		"local.otlp":       "none: local only",
+		"local.broker":     "none: local only (--nats-url in the cluster)",
+		"local.supervisor": "none: local only",
+
+		"kubernetes.mesh":             "Istio objects, or none",
+		"kubernetes.functions":        "Knative Services, or Deployments and Services",
+		"kubernetes.ingress":          "Ingress, or Gateway and HTTPRoutes",
+		"kubernetes.monitoring":       "Prometheus Operator objects, or none",
+		"kubernetes.imagePullSecrets": "imagePullSecrets of every pod",
+		"kubernetes.labels":           "labels of every object",
+	}
 }
