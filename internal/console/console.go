@@ -107,30 +107,49 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("component", "console")
-	s.handler = s.routes()
+	h, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.handler = h
 	return s, nil
 }
 
 // routes builds the whole server's handler. Each part of the console
 // registers its own routes here: the admin API under /admin/v1/, and later
 // the Prometheus-compatible API under /api/v1/ and the web console at /.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.adminRoutes(mux)
-	for _, r := range s.cfg.Routes {
-		mux.Handle(r.Pattern, r.Handler)
-	}
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	for _, r := range s.cfg.Routes {
+		if err := handle(mux, r); err != nil {
+			return nil, err
+		}
+	}
 
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API takes state-changing requests from its own origin and from non-browser clients only")
 	}))
-	return csrf.Handler(s.guard(jsonNotFound(mux)))
+	return csrf.Handler(s.guard(jsonNotFound(mux))), nil
+}
+
+// handle registers a route of another part of the engine. ServeMux panics on
+// a pattern that conflicts with one already there (a function's http trigger
+// on /metrics, say): that becomes an error naming the pattern.
+func handle(mux *http.ServeMux, r Route) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("console: route %q: %v", r.Pattern, p)
+		}
+	}()
+	mux.Handle(r.Pattern, r.Handler)
+	return nil
 }
 
 // guard bounds request bodies and, on a loopback listener, refuses Host

@@ -571,3 +571,10 @@ func TestExtraRoutes(t *testing.T) {
 		t.Fatalf("got %d %q", resp.StatusCode, b)
 	}
 }
+
+func TestConflictingRouteIsAnError(t *testing.T) {
+	_, err := New(Config{Addr: "127.0.0.1:0", Backend: newTestBackend(), Routes: []Route{{Pattern: "GET /metrics", Handler: http.NotFoundHandler()}}})
+	if err == nil || !strings.Contains(err.Error(), `route "GET /metrics"`) {
+		t.Fatalf("want an error naming the conflicting route, got %v", err)
+	}
+}

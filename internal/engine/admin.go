@@ -44,7 +44,7 @@ func (e *Engine) Status() console.Status {
 	}
 	st := console.Status{
 		App: app.Name, Namespace: app.Namespace, Spec: app.File, PID: os.Getpid(), Started: e.started,
-		Skipped: skippedSections(app),
+		Skipped: append(skippedSections(app), functionsSkipped(e.fns)...),
 	}
 	if e.admin != nil {
 		st.Console = e.admin.Addr()

@@ -19,7 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/broker"
 	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/events"
+	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/secrets"
@@ -66,7 +69,19 @@ type Engine struct {
 	admin    *console.Server
 	mesh     *mesh.Mesh
 	obs      *observability
-	reaper   *reaper
+	fns      *functions.Functions
+	broker   *broker.Broker
+	events   *events.Dispatcher
+	// eventsAPI serves the platform API's /v1/ routes of the events
+	// component, which a reload replaces.
+	eventsAPI swapHandler
+	// eventsCancel stops the queue triggers' workers of the running
+	// dispatcher.
+	eventsCancel context.CancelFunc
+	// deadLetters publishes a function's failed event to its dead-letter
+	// queue; nil until the events component runs.
+	deadLetters func(context.Context, functions.DeadLetter) error
+	reaper      *reaper
 	// beenReady holds the replicas that have been ready once.
 	beenReady map[replicaKey]bool
 	started   time.Time
@@ -75,6 +90,7 @@ type Engine struct {
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the console asks the engine to stop
 	bg           sync.WaitGroup
+	bgCtx        context.Context // the background loops' context, until Stop
 	bgCancel     context.CancelFunc
 }
 
@@ -195,11 +211,29 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.out.event("", "skipping "+w.Section+": "+w.Reason)
 	}
 
+	b, err := e.startBroker(ctx, app)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.broker = b
+	e.mu.Unlock()
+	d, err := e.newDispatcher(app, b)
+	if err != nil {
+		return err
+	}
+	e.eventsAPI.set(d.Handler())
 	obs, err := e.newObservability(app, consoleAddr)
 	if err != nil {
 		return err
 	}
-	admin, err := e.startAdmin(ctx, consoleAddr, obs.routes())
+	fns, err := e.newFunctions(app)
+	if err != nil {
+		return err
+	}
+	routes := append(obs.routes(), functionRoutes(fns)...)
+	routes = append(routes, console.Route{Pattern: "/v1/", Handler: &e.eventsAPI})
+	admin, err := e.startAdmin(ctx, consoleAddr, routes)
 	if err != nil {
 		return err
 	}
@@ -217,13 +251,25 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.mu.Lock()
 	e.mesh = m
 	e.obs = obs
+	e.fns = fns
 	e.mu.Unlock()
 	if err := obs.start(ctx); err != nil {
 		return err
 	}
+	if err := fns.Start(ctx); err != nil {
+		return fmt.Errorf("functions: %w", err)
+	}
+	for _, name := range fns.Names() {
+		e.out.event(name, fmt.Sprintf("function %s ready (memory limits: %s)", name, fns.MemoryEnforcement()))
+	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	e.bgCancel = cancel
+	e.mu.Lock()
+	e.bgCtx, e.bgCancel = bgCtx, cancel
+	e.mu.Unlock()
+	if err := e.startEvents(bgCtx, app, d); err != nil {
+		return err
+	}
 
 	runs, err := e.prepareServices(ctx, app, sortedServiceNames(app))
 	if err != nil {
@@ -273,13 +319,20 @@ func (e *Engine) Stop(ctx context.Context) error {
 	app := e.app
 	runs := e.services
 	e.services = map[string]*serviceRun{}
-	admin, lock, m, obs := e.admin, e.lock, e.mesh, e.obs
+	admin, lock, m, obs, fns, d, b := e.admin, e.lock, e.mesh, e.obs, e.fns, e.events, e.broker
 	e.mu.Unlock()
+	var errs []error
 
 	if e.bgCancel != nil {
 		e.bgCancel()
 	}
-	var errs []error
+	// The dispatcher stops first: stopping services must not turn its
+	// deliveries into retries and dead letters.
+	if d != nil {
+		if err := d.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("events: %w", err))
+		}
+	}
 	for _, level := range stopLevels(app, runs) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -297,6 +350,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 		wg.Wait()
 	}
 	e.bg.Wait()
+	if fns != nil {
+		if err := fns.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("functions: %w", err))
+		}
+	}
 	// The mesh stops after the services (their last calls and streams end)
 	// and before the console.
 	if err := m.Stop(ctx); err != nil {
@@ -304,6 +362,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	if err := obs.stop(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if b != nil {
+		if err := b.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("broker: %w", err))
+		}
 	}
 	if admin != nil {
 		if err := admin.Stop(ctx); err != nil {
@@ -554,4 +617,14 @@ func (e *Engine) trackBuild(pgid int, alive bool) {
 	} else {
 		rp.untrack(pgid)
 	}
+}
+
+// bgContext is the context of the engine's background loops.
+func (e *Engine) bgContext() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bgCtx == nil {
+		return context.Background()
+	}
+	return e.bgCtx
 }

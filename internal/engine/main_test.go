@@ -20,6 +20,7 @@ import (
 var (
 	childBin string
 	nuboBin  string
+	fnBin    string // a function written with the SDK (internal/functions/testdata/fn)
 )
 
 func TestMain(m *testing.M) {
@@ -30,7 +31,8 @@ func TestMain(m *testing.M) {
 	}
 	childBin = filepath.Join(dir, "child")
 	nuboBin = filepath.Join(dir, "nubo")
-	for _, b := range [][2]string{{childBin, "../supervisor/testdata/child"}, {nuboBin, "../../cmd/nubo"}} {
+	fnBin = filepath.Join(dir, "fn")
+	for _, b := range [][2]string{{childBin, "../supervisor/testdata/child"}, {nuboBin, "../../cmd/nubo"}, {fnBin, "../functions/testdata/fn"}} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
@@ -49,6 +51,7 @@ func writeSpec(t *testing.T, dir, yaml string) *spec.App {
 	t.Helper()
 	path := filepath.Join(dir, "nubo.yaml")
 	yaml = strings.ReplaceAll(yaml, "CHILD", childBin)
+	yaml = strings.ReplaceAll(yaml, "FUNCTION", fnBin)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -91,11 +91,14 @@ func (e *Engine) endpointsChanged(ev supervisor.Event) {
 // mesh proxy (HTTP_PROXY, NUBO_SERVICE_<NAME>_URL) and the platform API.
 func (e *Engine) platformEnv(workload string) ([]string, error) {
 	e.mu.Lock()
-	m, admin := e.mesh, e.admin
+	m, admin, b := e.mesh, e.admin, e.broker
 	e.mu.Unlock()
 	var env []string
 	if admin != nil {
 		env = append(env, "NUBO_API=http://"+admin.Addr())
+	}
+	if b != nil {
+		env = append(env, "NUBO_NATS_URL="+b.ClientURL())
 	}
 	if m != nil {
 		menv, err := m.Env(workload)

@@ -19,12 +19,6 @@ func skippedSections(app *spec.App) []console.Skipped {
 		}
 	}
 	add("databases", keys(app.Databases))
-	add("functions", keys(app.Functions))
-	add("queues", keys(app.Queues))
-	add("topics", keys(app.Topics))
-	add("rules", keys(app.Rules))
-	add("schedules", keys(app.Schedules))
-	add("events", keys(app.Events))
 	if app.Gateway != nil {
 		out = append(out, console.Skipped{Section: "gateway", Reason: "not run by nubo up yet"})
 	}
