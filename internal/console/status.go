@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/events"
+	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
@@ -44,6 +46,10 @@ type Status struct {
 	Console string `json:"console"`
 	// Services are the spec's services, in the engine's start order.
 	Services []ServiceStatus `json:"services"`
+	// Functions are the spec's functions and their instance pools.
+	Functions []functions.Status `json:"functions,omitempty"`
+	// Queues are the queues' depths.
+	Queues []events.QueueStatus `json:"queues,omitempty"`
 	// Skipped lists the sections of the spec nubo up does not run (yet),
 	// so that nothing is silently dropped.
 	Skipped []Skipped `json:"skipped"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -55,6 +56,19 @@ func (e *Engine) Status() console.Status {
 		order[n] = i
 	}
 	sort.Slice(runs, func(i, j int) bool { return order[runs[i].name] < order[runs[j].name] })
+	e.mu.Lock()
+	fns, d := e.fns, e.events
+	e.mu.Unlock()
+	if fns != nil {
+		st.Functions = fns.Status()
+	}
+	if d != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if qs, err := d.Queues(ctx); err == nil {
+			st.Queues = qs
+		}
+		cancel()
+	}
 	for _, r := range runs {
 		ss := console.ServiceStatus{ServiceStatus: r.sup.Status(), Kind: console.KindService}
 		if r.auto != nil {
