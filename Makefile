@@ -2,9 +2,9 @@
 
 GO        ?= go
 # Packages with concurrency run under the race detector too.
-RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/...
+RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/...
 
-.PHONY: all build test test-deps vet fmt-check unit race fuzz-smoke generate
+.PHONY: all build test test-deps k8s-control-plane vet fmt-check unit race fuzz-smoke generate
 
 all: build
 
@@ -12,10 +12,16 @@ build:
 	$(GO) build -o bin/nubo ./cmd/nubo
 
 # test installs what the tests need, then runs every check CI runs.
-test: test-deps vet fmt-check unit race
+test: test-deps k8s-control-plane vet fmt-check unit race
 
 test-deps:
 	@scripts/install-test-deps
+
+# k8s-control-plane builds the kube-apiserver, etcd, controller-manager,
+# scheduler and kwok that internal/k8s and internal/cli test against, from
+# tools/k8s (cached in ~/.cache/nubo/k8s-<hash>: minutes once, then seconds).
+k8s-control-plane:
+	@scripts/k8s-control-plane >/dev/null
 
 vet:
 	$(GO) vet ./...

@@ -102,6 +102,9 @@ file into Kubernetes manifests.`,
 		newQueryCmd(std, g),
 		newAlertsCmd(std, g),
 		newSLOCmd(std, g),
+		newRenderCmd(std, g),
+		newDiffCmd(std, g),
+		newDeployCmd(std, g),
 	)
 	return root
 }
