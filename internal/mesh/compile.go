@@ -22,6 +22,8 @@ type compiled struct {
 	ingHTTP  *ingressTable
 	ingHTTPS *ingressTable
 	enforce  bool
+	// egress holds the allow-lists of the callers that have one.
+	egress map[string]*egressRule
 	// peerSecurity is the connection_security_policy label the destination
 	// reporter uses: mutual_tls unless mtls is disabled, as Istio reports.
 	peerSecurity string
@@ -101,6 +103,7 @@ func compile(cfg Config) (*compiled, error) {
 		services:     make(map[string]*service, len(cfg.Services)),
 		enforce:      cfg.Mesh.Enforcement != "audit",
 		peerSecurity: "mutual_tls",
+		egress:       compileEgress(cfg.Egress),
 	}
 	switch cfg.Mesh.Enforcement {
 	case "", "enforce", "audit":

@@ -60,6 +60,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics registers the Istio standard metrics; nil registers nothing.
 	Metrics prometheus.Registerer
+	// Egress holds the allow-lists of workloads that have one (functions'
+	// vpc.egress): service:NAME, function:NAME, database:NAME or a host.
+	Egress map[string][]string
 	// ExtraDurationBuckets (milliseconds) are added to Istio's default buckets
 	// of istio_request_duration_milliseconds, so that an SLO's latency
 	// threshold is a bucket bound (slo.LatencyBuckets). Fixed at New.
@@ -145,6 +148,14 @@ func ConfigFromSpec(app *spec.App) Config {
 	}
 	for name, s := range app.Services {
 		cfg.Services[name] = ServiceConfig{Port: s.Expose.Port, GRPC: s.GRPC, Traffic: s.Traffic}
+	}
+	for name, f := range app.Functions {
+		if len(f.VPC.Egress) > 0 {
+			if cfg.Egress == nil {
+				cfg.Egress = map[string][]string{}
+			}
+			cfg.Egress[name] = f.VPC.Egress
+		}
 	}
 	// Only ingresses that ask for TLS need the HTTPS listener.
 	tls := false

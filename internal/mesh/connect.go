@@ -25,6 +25,13 @@ func (m *Mesh) connect(w http.ResponseWriter, r *http.Request, caller string) {
 	}
 	c := m.cur.Load()
 	t, port, badPort := c.lookup(r.Host)
+	meshName := ""
+	if t != nil {
+		meshName = t.name
+	}
+	if c.egressDenied(w, caller, meshName, r.Host) {
+		return
+	}
 	if badPort {
 		writeText(w, http.StatusServiceUnavailable, "service \""+t.name+"\" has no port "+strconv.Itoa(port))
 		return

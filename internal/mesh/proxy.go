@@ -34,6 +34,9 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("no service %q: it is no longer in the spec", h.target))
 			return
 		}
+		if c.egressDenied(w, h.caller, t.name, "") {
+			return
+		}
 		// As in Kubernetes, the callee sees the name it was called by.
 		r.Host = t.host
 		h.m.serveService(w, r, c, h.caller, t.pick())
@@ -55,6 +58,13 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host = tgt
 	}
 	t, port, badPort := c.lookup(host)
+	meshName := ""
+	if t != nil {
+		meshName = t.name
+	}
+	if c.egressDenied(w, h.caller, meshName, host) {
+		return
+	}
 	switch {
 	case t == nil:
 		h.m.egress(w, r, c, h.caller)

@@ -88,7 +88,7 @@ func registry() []Row {
 		row("functions.*.scaling", "function instance pool", Local, "instances from min (0: scale to zero) to max, stopped after idleTimeout"),
 		row("functions.*.env", "function environment", Local, "set on every instance, ${...} interpolated"),
 		row("functions.*.layers", "function layers", Local, "folders put on PATH and listed in NUBO_LAYERS"),
-		row("functions.*.vpc", "function egress (VPC)", NotYet, "planned: an egress allow-list in the mesh proxy"),
+		row("functions.*.vpc", "function egress (VPC)", Emulated, "emulated: an egress allow-list in the function's mesh proxy (403 otherwise); database: entries are not checked locally"),
 		row("functions.*.triggers[*].queue", "queue trigger", Local, "a worker receives from the queue, acks on success"),
 		row("functions.*.triggers[*].topic", "topic trigger", Local, "a durable subscription to the topic"),
 		row("functions.*.triggers[*].schedule", "schedule trigger", Local, "cron in the dispatcher"),
