@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -145,6 +146,7 @@ func TestScrapeAndQuery(t *testing.T) {
 
 	sc.Scrape(ctx)
 	svc.requests.WithLabelValues("200").Inc()
+	nextMilli()
 	sc.Scrape(ctx)
 
 	instance := "127.0.0.1:" + strconv.Itoa(svc.port(t))
@@ -177,6 +179,7 @@ func TestScrapeAndQuery(t *testing.T) {
 
 	// A series that disappears is stale at once, not for 5 minutes.
 	svc.reg.Unregister(clash)
+	nextMilli()
 	sc.Scrape(ctx)
 	if v := queryVector(t, api, `build_info`); len(v.Result) != 0 {
 		t.Errorf("a series gone from the target is still there: %+v", v)
@@ -184,6 +187,7 @@ func TestScrapeAndQuery(t *testing.T) {
 
 	// A failed scrape: up is 0 and the target's series are stale.
 	svc.fail.Store(true)
+	nextMilli()
 	sc.Scrape(ctx)
 	if v := queryVector(t, api, `up{job="users"}`); len(v.Result) != 1 || v.Result[0].Value[1] != "0" {
 		t.Errorf("up after a failed scrape: %+v", v)
@@ -197,6 +201,7 @@ func TestScrapeAndQuery(t *testing.T) {
 
 	// A target that goes away (its replica stopped): even up is stale.
 	targets.Store([]Target{})
+	nextMilli()
 	sc.Scrape(ctx)
 	if v := queryVector(t, api, `up`); len(v.Result) != 0 {
 		t.Errorf("up of a target gone: %+v", v)
@@ -282,5 +287,14 @@ func TestScrapeParseError(t *testing.T) {
 	}
 	if h := sc.Health(); len(h) != 1 || !strings.Contains(h[0].LastError, "parse") {
 		t.Errorf("health: %+v", h)
+	}
+}
+
+// nextMilli waits for the clock to pass into the next millisecond. Samples
+// have millisecond timestamps, and a second scrape within the same
+// millisecond is a duplicate the TSDB drops.
+func nextMilli() {
+	for first := time.Now().UnixMilli(); time.Now().UnixMilli() == first; {
+		runtime.Gosched()
 	}
 }
