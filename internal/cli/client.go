@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -132,9 +133,21 @@ func (e *apiError) Error() string { return e.msg }
 // do sends a request and returns a 2xx answer; anything else is an error
 // that says what went wrong in the user's terms.
 func (c *engineClient) do(ctx context.Context, method, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.target.addr+path, nil)
+	return c.doBody(ctx, method, path, "", nil)
+}
+
+// doBody is do with a request body of the given content type.
+func (c *engineClient) doBody(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.target.addr+path, rd)
 	if err != nil {
 		return nil, fmt.Errorf("engine at %s: %w", c.target.addr, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -151,14 +164,14 @@ func (c *engineClient) do(ctx context.Context, method, path string) (*http.Respo
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var body struct {
+	var answer struct {
 		Error string `json:"error"`
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if json.Unmarshal(data, &body) != nil || body.Error == "" {
+	if json.Unmarshal(data, &answer) != nil || answer.Error == "" {
 		return nil, fmt.Errorf("the server at %s (%s) does not answer as a nubo engine: %s %s: %s", c.target.addr, c.target.source, method, path, resp.Status)
 	}
-	return nil, &apiError{code: resp.StatusCode, msg: body.Error}
+	return nil, &apiError{code: resp.StatusCode, msg: answer.Error}
 }
 
 // getJSON fetches path and returns the raw document and decodes it into v.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/events"
+	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +21,10 @@ import (
 const statusLong = `Status shows the running engine and every replica of every service: its
 state, readiness, process, port, restarts, last exit, CPU (in millicores, as
 kubectl top shows it), resident memory and the last result of each probe.
-Sections of the spec that nubo up does not run are listed at the end.
+Then every function's instance pool (live instances out of scaling.min..max,
+invocations running and waiting, counts since start, the memory limit and how
+it is enforced) and every queue's depth. Sections of the spec that nubo up
+does not run are listed at the end.
 
 The engine is found from --addr, else from the spec (-f): the address its
 running engine recorded, else local.console.
@@ -31,7 +36,7 @@ func newStatusCmd(std stdio, g *globals) *cobra.Command {
 	var output, addr string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the running services, their replicas and probes",
+		Short: "Show the running services, functions and queues",
 		Long:  statusLong,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,8 +70,8 @@ func newStatusCmd(std stdio, g *globals) *cobra.Command {
 	return cmd
 }
 
-// writeStatus prints the header line, a table per service and the skipped
-// sections.
+// writeStatus prints the header line, a table per service, the functions'
+// and the queues' tables, and the skipped sections.
 func writeStatus(w io.Writer, st console.Status, now time.Time) {
 	app := st.App
 	if st.Namespace != "" && st.Namespace != st.App {
@@ -106,6 +111,8 @@ func writeStatus(w io.Writer, st console.Status, now time.Time) {
 			}
 		}
 	}
+	writeFunctions(w, st.Functions, now)
+	writeQueues(w, st.Queues)
 	if len(st.Skipped) > 0 {
 		fmt.Fprintln(w, "\nnot run by nubo up:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -114,6 +121,66 @@ func writeStatus(w io.Writer, st console.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// writeFunctions prints a table of the functions' pools, then what went
+// wrong with them: memory limits not enforced here, last failures.
+func writeFunctions(w io.Writer, fns []functions.Status, now time.Time) {
+	if len(fns) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FUNCTION\tINSTANCES\tIN FLIGHT\tQUEUED\tINVOCATIONS\tERRORS\tCOLD STARTS\tMEMORY")
+	for _, f := range fns {
+		fmt.Fprintf(tw, "%s\t%d/%d..%d\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Name, len(f.Instances), f.Min, f.Max,
+			f.InFlight, f.Queued, f.Invocations, f.Errors, f.ColdStarts, memoryText(f))
+	}
+	tw.Flush()
+	for _, f := range fns {
+		if f.Memory != "" && strings.HasPrefix(f.MemoryEnforcement, notEnforced) {
+			fmt.Fprintf(w, "  %s: memory %s %s\n", f.Name, f.Memory, flat(f.MemoryEnforcement))
+		}
+		if f.LastError != "" {
+			line := fmt.Sprintf("  %s: %s", f.Name, flat(f.LastError))
+			if !f.LastErrorTime.IsZero() {
+				line += fmt.Sprintf(" (%s ago)", age(now.Sub(f.LastErrorTime)))
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// notEnforced starts a function's MemoryEnforcement when its limit is not
+// enforced on this machine; the reason follows.
+const notEnforced = "not enforced"
+
+// memoryText is "-", "128Mi (cgroup v2)" or "128Mi (not enforced)": the
+// reason it is not enforced is long, and goes below the table.
+func memoryText(f functions.Status) string {
+	switch {
+	case f.Memory == "":
+		return "-"
+	case f.MemoryEnforcement == "":
+		return f.Memory
+	case strings.HasPrefix(f.MemoryEnforcement, notEnforced):
+		return f.Memory + " (" + notEnforced + ")"
+	}
+	return f.Memory + " (" + f.MemoryEnforcement + ")"
+}
+
+// writeQueues prints a table of the queues' depths.
+func writeQueues(w io.Writer, qs []events.QueueStatus) {
+	if len(qs) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tTYPE\tMESSAGES\tWAITING\tIN FLIGHT\tDEAD LETTERS TO")
+	for _, q := range qs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", q.Name, orDefault(q.Type, "-"), q.Messages, q.Waiting, q.InFlight, orDefault(q.DeadLetterQueue, "-"))
+	}
+	tw.Flush()
 }
 
 func yesNo(b bool) string {
