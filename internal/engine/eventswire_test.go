@@ -68,3 +68,65 @@ functions:
 		return nil
 	})
 }
+
+// TestEveryTriggerInvokes runs one function per trigger kind and checks that
+// each is invoked by what its trigger names: a topic, a schedule, an event on
+// the bus and an HTTP route on the console.
+func TestEveryTriggerInvokes(t *testing.T) {
+	dir := t.TempDir()
+	app := writeSpec(t, dir, `
+name: triggers
+topics:
+  news: {}
+functions:
+  on-topic:
+    run: FUNCTION
+    triggers: [{topic: news, filter: {exact: {type: echo}}}]
+  on-schedule:
+    run: FUNCTION
+    triggers: [{schedule: "@every 1s"}]
+  on-event:
+    run: FUNCTION
+    triggers: [{event: {source: shop, type: echo}}]
+  on-http:
+    run: FUNCTION
+    triggers: [{http: {method: POST, path: /hello}}]
+  disabled:
+    run: FUNCTION
+    triggers: [{event: {source: shop, type: echo}, enabled: false}]
+`)
+	e := startEngine(t, app)
+	base := "http://" + e.admin.Addr()
+	post := func(path, body string) {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/cloudevents+json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST %s: %d", path, resp.StatusCode)
+		}
+	}
+	post("/v1/topics/news", `{"specversion":"1.0","id":"n1","source":"shop","type":"echo"}`)
+	post("/v1/events", `{"specversion":"1.0","id":"e1","source":"shop","type":"echo"}`)
+	post("/hello", `{}`)
+	invocations := func(name string) uint64 {
+		st, err := e.fns.FunctionStatus(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Invocations
+	}
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		for _, name := range []string{"on-topic", "on-schedule", "on-event", "on-http"} {
+			if invocations(name) == 0 {
+				return fmt.Errorf("%s not invoked yet", name)
+			}
+		}
+		return nil
+	})
+	if n := invocations("disabled"); n != 0 {
+		t.Errorf("a disabled trigger invoked its function %d times", n)
+	}
+}
