@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -259,8 +260,8 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := fns.Start(ctx); err != nil {
 		return fmt.Errorf("functions: %w", err)
 	}
-	for _, name := range fns.Names() {
-		e.out.event(name, fmt.Sprintf("function %s ready (memory limits: %s)", name, fns.MemoryEnforcement()))
+	if names := fns.Names(); len(names) > 0 {
+		e.out.event("", "functions ready, at their minimum instances: "+strings.Join(names, ", "))
 	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())

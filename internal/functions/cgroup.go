@@ -38,7 +38,7 @@ func (m *cgroupManager) enforcement() string {
 	case m == nil:
 		return ""
 	case m.version != 0:
-		return fmt.Sprintf("cgroup v%d (%s)", m.version, m.dir)
+		return fmt.Sprintf("cgroup v%d", m.version)
 	}
 	return "not enforced: " + m.reason
 }
