@@ -17,6 +17,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 	"github.com/nubo-dev/nubo/internal/secrets"
+	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
 func TestOrderedStartAndReverseStop(t *testing.T) {
@@ -193,7 +194,7 @@ func TestBuildFailureStopsStart(t *testing.T) {
 	out := &nubotest.Buffer{}
 	e, _ := New(app, Options{Out: out, ConsoleAddr: "127.0.0.1:0", NoWatch: true})
 	err := e.Start(context.Background())
-	var be *BuildError
+	var be *supervisor.BuildError
 	if !errors.As(err, &be) || be.Code != 3 {
 		t.Fatalf("want a BuildError with exit code 3, got %v", err)
 	}

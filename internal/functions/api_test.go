@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/nubo-dev/nubo/internal/supervisor"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -327,7 +328,7 @@ functions:
 	}
 	err = f.Start(context.Background())
 	defer f.Stop(context.Background())
-	var be *BuildError
+	var be *supervisor.BuildError
 	if !errors.As(err, &be) || be.Code != 7 {
 		t.Errorf("Start with a failing build: %v, want a BuildError with code 7", err)
 	}
