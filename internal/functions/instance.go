@@ -425,25 +425,10 @@ func instanceCommand(command string, cg *cgroup) string {
 		return command
 	}
 	prologue := "echo $$ > " + shellQuote(cg.procsFile()) + " || exit 125\n"
-	if simpleCommand(command) {
+	if supervisor.SimpleCommand(command) {
 		return prologue + "exec " + command
 	}
 	return prologue + command
-}
-
-// simpleCommand reports whether sh can exec c directly: no shell operators,
-// expansions or keywords (the supervisor's rule for its own exec).
-func simpleCommand(c string) bool {
-	fields := strings.Fields(c)
-	if len(fields) == 0 || strings.ContainsAny(c, ";&|<>()`$\n\\{}*?[]!#~='\"") {
-		return false
-	}
-	switch fields[0] {
-	case "exec", "cd", "export", "if", "for", "while", "until", "case", "set", "source", ".", "eval",
-		"exit", "ulimit", "umask", "trap", "unset", "readonly", "wait", ":":
-		return false
-	}
-	return true
 }
 
 func shellQuote(s string) string {

@@ -94,11 +94,17 @@ func signalGroup(pid int, sig syscall.Signal) error {
 // killed by SIGTERM would report 143 whatever the service did). Commands with
 // shell operators run as written.
 func shellCommand(c string) string {
-	fields := strings.Fields(c)
-	if len(fields) == 0 || strings.ContainsAny(c, ";&|<>()`$\n\\{}*?[]!#~='\"") || shellWords[fields[0]] {
-		return c
+	if SimpleCommand(c) {
+		return "exec " + c
 	}
-	return "exec " + c
+	return c
+}
+
+// SimpleCommand reports whether sh can exec c directly: no shell operators,
+// expansions, quotes or keywords.
+func SimpleCommand(c string) bool {
+	fields := strings.Fields(c)
+	return len(fields) > 0 && !strings.ContainsAny(c, ";&|<>()`$\n\\{}*?[]!#~='\"") && !shellWords[fields[0]]
 }
 
 // shellWords are keywords and builtins that exec cannot run.
