@@ -73,9 +73,10 @@ type Engine struct {
 	fns      *functions.Functions
 	broker   *broker.Broker
 	events   *events.Dispatcher
-	// eventsAPI serves the platform API's /v1/ routes of the events
-	// component, which a reload replaces.
+	// eventsAPI and fnsAPI serve the platform API's routes of the events
+	// and functions components, which a reload replaces.
 	eventsAPI swapHandler
+	fnsAPI    swapHandler
 	// eventsCancel stops the queue triggers' workers of the running
 	// dispatcher.
 	eventsCancel context.CancelFunc
@@ -232,7 +233,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	routes := append(obs.routes(), functionRoutes(fns)...)
+	routes := append(obs.routes(), e.functionRoutes(fns)...)
 	routes = append(routes, console.Route{Pattern: "/v1/", Handler: &e.eventsAPI})
 	admin, err := e.startAdmin(ctx, consoleAddr, routes)
 	if err != nil {

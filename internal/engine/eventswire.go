@@ -197,6 +197,12 @@ func (e *Engine) queueWorker(ctx context.Context, d *events.Dispatcher, fns *fun
 		for i, dl := range ds {
 			evs[i] = dl.Event
 		}
+		// The functions component a reload may have replaced.
+		e.mu.Lock()
+		if e.fns != nil {
+			fns = e.fns
+		}
+		e.mu.Unlock()
 		err = fns.DeliverToFunction(ctx, fname, evs)
 		for _, dl := range ds {
 			if err == nil || errors.Is(err, functions.ErrDeadLettered) {

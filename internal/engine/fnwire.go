@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/nubo-dev/nubo/internal/console"
@@ -38,13 +39,59 @@ func (e *Engine) newFunctions(app *spec.App) (*functions.Functions, error) {
 }
 
 // functionRoutes are the platform API's /v1/functions routes and the http
-// triggers, served on the console.
-func functionRoutes(fns *functions.Functions) []console.Route {
+// triggers, served on the console through a handler a reload replaces.
+func (e *Engine) functionRoutes(fns *functions.Functions) []console.Route {
+	e.fnsAPI.set(fns.Handler())
 	var out []console.Route
 	for _, p := range fns.Patterns() {
-		out = append(out, console.Route{Pattern: p, Handler: fns.Handler()})
+		out = append(out, console.Route{Pattern: p, Handler: &e.fnsAPI})
 	}
 	return out
+}
+
+// reloadFunctions replaces the functions component when the spec's
+// functions changed: the old instances stop, the new pools start (from their
+// minimum), in between invocations fail. The console's routes are fixed when it starts, so an http
+// trigger on a new path needs a restart of nubo up, and says so.
+func (e *Engine) reloadFunctions(ctx context.Context, old, next *spec.App) {
+	if reflect.DeepEqual(old.Functions, next.Functions) {
+		return
+	}
+	e.mu.Lock()
+	cur := e.fns
+	e.mu.Unlock()
+	// The old pools stop first: the new component registers the same
+	// metrics, which the old one unregisters when it stops.
+	if cur != nil {
+		if err := cur.Stop(ctx); err != nil {
+			e.out.event("", fmt.Sprintf("functions: stop: %v", err))
+		}
+	}
+	nf, err := e.newFunctions(next)
+	if err != nil {
+		e.out.event("", fmt.Sprintf("functions not reloaded: %v", err))
+		return
+	}
+	known := map[string]bool{}
+	if cur != nil {
+		for _, p := range cur.Patterns() {
+			known[p] = true
+		}
+	}
+	for _, p := range nf.Patterns() {
+		if !known[p] {
+			e.out.event("", fmt.Sprintf("the route %q is new: restart nubo up to serve it", p))
+		}
+	}
+	if err := nf.Start(ctx); err != nil {
+		e.out.event("", fmt.Sprintf("functions: %v", err))
+		return
+	}
+	e.mu.Lock()
+	e.fns = nf
+	e.mu.Unlock()
+	e.fnsAPI.set(nf.Handler())
+	e.out.event("", "functions reloaded: "+strings.Join(nf.Names(), ", "))
 }
 
 // functionEnv is a function's environment, as a service's: the platform's,

@@ -251,9 +251,7 @@ func (e *Engine) reload(ctx context.Context) {
 	if err := e.reloadObservability(obs, next); err != nil {
 		e.out.event("", fmt.Sprintf("%s: rules, channels or SLOs not reloaded: %v", old.File, err))
 	}
-	if !reflect.DeepEqual(old.Functions, next.Functions) {
-		e.out.event("", "functions changed: restart nubo up to apply (functions are not reloaded in place yet)")
-	}
+	e.reloadFunctions(ctx, old, next)
 	e.reloadEvents(ctx, old, next)
 
 	names := map[string]bool{}

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,5 +140,34 @@ local: {console: "127.0.0.1:0"}
 			return fmt.Errorf("replica: %w", err)
 		}
 		return processGone(gc)
+	})
+}
+
+// TestSpecEditReloadsFunctions changes a function's environment: the pool is
+// replaced and the next invocation sees the new value.
+func TestSpecEditReloadsFunctions(t *testing.T) {
+	dir := t.TempDir()
+	const spec = "name: fnreload\nfunctions:\n  fn: {run: FUNCTION, env: {A: \"%s\"}}\n"
+	app := writeSpec(t, dir, fmt.Sprintf(spec, "one"))
+	e := startEngine(t, app, func(o *Options) { o.NoWatch = false })
+	invoke := func() string {
+		resp, err := http.Post("http://"+e.admin.Addr()+"/v1/functions/fn/invoke", "application/cloudevents+json",
+			strings.NewReader(`{"specversion":"1.0","id":"x","source":"t","type":"env","datacontenttype":"application/json","data":{"names":["A"]}}`))
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := invoke(); !strings.Contains(got, `"A":"one"`) {
+		t.Fatalf("first invocation: %s", got)
+	}
+	writeSpec(t, dir, fmt.Sprintf(spec, "two"))
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if got := invoke(); !strings.Contains(got, `"A":"two"`) {
+			return fmt.Errorf("invocation answered %s", got)
+		}
+		return nil
 	})
 }
