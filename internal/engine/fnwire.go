@@ -50,9 +50,10 @@ func (e *Engine) functionRoutes(fns *functions.Functions) []console.Route {
 }
 
 // reloadFunctions replaces the functions component when the spec's
-// functions changed: the old instances stop, the new pools start (from their
-// minimum), in between invocations fail. The console's routes are fixed when it starts, so an http
-// trigger on a new path needs a restart of nubo up, and says so.
+// functions changed: the old instances stop, then the new pools start (from
+// their minimum); invocations in between fail. The console's routes are fixed
+// when it starts, so an http trigger on a new path needs a restart of nubo up,
+// and says so.
 func (e *Engine) reloadFunctions(ctx context.Context, old, next *spec.App) {
 	if reflect.DeepEqual(old.Functions, next.Functions) {
 		return
