@@ -107,6 +107,7 @@ file into Kubernetes manifests.`,
 		newRenderCmd(std, g),
 		newDiffCmd(std, g),
 		newDeployCmd(std, g),
+		newOpenAPICmd(std, g),
 	)
 	return root
 }

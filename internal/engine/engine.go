@@ -24,6 +24,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/events"
 	"github.com/nubo-dev/nubo/internal/functions"
+	"github.com/nubo-dev/nubo/internal/gateway"
 	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/secrets"
@@ -71,6 +72,7 @@ type Engine struct {
 	mesh     *mesh.Mesh
 	obs      *observability
 	fns      *functions.Functions
+	gateway  *gateway.Gateway
 	broker   *broker.Broker
 	events   *events.Dispatcher
 	// eventsAPI and fnsAPI serve the platform API's routes of the events
@@ -265,6 +267,14 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		e.out.event("", "functions ready, at their minimum instances: "+strings.Join(names, ", "))
 	}
 
+	g, err := e.startGateway(ctx, app)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.gateway = g
+	e.mu.Unlock()
+
 	bgCtx, cancel := context.WithCancel(context.Background())
 	e.mu.Lock()
 	e.bgCtx, e.bgCancel = bgCtx, cancel
@@ -321,15 +331,21 @@ func (e *Engine) Stop(ctx context.Context) error {
 	app := e.app
 	runs := e.services
 	e.services = map[string]*serviceRun{}
-	admin, lock, m, obs, fns, d, b := e.admin, e.lock, e.mesh, e.obs, e.fns, e.events, e.broker
+	admin, lock, m, obs, fns, d, b, g := e.admin, e.lock, e.mesh, e.obs, e.fns, e.events, e.broker, e.gateway
 	e.mu.Unlock()
 	var errs []error
 
 	if e.bgCancel != nil {
 		e.bgCancel()
 	}
-	// The dispatcher stops first: stopping services must not turn its
-	// deliveries into retries and dead letters.
+	// The gateway and the dispatcher stop first: no new requests or
+	// deliveries while services stop (they would turn into retries and dead
+	// letters).
+	if g != nil {
+		if err := g.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: %w", err))
+		}
+	}
 	if d != nil {
 		if err := d.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("events: %w", err))

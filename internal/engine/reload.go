@@ -252,6 +252,7 @@ func (e *Engine) reload(ctx context.Context) {
 		e.out.event("", fmt.Sprintf("%s: rules, channels or SLOs not reloaded: %v", old.File, err))
 	}
 	e.reloadFunctions(ctx, old, next)
+	e.reloadGateway(next)
 	e.reloadEvents(ctx, old, next)
 
 	names := map[string]bool{}

@@ -19,9 +19,6 @@ func skippedSections(app *spec.App) []console.Skipped {
 		}
 	}
 	add("databases", keys(app.Databases))
-	if app.Gateway != nil {
-		out = append(out, console.Skipped{Section: "gateway", Reason: "not run by nubo up yet"})
-	}
 	if app.EventStore != nil {
 		out = append(out, console.Skipped{Section: "eventStore", Reason: "not run by nubo up yet"})
 	}

@@ -227,7 +227,7 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.gateway {
 		g := h.m.gateway.Load()
 		if g == nil {
-			writeText(w, http.StatusBadGateway, "gateway: not yet")
+			writeText(w, http.StatusBadGateway, "gateway: not running")
 			return
 		}
 		g.h.ServeHTTP(w, r)

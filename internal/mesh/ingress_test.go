@@ -59,7 +59,7 @@ func TestIngressTLS(t *testing.T) {
 		body string
 	}{
 		{secure, "https://shop.localhost/users/1", 200, "users /users/1 https shop.localhost"},
-		{secure, "https://shop.localhost/api/orders", 502, "gateway: not yet"},
+		{secure, "https://shop.localhost/api/orders", 502, "gateway: not running"},
 		{secure, "https://shop.localhost/apis", 200, "users /apis"},
 		{plain, "http://shop.localhost/users/1", 200, "users /users/1 http"},
 		{plain, "http://a.tenants.localhost/app/x", 200, "web"},

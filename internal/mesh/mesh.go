@@ -274,7 +274,7 @@ func (m *Mesh) Update(cfg Config) error {
 }
 
 // SetGateway routes the ingress's `to: gateway` paths to h; until it is
-// called they answer 502 "gateway: not yet". A nil h goes back to that.
+// called they answer 502 "gateway: not running". A nil h goes back to that.
 func (m *Mesh) SetGateway(h http.Handler) {
 	if h == nil {
 		m.gateway.Store(nil)

@@ -114,9 +114,9 @@ func checkMeshNameSpace(a *App, r *report) {
 	add("function", "functions", sortedKeys(a.Functions))
 	for _, name := range sortedKeys(owners) {
 		list := owners[name]
-		if name == IngressPrincipal {
+		if builtinPrincipals[name] {
 			for _, o := range list {
-				r.keyErrorf(o.path, "%q is reserved: it is the principal of requests from the ingress in mesh policies", name)
+				r.keyErrorf(o.path, "%q is reserved: nubo's own %s calls services under that name in the mesh", name, name)
 			}
 		}
 		if len(list) < 2 {

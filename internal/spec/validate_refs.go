@@ -163,9 +163,10 @@ func refsMesh(a *App, r *report, k known) {
 			r.ref(p+".to", "service or function", pol.To, k.workloads)
 		}
 		for j, pr := range pol.From.Principals {
-			// "ingress" is traffic from outside; the SPIFFE form
-			// (cluster.local/ns/NS/sa/NAME) is Istio's own.
-			if pr != "*" && pr != IngressPrincipal && !strings.Contains(pr, "/") {
+			// Built-in principals (the ingress, the gateway, the events
+			// dispatcher) and the SPIFFE form (cluster.local/ns/NS/sa/NAME),
+			// Istio's own, are not workloads of the spec.
+			if pr != "*" && !builtinPrincipals[pr] && !strings.Contains(pr, "/") {
 				r.ref(indexPath(p+".from.principals", j), "service or function", pr, k.workloads)
 			}
 		}
@@ -516,6 +517,10 @@ func refsAlerts(r *report, path string, alerts []*AlertRule, k known) {
 // IngressPrincipal is the principal of requests that come through the
 // ingress; no workload may take the name.
 const IngressPrincipal = "ingress"
+
+// builtinPrincipals are the callers nubo itself runs: the ingress, the API
+// gateway and the events dispatcher. Workloads may not take their names.
+var builtinPrincipals = map[string]bool{IngressPrincipal: true, "gateway": true, "nubo-events": true}
 
 // policyKeys are the `when` keys of authorization policies nubo evaluates,
 // Istio's names.

@@ -407,13 +407,13 @@ mesh:
     - name: p
       to: users
       action: allow
-      from: {principals: [ingress, cluster.local/ns/a/sa/users, users]}
+      from: {principals: [ingress, gateway, nubo-events, cluster.local/ns/a/sa/users, users]}
       when:
         - {key: request.methd, values: [GET]}
         - {key: "request.headers[x-user]", values: [a]}
 `)
 	want := []string{
-		`t.yaml:4:3: services.ingress: "ingress" is reserved: it is the principal of requests from the ingress in mesh policies`,
+		`t.yaml:4:3: services.ingress: "ingress" is reserved: nubo's own ingress calls services under that name in the mesh`,
 		`t.yaml:12:17: mesh.policies[0].when[0].key: unknown key "request.methd": use request.method, request.path, request.headers[NAME] or source.namespace (did you mean "request.method"?)`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
