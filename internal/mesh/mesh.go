@@ -47,7 +47,8 @@ type Mesh struct {
 	tel *telemetry
 	h1  *http.Transport // HTTP/1.1 keep-alive, to replicas and direct hosts
 	h2c *http.Transport // HTTP/2 cleartext, to grpc services
-	// rt1 and rt2 are h1 and h2c as the proxy uses them; benchmarks put an
+	up  *upstream       // bodyless HTTP/1.1 requests on the handler's goroutine, h1 for the rest
+	// rt1 and rt2 are up and h2c as the proxy uses them; benchmarks put an
 	// in-memory replica there to measure the proxy alone.
 	rt1, rt2 http.RoundTripper
 	dialer   *net.Dialer
@@ -99,7 +100,8 @@ func New(cfg Config, eps Endpoints) (*Mesh, error) {
 		return nil, err
 	}
 	m.h1, m.h2c = m.newTransports()
-	m.rt1, m.rt2 = m.h1, m.h2c
+	m.up = newUpstream(m.dialer.DialContext, m.h1)
+	m.rt1, m.rt2 = m.up, m.h2c
 	m.log.Store(cfg.Logger)
 	m.tracer.Store(&tracerHolder{cfg.Tracer})
 	m.attach(c)
@@ -333,6 +335,7 @@ func (m *Mesh) Stop(ctx context.Context) error {
 		return true
 	})
 	m.bg.Wait()
+	m.up.closeIdle(true)
 	m.h1.CloseIdleConnections()
 	m.h2c.CloseIdleConnections()
 	if err := errors.Join(errs...); err != nil {

@@ -1,0 +1,379 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// upstream is the mesh's HTTP/1.1 client for plain keep-alive requests: it
+// writes the request and reads the response on the handler's own
+// goroutine, over a pool of idle connections per address.
+//
+// http.Transport runs a read goroutine and a write goroutine per
+// connection and hands every request and response between them and the
+// caller over channels; under load those hand-offs and the scheduling
+// they cause cost more than the proxy's own work. No library does this
+// instead: net/http keeps the goroutines so that a request body can
+// stream while the response arrives and an idle connection's closing is
+// noticed at once; fasthttp and similar clients have their own request and
+// response types, which the mesh would have to convert from and to
+// net/http's, losing what it saves. A proxy's common request has no body,
+// so the two ends of a round trip can happen in turn on one goroutine,
+// with net/http's own ReadResponse parsing the answer.
+//
+// Only requests that are safe to send this way take this path (see
+// direct): no body, no upgrade, no Expect, no trailers, a method that may
+// be sent again. Everything else goes to next, the http.Transport.
+type upstream struct {
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	next    http.RoundTripper
+	maxIdle int           // idle connections kept per address
+	idleFor time.Duration // an idle connection older than this is closed
+
+	mu     sync.Mutex // guards idle and closed
+	idle   map[string][]*upConn
+	closed bool
+}
+
+// upConn is one connection to a replica. Its buffers are taken from pools
+// while it carries a request and given back while it is idle.
+type upConn struct {
+	u     *upstream
+	addr  string
+	conn  net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	idled time.Time
+}
+
+var (
+	upReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	upWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func newUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), next http.RoundTripper) *upstream {
+	return &upstream{dial: dial, next: next, maxIdle: 512, idleFor: 90 * time.Second, idle: map[string][]*upConn{}}
+}
+
+// direct reports whether r can be sent on the handler's goroutine: a
+// plain-HTTP request without a body (so writing it never waits on the
+// replica reading), not an upgrade, no 100-continue, no trailers, and a
+// method net/http would send again on a fresh connection when a reused
+// one turns out closed.
+func direct(r *http.Request) bool {
+	if r.URL.Scheme != "http" || r.Close || r.Trailer != nil || r.TransferEncoding != nil {
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody || r.ContentLength != 0 {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	default:
+		return false
+	}
+	h := r.Header
+	return len(h["Upgrade"]) == 0 && len(h["Expect"]) == 0 && len(h["Connection"]) == 0
+}
+
+// RoundTrip sends r and returns the response, whose body hands the
+// connection back to the pool once read to its end. Requests direct
+// refuses go to the Transport.
+func (u *upstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !direct(r) {
+		return u.next.RoundTrip(r)
+	}
+	addr := r.URL.Host
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
+	}
+	ctx := r.Context()
+	for {
+		pc, reused := u.get(addr)
+		if pc == nil {
+			c, err := u.dial(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			pc = &upConn{u: u, addr: addr, conn: c}
+			pc.take()
+		}
+		resp, err := pc.roundTrip(ctx, r)
+		if err == nil {
+			return resp, nil
+		}
+		// As net/http does, a request that failed on a reused connection
+		// before any of the response came is sent again on another one:
+		// the replica most likely closed the idle connection. The
+		// request has no body and an idempotent method (direct).
+		if !reused || ctx.Err() != nil || !errors.Is(err, errNoResponse) {
+			return nil, err
+		}
+	}
+}
+
+// errNoResponse marks a failure before any byte of the response arrived.
+var errNoResponse = errors.New("mesh: upstream connection closed before the response")
+
+// roundTrip writes r and reads its response. On an error the connection
+// is closed.
+func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Response, error) {
+	// The read and the write happen here, not in goroutines watching ctx:
+	// a deadline in the past is what interrupts them when ctx ends.
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
+	}
+	fail := func(err error) (*http.Response, error) {
+		if stop != nil {
+			stop()
+		}
+		pc.close()
+		return nil, err
+	}
+	writeRequest(pc.bw, r)
+	if err := pc.bw.Flush(); err != nil {
+		return fail(errors.Join(errNoResponse, err))
+	}
+	for {
+		if _, err := pc.br.Peek(1); err != nil {
+			return fail(errors.Join(errNoResponse, err))
+		}
+		resp, err := http.ReadResponse(pc.br, r)
+		if err != nil {
+			return fail(err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			resp.Body.Close()
+			return fail(errors.New("mesh: upstream switched protocols without an upgrade"))
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			// 100 Continue and 103 Early Hints are dropped, as
+			// http.Transport drops them without a trace hook.
+			continue
+		}
+		keep := !resp.Close
+		if resp.Body == http.NoBody {
+			pc.release(keep, stop)
+			return resp, nil
+		}
+		resp.Body = &upBody{pc: pc, body: resp.Body, keep: keep, stop: stop}
+		return resp, nil
+	}
+}
+
+// aLongTimeAgo is a deadline in the past: it makes pending I/O return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// upBody is a response body that gives its connection back once read to
+// the end; closed before that, the connection is closed.
+type upBody struct {
+	pc   *upConn
+	body io.ReadCloser
+	keep bool
+	stop func() bool
+	done bool
+}
+
+func (b *upBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.done = true
+		b.pc.release(b.keep, b.stop)
+	} else if err != nil {
+		b.done = true
+		b.pc.release(false, b.stop)
+	}
+	return n, err
+}
+
+func (b *upBody) Close() error {
+	if !b.done {
+		b.done = true
+		b.pc.release(false, b.stop)
+	}
+	return nil
+}
+
+// take gives pc buffers for a round trip.
+func (pc *upConn) take() {
+	pc.br = upReaders.Get().(*bufio.Reader)
+	pc.br.Reset(pc.conn)
+	pc.bw = upWriters.Get().(*bufio.Writer)
+	pc.bw.Reset(pc.conn)
+}
+
+// putBuffers returns pc's buffers to their pools.
+func (pc *upConn) putBuffers() {
+	pc.br.Reset(nil)
+	upReaders.Put(pc.br)
+	pc.bw.Reset(nil)
+	upWriters.Put(pc.bw)
+	pc.br, pc.bw = nil, nil
+}
+
+func (pc *upConn) close() {
+	pc.conn.Close()
+	pc.putBuffers()
+}
+
+// release ends a round trip: the connection goes back to the pool when
+// keep says the response allows it, nothing unread is left, and ctx's
+// watch had not fired.
+func (pc *upConn) release(keep bool, stop func() bool) {
+	if stop != nil && !stop() {
+		keep = false
+	}
+	if !keep || pc.br.Buffered() > 0 {
+		pc.close()
+		return
+	}
+	pc.putBuffers()
+	pc.u.put(pc)
+}
+
+// get takes the most recently idled connection to addr, closing those
+// idle for too long; reused is false when there is none.
+func (u *upstream) get(addr string) (pc *upConn, reused bool) {
+	u.mu.Lock()
+	list := u.idle[addr]
+	if n := len(list); n > 0 {
+		pc = list[n-1]
+		list[n-1] = nil
+		u.idle[addr] = list[:n-1]
+	}
+	u.mu.Unlock()
+	if pc == nil {
+		return nil, false
+	}
+	if time.Since(pc.idled) > u.idleFor {
+		// Older ones are older still: close them all.
+		u.closeAddr(addr)
+		pc.conn.Close()
+		return nil, false
+	}
+	pc.take()
+	return pc, true
+}
+
+func (u *upstream) put(pc *upConn) {
+	pc.idled = time.Now()
+	u.mu.Lock()
+	if u.closed || len(u.idle[pc.addr]) >= u.maxIdle {
+		u.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
+	u.idle[pc.addr] = append(u.idle[pc.addr], pc)
+	u.mu.Unlock()
+}
+
+func (u *upstream) closeAddr(addr string) {
+	u.mu.Lock()
+	list := u.idle[addr]
+	delete(u.idle, addr)
+	u.mu.Unlock()
+	for _, pc := range list {
+		pc.conn.Close()
+	}
+}
+
+// closeIdle closes every idle connection; with final set, connections
+// released later are closed instead of kept.
+func (u *upstream) closeIdle(final bool) {
+	u.mu.Lock()
+	all := u.idle
+	u.idle = map[string][]*upConn{}
+	u.closed = u.closed || final
+	u.mu.Unlock()
+	for _, list := range all {
+		for _, pc := range list {
+			pc.conn.Close()
+		}
+	}
+}
+
+// idleCount is the number of idle connections to addr, for tests.
+func (u *upstream) idleCount(addr string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.idle[addr])
+}
+
+// writeRequest writes r's request line and headers as http.Transport
+// does for a request without a body: Host from r.Host (or the URL), Go's
+// User-Agent unless r has one, header values on one line each.
+func writeRequest(w *bufio.Writer, r *http.Request) {
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	w.WriteString(r.Method)
+	w.WriteByte(' ')
+	w.WriteString(r.URL.RequestURI())
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	writeValue(w, host)
+	w.WriteString("\r\n")
+	if _, ok := r.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	for k, vv := range r.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		if !validFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			w.WriteString(k)
+			w.WriteString(": ")
+			writeValue(w, strings.TrimSpace(v))
+			w.WriteString("\r\n")
+		}
+	}
+	w.WriteString("\r\n")
+}
+
+// writeValue writes a header value with line breaks as spaces, as
+// net/http does, so that no value can start a header of its own.
+func writeValue(w *bufio.Writer, v string) {
+	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
+		w.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		w.WriteByte(c)
+	}
+}
+
+// validFieldName reports whether k is an RFC 9110 token.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
