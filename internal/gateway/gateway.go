@@ -56,6 +56,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/upstream"
 )
 
 // Services gives the base URL through which the gateway reaches a service
@@ -116,7 +117,8 @@ type Config struct {
 	// Tracer receives a span per request; nil only passes traceparent on.
 	Tracer Tracer
 
-	// Transport carries http and service integrations; default a
+	// Transport carries http and service integrations; default the
+	// upstream client for bodyless idempotent requests, in front of a
 	// keep-alive transport that ignores the environment's proxy.
 	Transport http.RoundTripper
 	// JWKSClient fetches key sets; default a client with a 10s timeout.
@@ -143,6 +145,10 @@ type Gateway struct {
 	now    func() time.Time
 	met    *metrics
 	rt     http.RoundTripper
+	// up and h1 are the default rt (no Config.Transport): up sends
+	// bodyless idempotent requests itself, h1 carries the rest.
+	up *upstream.Client
+	h1 *http.Transport
 	// seal encrypts cache entries of stages with encrypted: true, under a
 	// key drawn at New and never stored: entries die with the process.
 	seal    cipher.AEAD
@@ -202,7 +208,10 @@ func New(cfg Config) (*Gateway, error) {
 		state:  newCarried(),
 	}
 	if g.rt == nil {
-		g.rt = newTransport()
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		g.h1 = newTransport(d)
+		g.up = upstream.New(d.DialContext, g.h1)
+		g.rt = g.up
 	}
 	key := make([]byte, 32)
 	g.hashKey = make([]byte, 32)
@@ -230,14 +239,14 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// newTransport is the transport of http and service integrations: many
-// idle connections per host (a gateway talks to few hosts, a lot), never
-// the environment's proxy (service integrations already go through the
-// mesh), bodies untouched.
-func newTransport() *http.Transport {
+// newTransport is the transport of http and service integrations for the
+// requests upstream.Direct refuses: many idle connections per host (a
+// gateway talks to few hosts, a lot), never the environment's proxy
+// (service integrations already go through the mesh), bodies untouched.
+func newTransport(d *net.Dialer) *http.Transport {
 	return &http.Transport{
 		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         d.DialContext,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     90 * time.Second,
@@ -332,8 +341,9 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	g.stopped = true
 	srv, served := g.srv, g.served
 	g.mu.Unlock()
-	if t, ok := g.rt.(*http.Transport); ok && g.cfg.Transport == nil {
-		defer t.CloseIdleConnections()
+	if g.up != nil {
+		defer g.h1.CloseIdleConnections()
+		defer g.up.Close()
 	}
 	if srv == nil {
 		return nil

@@ -251,16 +251,24 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	out.Header = r.Header
 	removeHopHeaders(out.Header)
 	addForwarded(out.Header, r)
-	if x.bodyRead {
+	switch {
+	case x.bodyRead && len(x.body) == 0:
+		// NoBody, not an empty reader: transports send NoBody as no
+		// body at all, and the gateway's upstream client takes it.
+		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
+	case x.bodyRead:
 		out.Body = io.NopCloser(bytes.NewReader(x.body))
 		out.ContentLength = int64(len(x.body))
 		out.GetBody = nil
-	} else if r.ContentLength == 0 {
+	case r.ContentLength == 0:
 		out.Body = nil
 	}
 	start := x.g.now()
 	resp, err := x.g.rt.RoundTrip(out)
 	if err != nil {
+		// The context says why too: the upstream client is interrupted by
+		// a deadline on its connection, and reports that I/O error.
+		cerr := ctx.Err()
 		cancel()
 		x.rs.obs.backend.Observe(msSince(x.g.now(), start))
 		var mbe *http.MaxBytesError
@@ -268,10 +276,10 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 		case errors.As(err, &mbe):
 			x.reason = "request body too large"
 			return failure(http.StatusRequestEntityTooLarge, []byte(`{"message":"Request Entity Too Large"}`), err.Error())
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(cerr, context.DeadlineExceeded):
 			x.reason = fmt.Sprintf("%s integration timed out after %s", p.typ, p.timeout)
 			return failure(http.StatusGatewayTimeout, msgTimeout, x.reason)
-		case errors.Is(err, context.Canceled):
+		case errors.Is(err, context.Canceled) || errors.Is(cerr, context.Canceled):
 			x.reason = "client went away"
 			return failure(499, msgBadGateway, x.reason)
 		}
@@ -290,7 +298,7 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBufferedAnswer+1))
 	x.rs.obs.backend.Observe(msSince(x.g.now(), start))
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded)):
 		x.reason = fmt.Sprintf("%s integration timed out after %s", p.typ, p.timeout)
 		return failure(http.StatusGatewayTimeout, msgTimeout, x.reason)
 	case err != nil:

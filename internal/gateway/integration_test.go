@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +232,66 @@ gateway:
 	}
 	if r := call(t, "GET", tg.url+"/v", ""); r.status != 404 {
 		t.Errorf("without a gateway section: %d", r.status)
+	}
+}
+
+// TestUpstreamConnectionReused checks that bodyless GETs to a service go
+// through the gateway's upstream client on one kept-alive connection, not
+// through the Transport, while a request with a body still does.
+func TestUpstreamConnectionReused(t *testing.T) {
+	t.Parallel()
+	users := httptest.NewUnstartedServer(nil)
+	echo := newEchoBackend(t)
+	users.Config.Handler = echo.Config.Handler
+	var conns atomic.Int32
+	users.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	users.Start()
+	t.Cleanup(users.Close)
+	const spec = `
+name: shop
+services:
+  users: {image: users:1}
+gateway:
+  routes:
+    - {path: "/users/{id}", methods: [GET, POST], integration: {type: service, service: users, path: "/users/{id}"}}
+`
+	tg := startGateway(t, spec, nil, func(c *Config) {
+		c.Services = servicesOf(map[string]string{"users": users.URL})
+	})
+	get := func(i int) {
+		t.Helper()
+		r := call(t, "GET", tg.url+"/users/"+strconv.Itoa(i), "", "Connection", "X-Hop", "X-Hop", "1", "X-Kept", "2")
+		s := r.seen(t)
+		if r.status != 200 || s.Path != "/users/"+strconv.Itoa(i) || s.Method != "GET" {
+			t.Fatalf("GET %d: %d %+v", i, r.status, s)
+		}
+		if s.Headers["X-Hop"] != nil || strings.Join(s.Headers["X-Kept"], ",") != "2" || len(s.Headers["X-Forwarded-For"]) != 1 {
+			t.Errorf("GET %d: the service got the headers %v", i, s.Headers)
+		}
+	}
+	for i := range 5 {
+		get(i)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("5 GETs in a row opened %d connections to the service, want 1", n)
+	}
+	// The Transport's idle connections closed, the GETs' connection stays:
+	// it is the upstream client's.
+	tg.g.h1.CloseIdleConnections()
+	get(5)
+	if n := conns.Load(); n != 1 {
+		t.Errorf("a GET after the Transport closed its idle connections opened a connection (%d in all), want the same one", n)
+	}
+	// A body is the Transport's, on a connection of its own.
+	r := call(t, "POST", tg.url+"/users/9", `{"a":1}`, "Content-Type", "application/json")
+	if s := r.seen(t); r.status != 200 || s.Method != "POST" || s.Body != `{"a":1}` {
+		t.Errorf("POST: %d %+v", r.status, s)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections after a POST, want 2 (the Transport's own)", n)
 	}
 }

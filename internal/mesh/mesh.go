@@ -37,6 +37,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/upstream"
 )
 
 // Mesh is the running mesh. Create it with New, then Start; ProxyURL, Env
@@ -45,9 +47,9 @@ import (
 type Mesh struct {
 	eps Endpoints
 	tel *telemetry
-	h1  *http.Transport // HTTP/1.1 keep-alive, to replicas and direct hosts
-	h2c *http.Transport // HTTP/2 cleartext, to grpc services
-	up  *upstream       // bodyless HTTP/1.1 requests on the handler's goroutine, h1 for the rest
+	h1  *http.Transport  // HTTP/1.1 keep-alive, to replicas and direct hosts
+	h2c *http.Transport  // HTTP/2 cleartext, to grpc services
+	up  *upstream.Client // bodyless HTTP/1.1 requests on the handler's goroutine, h1 for the rest
 	// rt1 and rt2 are up and h2c as the proxy uses them; benchmarks put an
 	// in-memory replica there to measure the proxy alone.
 	rt1, rt2 http.RoundTripper
@@ -100,7 +102,7 @@ func New(cfg Config, eps Endpoints) (*Mesh, error) {
 		return nil, err
 	}
 	m.h1, m.h2c = m.newTransports()
-	m.up = newUpstream(m.dialer.DialContext, m.h1)
+	m.up = upstream.New(m.dialer.DialContext, m.h1)
 	m.rt1, m.rt2 = m.up, m.h2c
 	m.log.Store(cfg.Logger)
 	m.tracer.Store(&tracerHolder{cfg.Tracer})
@@ -335,7 +337,7 @@ func (m *Mesh) Stop(ctx context.Context) error {
 		return true
 	})
 	m.bg.Wait()
-	m.up.closeIdle(true)
+	m.up.Close()
 	m.h1.CloseIdleConnections()
 	m.h2c.CloseIdleConnections()
 	if err := errors.Join(errs...); err != nil {

@@ -1,9 +1,26 @@
-package mesh
+// Package upstream is nubo's HTTP/1.1 client for proxies (the mesh and the
+// API gateway): it writes a plain keep-alive request and reads its
+// response on the caller's own goroutine, over a pool of idle connections
+// per address, and hands every other request to an http.RoundTripper.
+//
+// http.Transport runs a read goroutine and a write goroutine per
+// connection and hands every request and response between them and the
+// caller over channels; under load those hand-offs and the scheduling
+// they cause cost more than a proxy's own work. No library does this
+// instead: net/http keeps the goroutines so that a request body can
+// stream while the response arrives and an idle connection's closing is
+// noticed at once; fasthttp and similar clients have their own request and
+// response types, which a proxy would have to convert from and to
+// net/http's, losing what it saves. A proxy's common request has no body,
+// so the two ends of a round trip can happen in turn on one goroutine,
+// with net/http's own ReadResponse parsing the answer.
+package upstream
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,27 +29,15 @@ import (
 	"time"
 )
 
-// upstream is the mesh's HTTP/1.1 client for plain keep-alive requests: it
-// writes the request and reads the response on the handler's own
-// goroutine, over a pool of idle connections per address.
-//
-// http.Transport runs a read goroutine and a write goroutine per
-// connection and hands every request and response between them and the
-// caller over channels; under load those hand-offs and the scheduling
-// they cause cost more than the proxy's own work. No library does this
-// instead: net/http keeps the goroutines so that a request body can
-// stream while the response arrives and an idle connection's closing is
-// noticed at once; fasthttp and similar clients have their own request and
-// response types, which the mesh would have to convert from and to
-// net/http's, losing what it saves. A proxy's common request has no body,
-// so the two ends of a round trip can happen in turn on one goroutine,
-// with net/http's own ReadResponse parsing the answer.
-//
-// Only requests that are safe to send this way take this path (see
-// direct): no body, no upgrade, no Expect, no trailers, a method that may
-// be sent again. Everything else goes to next, the http.Transport.
-type upstream struct {
-	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+// DialFunc opens a connection, as net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Client is an http.RoundTripper that sends the requests Direct accepts
+// itself, on the caller's goroutine, and all others to the RoundTripper
+// it was given (an http.Transport). Create it with New; Close ends it.
+// It is safe for concurrent use.
+type Client struct {
+	dial    DialFunc
 	next    http.RoundTripper
 	maxIdle int           // idle connections kept per address
 	idleFor time.Duration // an idle connection older than this is closed
@@ -42,10 +47,10 @@ type upstream struct {
 	closed bool
 }
 
-// upConn is one connection to a replica. Its buffers are taken from pools
+// upConn is one connection to a server. Its buffers are taken from pools
 // while it carries a request and given back while it is idle.
 type upConn struct {
-	u     *upstream
+	u     *Client
 	addr  string
 	conn  net.Conn
 	br    *bufio.Reader
@@ -58,16 +63,19 @@ var (
 	upWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-func newUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), next http.RoundTripper) *upstream {
-	return &upstream{dial: dial, next: next, maxIdle: 512, idleFor: 90 * time.Second, idle: map[string][]*upConn{}}
+// New returns a Client that opens connections with dial and sends the
+// requests Direct refuses to next. It keeps up to 512 idle connections per
+// address, each for up to 90 seconds, as the proxies' transports do.
+func New(dial DialFunc, next http.RoundTripper) *Client {
+	return &Client{dial: dial, next: next, maxIdle: 512, idleFor: 90 * time.Second, idle: map[string][]*upConn{}}
 }
 
-// direct reports whether r can be sent on the handler's goroutine: a
-// plain-HTTP request without a body (so writing it never waits on the
-// replica reading), not an upgrade, no 100-continue, no trailers, and a
-// method net/http would send again on a fresh connection when a reused
-// one turns out closed.
-func direct(r *http.Request) bool {
+// Direct reports whether a Client sends r itself, on the caller's
+// goroutine: a plain-HTTP request without a body (so writing it never
+// waits on the server reading), not an upgrade, no 100-continue, no
+// trailers, and a method net/http would send again on a fresh connection
+// when a reused one turns out closed.
+func Direct(r *http.Request) bool {
 	if r.URL.Scheme != "http" || r.Close || r.Trailer != nil || r.TransferEncoding != nil {
 		return false
 	}
@@ -84,10 +92,10 @@ func direct(r *http.Request) bool {
 }
 
 // RoundTrip sends r and returns the response, whose body hands the
-// connection back to the pool once read to its end. Requests direct
-// refuses go to the Transport.
-func (u *upstream) RoundTrip(r *http.Request) (*http.Response, error) {
-	if !direct(r) {
+// connection back to the pool once read to its end. Requests Direct
+// refuses go to the RoundTripper given to New.
+func (u *Client) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !Direct(r) {
 		return u.next.RoundTrip(r)
 	}
 	addr := r.URL.Host
@@ -111,8 +119,8 @@ func (u *upstream) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		// As net/http does, a request that failed on a reused connection
 		// before any of the response came is sent again on another one:
-		// the replica most likely closed the idle connection. The
-		// request has no body and an idempotent method (direct).
+		// the server most likely closed the idle connection. The
+		// request has no body and an idempotent method (Direct).
 		if !reused || ctx.Err() != nil || !errors.Is(err, errNoResponse) {
 			return nil, err
 		}
@@ -120,7 +128,7 @@ func (u *upstream) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // errNoResponse marks a failure before any byte of the response arrived.
-var errNoResponse = errors.New("mesh: upstream connection closed before the response")
+var errNoResponse = errors.New("upstream: connection closed before the response")
 
 // roundTrip writes r and reads its response. On an error the connection
 // is closed.
@@ -140,11 +148,11 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	}
 	writeRequest(pc.bw, r)
 	if err := pc.bw.Flush(); err != nil {
-		return fail(errors.Join(errNoResponse, err))
+		return fail(fmt.Errorf("%w: %w", errNoResponse, err))
 	}
 	for {
 		if _, err := pc.br.Peek(1); err != nil {
-			return fail(errors.Join(errNoResponse, err))
+			return fail(fmt.Errorf("%w: %w", errNoResponse, err))
 		}
 		resp, err := http.ReadResponse(pc.br, r)
 		if err != nil {
@@ -153,7 +161,7 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 		switch {
 		case resp.StatusCode == http.StatusSwitchingProtocols:
 			resp.Body.Close()
-			return fail(errors.New("mesh: upstream switched protocols without an upgrade"))
+			return fail(errors.New("upstream: switched protocols without an upgrade"))
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
 			// 100 Continue and 103 Early Hints are dropped, as
 			// http.Transport drops them without a trace hook.
@@ -244,7 +252,7 @@ func (pc *upConn) release(keep bool, stop func() bool) {
 
 // get takes the most recently idled connection to addr, closing those
 // idle for too long; reused is false when there is none.
-func (u *upstream) get(addr string) (pc *upConn, reused bool) {
+func (u *Client) get(addr string) (pc *upConn, reused bool) {
 	u.mu.Lock()
 	list := u.idle[addr]
 	if n := len(list); n > 0 {
@@ -266,7 +274,7 @@ func (u *upstream) get(addr string) (pc *upConn, reused bool) {
 	return pc, true
 }
 
-func (u *upstream) put(pc *upConn) {
+func (u *Client) put(pc *upConn) {
 	pc.idled = time.Now()
 	u.mu.Lock()
 	if u.closed || len(u.idle[pc.addr]) >= u.maxIdle {
@@ -278,7 +286,7 @@ func (u *upstream) put(pc *upConn) {
 	u.mu.Unlock()
 }
 
-func (u *upstream) closeAddr(addr string) {
+func (u *Client) closeAddr(addr string) {
 	u.mu.Lock()
 	list := u.idle[addr]
 	delete(u.idle, addr)
@@ -288,9 +296,18 @@ func (u *upstream) closeAddr(addr string) {
 	}
 }
 
+// CloseIdleConnections closes every idle connection; those in use go back
+// to the pool when their response is read.
+func (u *Client) CloseIdleConnections() { u.closeIdle(false) }
+
+// Close closes every idle connection, and those in use once their
+// response is read instead of keeping them. It does not close the
+// RoundTripper given to New. It is idempotent.
+func (u *Client) Close() { u.closeIdle(true) }
+
 // closeIdle closes every idle connection; with final set, connections
 // released later are closed instead of kept.
-func (u *upstream) closeIdle(final bool) {
+func (u *Client) closeIdle(final bool) {
 	u.mu.Lock()
 	all := u.idle
 	u.idle = map[string][]*upConn{}
@@ -304,7 +321,7 @@ func (u *upstream) closeIdle(final bool) {
 }
 
 // idleCount is the number of idle connections to addr, for tests.
-func (u *upstream) idleCount(addr string) int {
+func (u *Client) idleCount(addr string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.idle[addr])

@@ -1,4 +1,4 @@
-package mesh
+package upstream
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// countingTransport is the fallback of a test's upstream: a real
+// countingTransport is the fallback of a test's Client: a real
 // http.Transport that counts the requests it gets.
 type countingTransport struct {
 	tr *http.Transport
@@ -26,13 +26,13 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.tr.RoundTrip(r)
 }
 
-func newTestUpstream(t *testing.T) (*upstream, *countingTransport) {
+func newTestClient(t *testing.T) (*Client, *countingTransport) {
 	t.Helper()
 	next := &countingTransport{tr: &http.Transport{}}
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	u := newUpstream(d.DialContext, next)
+	u := New(d.DialContext, next)
 	t.Cleanup(func() {
-		u.closeIdle(true)
+		u.Close()
 		next.tr.CloseIdleConnections()
 	})
 	return u, next
@@ -49,7 +49,7 @@ func countConns(s *httptest.Server) *atomic.Int32 {
 	return &n
 }
 
-func upGet(t *testing.T, u *upstream, ctx context.Context, method, addr, path string) (*http.Response, error) {
+func upGet(t *testing.T, u *Client, ctx context.Context, method, addr, path string) (*http.Response, error) {
 	t.Helper()
 	r, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
 	if err != nil {
@@ -90,7 +90,7 @@ func TestUpstreamKeepAliveBodies(t *testing.T) {
 	conns := countConns(s)
 	s.Start()
 	t.Cleanup(s.Close)
-	u, next := newTestUpstream(t)
+	u, next := newTestClient(t)
 	addr := s.Listener.Addr().String()
 	tests := []struct {
 		method, path string
@@ -141,7 +141,7 @@ func TestUpstreamFallback(t *testing.T) {
 		fmt.Fprintf(w, "%s %s", r.Method, b)
 	}))
 	t.Cleanup(s.Close)
-	u, next := newTestUpstream(t)
+	u, next := newTestClient(t)
 	tests := []struct {
 		name   string
 		method string
@@ -166,8 +166,8 @@ func TestUpstreamFallback(t *testing.T) {
 		if tt.header != "" {
 			r.Header.Set(tt.header, "100-continue")
 		}
-		if got := direct(r); got != tt.direct {
-			t.Errorf("%s: direct = %v, want %v", tt.name, got, tt.direct)
+		if got := Direct(r); got != tt.direct {
+			t.Errorf("%s: Direct = %v, want %v", tt.name, got, tt.direct)
 		}
 		if tt.header != "" {
 			continue
@@ -238,11 +238,11 @@ func TestUpstreamReplicaClosesConnection(t *testing.T) {
 		wantErr  bool
 		accepted int32
 	}{
-		// The replica closed the idle connection: the request is sent
+		// The server closed the idle connection: the request is sent
 		// again on a new one, as net/http does.
 		{"closed before the response", func(c net.Conn) {}, false, 2},
 		// Part of the response came: the request may have run; the error
-		// goes to the mesh, whose retry policy decides.
+		// goes to the caller (the mesh's retry policy decides).
 		{"closed during the response", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Le") }, true, 1},
 	}
 	for _, tt := range tests {
@@ -257,7 +257,7 @@ func TestUpstreamReplicaClosesConnection(t *testing.T) {
 					io.WriteString(c, okResponse)
 				}
 			})
-			u, _ := newTestUpstream(t)
+			u, _ := newTestClient(t)
 			for n := 0; n < 2; n++ {
 				resp, err := upGet(t, u, context.Background(), "GET", addr, "/")
 				if err != nil {
@@ -294,14 +294,14 @@ func TestUpstreamConnectionNotReused(t *testing.T) {
 	conns := countConns(s)
 	s.Start()
 	t.Cleanup(s.Close)
-	u, _ := newTestUpstream(t)
+	u, _ := newTestClient(t)
 	addr := s.Listener.Addr().String()
 	tests := []struct {
 		name, path string
 		read       int // bytes read before Close; -1: all
 	}{
 		{"body closed unread", "/", 10},
-		{"replica asks to close", "/close", -1},
+		{"server asks to close", "/close", -1},
 	}
 	for i, tt := range tests {
 		resp, err := upGet(t, u, context.Background(), "GET", addr, tt.path)
@@ -349,7 +349,7 @@ func TestUpstreamCancel(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(release); s.Close() })
-	u, _ := newTestUpstream(t)
+	u, _ := newTestClient(t)
 	addr := s.Listener.Addr().String()
 	// The context ends while the head is awaited, then while the body is.
 	for _, path := range []string{"/slow-head", "/slow-body"} {
