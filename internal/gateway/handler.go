@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -356,12 +357,12 @@ func (x *exchange) accessLog(stageName, routePath string, status int, ms float64
 // startSpan reads the client's trace context and gives the backend this
 // request's span as its parent.
 func (x *exchange) startSpan() {
-	tid, parent, flags, ok := parseTraceparent(x.r.Header.Get("Traceparent"))
+	tc, ok := tracecontext.Parse(x.r.Header.Get("Traceparent"))
 	if !ok {
-		tid, parent, flags = newTraceID(), [8]byte{}, 1
+		tc = tracecontext.Context{TraceID: tracecontext.NewTraceID(), Flags: 1}
 	}
-	x.traceID, x.parentSpan, x.spanID = tid, parent, newSpanID()
-	x.r.Header.Set("Traceparent", formatTraceparent(tid, x.spanID, flags))
+	x.traceID, x.parentSpan, x.spanID = tc.TraceID, tc.SpanID, tracecontext.NewSpanID()
+	x.r.Header.Set("Traceparent", tracecontext.Format(tc.TraceID, x.spanID, tc.Flags))
 }
 
 func (x *exchange) exportSpan(t Tracer, end time.Time, stageName, routePath string, status int) {

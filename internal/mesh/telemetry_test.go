@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"net/http"
 	"strings"
 	"sync"
@@ -108,7 +109,7 @@ func TestTracePropagation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, got := get(t, c, "http://users/x", "Traceparent", in)
-	tc, ok := parseTraceparent(got)
+	tc, ok := tracecontext.Parse(got)
 	if !ok || !strings.HasPrefix(got, "00-0af7651916cd43dd8448eb211c80319c-") || strings.Contains(got, "b7ad6b7169203331") || !strings.HasSuffix(got, "-01") {
 		t.Fatalf("replica got traceparent %q: want the same trace, a new parent, sampled", got)
 	}
@@ -118,7 +119,7 @@ func TestTracePropagation(t *testing.T) {
 		t.Fatalf("%d spans exported, want 1", len(spans))
 	}
 	s := spans[0]
-	if s.TraceIDString() != "0af7651916cd43dd8448eb211c80319c" || s.SpanID != tc.spanID || fmt.Sprintf("%x", s.Parent) != "b7ad6b7169203331" ||
+	if s.TraceIDString() != "0af7651916cd43dd8448eb211c80319c" || s.SpanID != tc.SpanID || fmt.Sprintf("%x", s.Parent) != "b7ad6b7169203331" ||
 		s.Name != "users.shop.svc.cluster.local:80/*" || s.Status != 200 || s.Source != "orders" || s.Path != "/x" || s.Flags != "-" || s.Upstream == "" {
 		t.Errorf("span %+v", s)
 	}
@@ -142,13 +143,13 @@ func TestParseTraceparent(t *testing.T) {
 		{"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", false},
 		{"garbage", false},
 	} {
-		_, ok := parseTraceparent(tc.in)
+		_, ok := tracecontext.Parse(tc.in)
 		if ok != tc.ok {
 			t.Errorf("parse %q ok = %v, want %v", tc.in, ok, tc.ok)
 		}
 		if ok && tc.in[:2] == "00" {
-			p, _ := parseTraceparent(tc.in)
-			if f := formatTraceparent(p.traceID, p.spanID, p.flags); f != tc.in {
+			p, _ := tracecontext.Parse(tc.in)
+			if f := tracecontext.Format(p.TraceID, p.SpanID, p.Flags); f != tc.in {
 				t.Errorf("round trip %q -> %q", tc.in, f)
 			}
 		}

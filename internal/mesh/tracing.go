@@ -2,7 +2,7 @@ package mesh
 
 import (
 	"encoding/hex"
-	"math/rand/v2"
+	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"net/http"
 	"time"
 )
@@ -52,68 +52,6 @@ func (s *Span) TraceIDString() string { return hex.EncodeToString(s.TraceID[:]) 
 // SpanIDString is the span ID in hex.
 func (s *Span) SpanIDString() string { return hex.EncodeToString(s.SpanID[:]) }
 
-const traceparentLen = 55 // 00-32hex-16hex-2hex
-
-// traceContext is a parsed traceparent.
-type traceContext struct {
-	traceID [16]byte
-	spanID  [8]byte
-	flags   byte
-}
-
-// parseTraceparent parses a W3C traceparent. A higher version is read by
-// its version-00 prefix, as the spec asks; invalid values are ignored.
-func parseTraceparent(v string) (tc traceContext, ok bool) {
-	if len(v) < traceparentLen || v[2] != '-' || v[35] != '-' || v[52] != '-' {
-		return tc, false
-	}
-	if v[:2] == "ff" || (v[:2] == "00" && len(v) != traceparentLen) || (len(v) > traceparentLen && v[traceparentLen] != '-') {
-		return tc, false
-	}
-	if !isLowerHex(v[:2]) || !isLowerHex(v[3:35]) || !isLowerHex(v[36:52]) || !isLowerHex(v[53:55]) {
-		return tc, false
-	}
-	hex.Decode(tc.traceID[:], []byte(v[3:35]))
-	hex.Decode(tc.spanID[:], []byte(v[36:52]))
-	var f [1]byte
-	hex.Decode(f[:], []byte(v[53:55]))
-	tc.flags = f[0]
-	if tc.traceID == ([16]byte{}) || tc.spanID == ([8]byte{}) {
-		return tc, false
-	}
-	return tc, true
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func formatTraceparent(traceID [16]byte, spanID [8]byte, flags byte) string {
-	var b [traceparentLen]byte
-	b[0], b[1], b[2] = '0', '0', '-'
-	hex.Encode(b[3:35], traceID[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], spanID[:])
-	b[52] = '-'
-	hex.Encode(b[53:55], []byte{flags})
-	return string(b[:])
-}
-
-func randomID(b []byte) {
-	for i := 0; i < len(b); i += 8 {
-		u := rand.Uint64()
-		for j := 0; j < 8 && i+j < len(b); j++ {
-			b[i+j] = byte(u >> (8 * j))
-		}
-	}
-}
-
 // hopSpan is the span of the request in flight; nil without a Tracer.
 type hopSpan struct {
 	Span
@@ -130,16 +68,14 @@ func (m *Mesh) startSpan(r *http.Request, src, dst, name string, start time.Time
 		return nil
 	}
 	s := &hopSpan{}
-	tc, ok := parseTraceparent(r.Header.Get("Traceparent"))
+	tc, ok := tracecontext.Parse(r.Header.Get("Traceparent"))
 	if ok {
-		s.TraceID, s.Parent, s.sampled = tc.traceID, tc.spanID, tc.flags&1 == 1
+		s.TraceID, s.Parent, s.sampled = tc.TraceID, tc.SpanID, tc.Sampled()
 	} else {
-		randomID(s.TraceID[:])
-		s.sampled = true
-		tc.flags = 1
+		s.TraceID, s.sampled, tc.Flags = tracecontext.NewTraceID(), true, 1
 	}
-	randomID(s.SpanID[:])
-	r.Header.Set("Traceparent", formatTraceparent(s.TraceID, s.SpanID, tc.flags))
+	s.SpanID = tracecontext.NewSpanID()
+	r.Header.Set("Traceparent", tracecontext.Format(s.TraceID, s.SpanID, tc.Flags))
 	s.Name, s.Start, s.Source, s.Destination = name, start, src, dst
 	s.Method, s.Path = r.Method, r.URL.Path
 	return s
