@@ -39,25 +39,10 @@ func newDeployCmd(std stdio, g *globals) *cobra.Command {
 			if opts.Timeout <= 0 {
 				return usageErrorf("--timeout %s: give a positive duration", opts.Timeout)
 			}
-			app, err := loadForKubernetes(std.err, g.file)
+			app, c, res, err := prepareForCluster(cmd.Context(), std, g.file, flags, &cluster)
 			if err != nil {
 				return err
 			}
-			vals, err := resolveSecrets(app)
-			if err != nil {
-				return err
-			}
-			c, err := cluster.connect()
-			if err != nil {
-				return err
-			}
-			ropts := flags.options()
-			ropts.Secrets = vals
-			res, err := c.Prepare(cmd.Context(), app, ropts)
-			if err != nil {
-				return err
-			}
-			writeRenderWarnings(std.err, app, res.Warnings)
 			opts.Out = std.out
 			return c.Deploy(cmd.Context(), res.Objects, app.Name, app.Namespace, opts)
 		},

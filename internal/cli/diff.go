@@ -29,25 +29,10 @@ func newDiffCmd(std stdio, g *globals) *cobra.Command {
 		Long:  diffLong,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := loadForKubernetes(std.err, g.file)
+			app, c, res, err := prepareForCluster(cmd.Context(), std, g.file, flags, &cluster)
 			if err != nil {
 				return err
 			}
-			vals, err := resolveSecrets(app)
-			if err != nil {
-				return err
-			}
-			c, err := cluster.connect()
-			if err != nil {
-				return err
-			}
-			opts := flags.options()
-			opts.Secrets = vals
-			res, err := c.Prepare(cmd.Context(), app, opts)
-			if err != nil {
-				return err
-			}
-			writeRenderWarnings(std.err, app, res.Warnings)
 			changes, err := c.Diff(cmd.Context(), res.Objects, app.Name, app.Namespace)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -159,4 +160,30 @@ func (f *clusterFlags) add(cmd *cobra.Command) {
 
 func (f *clusterFlags) connect() (*k8s.Cluster, error) {
 	return k8s.Connect(f.kubeconfig, f.context)
+}
+
+// prepareForCluster is what diff and deploy share: load the spec, resolve its
+// secrets from the sources nubo up uses, connect, render against the cluster,
+// and print the render's warnings.
+func prepareForCluster(ctx context.Context, std stdio, file string, flags k8sFlags, cluster *clusterFlags) (*spec.App, *k8s.Cluster, *k8s.Result, error) {
+	app, err := loadForKubernetes(std.err, file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	vals, err := resolveSecrets(app)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := cluster.connect()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := flags.options()
+	opts.Secrets = vals
+	res, err := c.Prepare(ctx, app, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	writeRenderWarnings(std.err, app, res.Warnings)
+	return app, c, res, nil
 }
