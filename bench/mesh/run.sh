@@ -13,22 +13,11 @@ DUR=${1:-10s}
 CONNS=50
 THREADS=2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d)
+NAME=mesh
 BACKEND=127.0.0.1:9101
 NGINX=127.0.0.1:9102
 HAPROXY=127.0.0.1:9103
-PIDS=""
-
-cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-for tool in wrk nginx haproxy go; do
-	command -v $tool >/dev/null || { echo "bench/mesh: $tool is missing (apt-get install wrk nginx-light haproxy)" >&2; exit 1; }
-done
+. "$ROOT/bench/peers.sh"
 
 cd "$ROOT"
 go build -o "$WORK/backend" ./bench/mesh/backend
@@ -40,98 +29,24 @@ PIDS="$PIDS $!"
 "$WORK/meshproxy" -backend $BACKEND >"$WORK/mesh.url" &
 PIDS="$PIDS $!"
 
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.error.log;
-daemon on;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	upstream backend { server $BACKEND; keepalive 128; }
-	server {
-		listen $NGINX;
-		location / {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-		}
-	}
-}
-EOF
-nginx -c "$WORK/nginx.conf" -e "$WORK/nginx.error.log"
-
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-	nbthread 2
-	maxconn 4096
-defaults
-	mode http
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
-	http-reuse always
-frontend fe
-	bind $HAPROXY
-	default_backend be
-backend be
-	server s1 $BACKEND
-EOF
-haproxy -f "$WORK/haproxy.cfg" &
-PIDS="$PIDS $!"
+start_peers
 
 # Wait for every listener.
 MESH=""
 for i in $(seq 1 100); do
 	MESH=$(head -n1 "$WORK/mesh.url" 2>/dev/null || true)
-	if [ -n "$MESH" ] && curl -sf "http://$BACKEND/" >/dev/null && curl -sf "$MESH/" >/dev/null &&
-		curl -sf "http://$NGINX/" >/dev/null && curl -sf "http://$HAPROXY/" >/dev/null; then
+	if [ -n "$MESH" ] && curl -sf "$MESH/" >/dev/null && peers_up; then
 		break
 	fi
 	sleep 0.1
 done
 [ -n "$MESH" ] || { echo "bench/mesh: the mesh did not start" >&2; exit 1; }
 
-# run NAME URL: warm up, then measure; prints "NAME rps p50 p99" (ms).
-run() {
-	wrk -t$THREADS -c$CONNS -d2s "$2/" >/dev/null
-	wrk -t$THREADS -c$CONNS -d"$DUR" --latency "$2/" >"$WORK/$1.out"
-	awk -v name="$1" '
-		function ms(v) {
-			if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-			if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-			if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-			return v
-		}
-		/Requests\/sec/ { rps = $2 }
-		$1 == "50%" { p50 = ms($2) }
-		$1 == "99%" { p99 = ms($2) }
-		/Non-2xx/ { bad = $NF }
-		END {
-			if (bad != "") { print "bench/mesh: " name ": " bad " non-2xx answers" > "/dev/stderr" }
-			printf "%s %s %s %s\n", name, rps, p50, p99
-		}' "$WORK/$1.out"
-}
-
 {
-	run direct "http://$BACKEND"
-	run nubo "$MESH"
-	run nginx "http://$NGINX"
-	run haproxy "http://$HAPROXY"
+	run direct "http://$BACKEND/"
+	run nubo "$MESH/"
+	run nginx "http://$NGINX/"
+	run haproxy "http://$HAPROXY/"
 } >"$WORK/results"
 
-echo "wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) CPUs ($(uname -m)), $(date -u +%Y-%m-%d)"
-echo
-awk '
-	{ name[NR] = $1; rps[NR] = $2; p50[NR] = $3; p99[NR] = $4 }
-	$1 == "direct" { base = $4 }
-	$1 == "nginx" { ng = $2 }
-	END {
-		print "| path | requests/s | p50 | p99 | added p99 | requests/s vs nginx |"
-		print "|---|---:|---:|---:|---:|---:|"
-		for (i = 1; i <= NR; i++) {
-			added = (name[i] == "direct") ? "-" : sprintf("%.2f ms", p99[i] - base)
-			ratio = (name[i] == "direct") ? "-" : sprintf("%.2f", rps[i] / ng)
-			printf "| %s | %.0f | %.2f ms | %.2f ms | %s | %s |\n", name[i], rps[i], p50[i], p99[i], added, ratio
-		}
-	}' "$WORK/results"
+print_table
