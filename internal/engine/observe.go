@@ -9,6 +9,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/alerting"
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/metrics"
+	"github.com/nubo-dev/nubo/internal/rulegroups"
 	"github.com/nubo-dev/nubo/internal/slo"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -32,7 +33,7 @@ func (e *Engine) newObservability(app *spec.App, consoleAddr string) (*observabi
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	groups, err := metrics.RuleGroups(app)
+	groups, err := rulegroups.Build(app)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: rules: %w", err)
 	}
@@ -125,7 +126,7 @@ func (e *Engine) reloadObservability(o *observability, next *spec.App) error {
 	if o == nil {
 		return nil
 	}
-	groups, err := metrics.RuleGroups(next)
+	groups, err := rulegroups.Build(next)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nubo-dev/nubo/internal/alerting"
-	"github.com/nubo-dev/nubo/internal/metrics"
+	"github.com/nubo-dev/nubo/internal/rulegroups"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -68,7 +68,7 @@ func (b *builder) observability() error {
 			"podMetricsEndpoints": []any{b.scrapeEndpoint(ep)},
 		}})
 	}
-	groups, err := metrics.RuleGroups(b.app)
+	groups, err := rulegroups.Build(b.app)
 	if err != nil {
 		return err
 	}

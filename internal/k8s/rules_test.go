@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/nubo-dev/nubo/internal/metrics"
+	"github.com/nubo-dev/nubo/internal/rulegroups"
 )
 
 // TestPrometheusRulesAreTheEngines checks that the PrometheusRules hold
@@ -17,7 +17,7 @@ func TestPrometheusRulesAreTheEngines(t *testing.T) {
 	p := parser.NewParser(parser.Options{})
 	for _, file := range []string{"../../examples/shop/nubo.yaml", "../spec/testdata/nubo.reference.yaml"} {
 		app := loadSpec(t, file)
-		want, err := metrics.RuleGroups(app)
+		want, err := rulegroups.Build(app)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ type Config struct {
 	Labels map[string]string
 	// Targets lists what to scrape; required.
 	Targets TargetSource
-	// Rules are evaluated every Interval (RuleGroups builds them from the
+	// Rules are evaluated every Interval (rulegroups.Build builds them from the
 	// spec); SetRules replaces them.
 	Rules []rulefmt.RuleGroup
 	// ExternalURL is the console's URL, for alerts' links and templates.

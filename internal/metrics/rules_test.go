@@ -21,6 +21,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/alerting"
 	"github.com/nubo-dev/nubo/internal/nubotest"
+	"github.com/nubo-dev/nubo/internal/rulegroups"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 )
@@ -120,7 +121,7 @@ observability:
 	}
 	t.Cleanup(func() { notifier.Stop(context.Background()) })
 
-	groups, err := RuleGroups(app)
+	groups, err := rulegroups.Build(app)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,9 @@ func TestReloadKeepsAlertState(t *testing.T) {
 	}
 }
 
-func TestRuleGroups(t *testing.T) {
+// TestRuleGroupsLoad checks that every group rulegroups builds loads into
+// Prometheus' rules package as it is.
+func TestRuleGroupsLoad(t *testing.T) {
 	t.Parallel()
 	app, err := spec.Parse("nubo.yaml", []byte(`name: shop
 observability:
@@ -307,29 +310,10 @@ databases:
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, err := RuleGroups(app)
+	groups, err := rulegroups.Build(app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, g := range groups {
-		names = append(names, fmt.Sprintf("%s/%s/%d", g.Name, g.Interval, len(g.Rules)))
-	}
-	if got, want := strings.Join(names, " "), "slo:avail/30s/29 alerts/30s/1 database:users-db/30s/1"; got != want {
-		t.Errorf("groups %s, want %s", got, want)
-	}
-	want := rulefmt.Rule{
-		Alert: "high_error_rate", Expr: app.Observability.Alerts[0].Expr, For: modelDur(5 * time.Minute),
-		Labels:      map[string]string{"team": "users", "severity": "critical"},
-		Annotations: map[string]string{"summary": "{{ $value | humanizePercentage }} of requests fail"},
-	}
-	if got := groups[1].Rules[0]; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("alert rule %+v, want %+v", got, want)
-	}
-	if got := groups[2].Rules[0].Labels; fmt.Sprint(got) != fmt.Sprint(map[string]string{"database": "users-db", "severity": "warning"}) {
-		t.Errorf("database alert labels %v", got)
-	}
-	// Every group loads into Prometheus' rules package as it is.
 	ev, err := NewEvaluator(openStore(t), EvaluatorOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,9 @@
-package metrics
+// Package rulegroups turns a spec's SLOs, alerts and databases' alerts into
+// Prometheus rule groups. It is the one translation both `nubo up` (the
+// metrics component evaluates the groups) and `nubo render` (it writes them
+// as PrometheusRule objects) use, kept apart from the metrics component so
+// that rendering does not link the TSDB.
+package rulegroups
 
 import (
 	"maps"
@@ -17,13 +22,13 @@ const AlertsGroup = "alerts"
 // DatabaseGroup names the group of a database's monitoring.alerts.
 func DatabaseGroup(db string) string { return "database:" + db }
 
-// RuleGroups returns every rule group nubo evaluates for app, in evaluation
+// Build returns every rule group nubo evaluates for app, in evaluation
 // order: each SLO's recording rules and burn-rate alerts (first, so that
 // alerts written on the SLO series see this pass's values), then
 // observability.alerts, then each database's monitoring.alerts (labelled
 // database=NAME). `nubo render` writes the same groups as PrometheusRule
 // objects.
-func RuleGroups(app *spec.App) ([]rulefmt.RuleGroup, error) {
+func Build(app *spec.App) ([]rulefmt.RuleGroup, error) {
 	interval := model.Duration(app.Observability.Metrics.Interval.Duration)
 	groups, err := slo.RuleGroups(app)
 	if err != nil {
