@@ -15,7 +15,10 @@ import (
 // global state): counters updated from supervisor events, and gauges read
 // from the supervisors' status at scrape time so they never go stale.
 type engineMetrics struct {
-	reg           *prometheus.Registry
+	reg *prometheus.Registry
+	// more are the registries of components that replace theirs on
+	// reload (functions), gathered with reg.
+	more          prometheus.Gatherers
 	restarts      *prometheus.CounterVec
 	probeFailures *prometheus.CounterVec
 	builds        *prometheus.CounterVec
@@ -55,8 +58,11 @@ func (m *engineMetrics) observe(ev supervisor.Event) {
 	}
 }
 
+// addGatherer adds a component's registry; before the console is built.
+func (m *engineMetrics) addGatherer(g prometheus.Gatherer) { m.more = append(m.more, g) }
+
 func (m *engineMetrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(append(prometheus.Gatherers{m.reg}, m.more...), promhttp.HandlerOpts{})
 }
 
 // statusCollector reports replica gauges from the supervisors at scrape time.

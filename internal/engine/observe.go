@@ -5,27 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 
 	"github.com/nubo-dev/nubo/internal/alerting"
 	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/metrics"
 	"github.com/nubo-dev/nubo/internal/rulegroups"
+	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/slo"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // observability is the metrics store with its scraper and rules, the
-// notifier (channels, escalation, silences) and the SLO reporter.
+// notifier (channels, escalation, silences) and the SLO reporter. A reload
+// changes rules, channels and SLOs; a change of the scrape interval,
+// retention or labels needs a restart of nubo up.
 type observability struct {
+	e        *Engine
+	env      *envSource
+	console  *consoleComponent
 	metrics  *metrics.Metrics
 	notifier *alerting.Notifier
 	slos     *slo.Reporter
 }
 
-// newObservability builds the parts; nothing runs until start. consoleAddr
-// is where links in notifications point.
-func (e *Engine) newObservability(app *spec.App, consoleAddr string) (*observability, error) {
-	ncfg, err := e.alertingConfig(app, consoleAddr)
+// newObservability builds the parts; nothing runs until Start. Links in
+// notifications point at the console.
+func newObservability(e *Engine, app *spec.App, vals secrets.Values, env *envSource, cc *consoleComponent) (*observability, error) {
+	o := &observability{e: e, env: env, console: cc}
+	ncfg, err := o.alertingConfig(app, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -43,9 +52,9 @@ func (e *Engine) newObservability(app *spec.App, consoleAddr string) (*observabi
 		Retention:   m.Retention.Duration,
 		Interval:    m.Interval.Duration,
 		Labels:      m.Labels,
-		Targets:     metrics.TargetFunc(e.scrapeTargets),
+		Targets:     metrics.TargetFunc(o.scrapeTargets),
 		Rules:       groups,
-		ExternalURL: "http://" + consoleAddr,
+		ExternalURL: "http://" + cc.addr,
 		Notify:      notifier.Update,
 		Logger:      e.log.With("component", "metrics"),
 		Registerer:  e.metrics.reg,
@@ -53,37 +62,37 @@ func (e *Engine) newObservability(app *spec.App, consoleAddr string) (*observabi
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	return &observability{metrics: mm, notifier: notifier, slos: slo.NewReporter(app.Observability.SLOs, mm.Query)}, nil
+	o.metrics, o.notifier = mm, notifier
+	o.slos = slo.NewReporter(app.Observability.SLOs, mm.Query)
+	return o, nil
 }
 
-func (e *Engine) alertingConfig(app *spec.App, consoleAddr string) (alerting.Config, error) {
-	e.mu.Lock()
-	vals := e.vals
-	e.mu.Unlock()
-	r := &envResolver{app: app, getenv: e.opts.Getenv, secrets: secretLookup(vals)}
-	cfg, err := alerting.FromSpec(app, r.lookup)
+func (o *observability) alertingConfig(app *spec.App, vals secrets.Values) (alerting.Config, error) {
+	cfg, err := alerting.FromSpec(app, o.env.resolver(app, vals, "", "").lookup)
 	if err != nil {
 		return cfg, fmt.Errorf("alerting: %w", err)
 	}
-	cfg.ExternalURL = "http://" + consoleAddr
+	addr := o.console.Addr()
+	if addr == "" {
+		addr = o.console.addr
+	}
+	cfg.ExternalURL = "http://" + addr
 	cfg.Dir = filepath.Join(app.StatePath(), "alerting")
-	cfg.Logger = e.log.With("component", "alerting")
-	cfg.LogLine = func(l string) { e.out.event("", l) }
+	cfg.Logger = o.e.log.With("component", "alerting")
+	cfg.LogLine = func(l string) { o.e.out.event("", l) }
 	return cfg, nil
 }
 
 // scrapeTargets are the engine itself and every replica of the services
 // observability.metrics.scrape names, as they are now.
-func (e *Engine) scrapeTargets() []metrics.Target {
-	e.mu.Lock()
-	app, admin := e.app, e.admin
-	e.mu.Unlock()
+func (o *observability) scrapeTargets() []metrics.Target {
+	app, _ := o.e.current()
 	instance := "nubo"
-	if admin != nil {
-		instance = admin.Addr()
+	if addr := o.console.Addr(); addr != "" {
+		instance = addr
 	}
-	return append([]metrics.Target{metrics.EngineTarget(e.metrics.handler(), instance)},
-		metrics.ServiceTargets(app.Observability.Metrics.Scrape, e.supervisorStatuses())...)
+	return append([]metrics.Target{metrics.EngineTarget(o.e.metrics.handler(), instance)},
+		metrics.ServiceTargets(app.Observability.Metrics.Scrape, o.e.supervisorStatuses())...)
 }
 
 // routes mounts the Prometheus-compatible API and the alert and SLO admin
@@ -101,54 +110,54 @@ func (o *observability) routes() []console.Route {
 	}
 }
 
-func (o *observability) start(ctx context.Context) error {
+func (o *observability) Name() string { return "observability" }
+
+func (o *observability) Start(ctx context.Context) error {
 	if err := o.notifier.Start(ctx); err != nil {
 		return fmt.Errorf("alerting: %w", err)
 	}
 	if err := o.metrics.Start(ctx); err != nil {
+		_ = o.notifier.Stop(ctx)
 		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
 }
 
-// stop writes the metrics' staleness markers and closes the store, then
+// Stop writes the metrics' staleness markers and closes the store, then
 // stops the notifier (which may still send resolved notifications).
-func (o *observability) stop(ctx context.Context) error {
-	if o == nil {
-		return nil
-	}
+func (o *observability) Stop(ctx context.Context) error {
 	return errors.Join(o.metrics.Stop(ctx), o.notifier.Stop(ctx))
 }
 
-// reload applies a changed spec's rules, channels and SLOs. A change of the
-// scrape interval, retention or labels needs a restart of nubo up.
-func (e *Engine) reloadObservability(o *observability, next *spec.App) error {
-	if o == nil {
-		return nil
+// Prepare checks the new rules, channels and escalation; Commit applies
+// them with the SLOs.
+func (o *observability) Prepare(_ context.Context, next *spec.App) (host.Change, error) {
+	old, _ := o.e.current()
+	if reflect.DeepEqual(old.Observability, next.Observability) && reflect.DeepEqual(old.Databases, next.Databases) {
+		return nil, nil
 	}
 	groups, err := rulegroups.Build(next)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("rules: %w", err)
 	}
-	ncfg, err := e.alertingConfig(next, e.consoleAddr())
+	if err := metrics.CheckRules(groups); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	ncfg, err := o.alertingConfig(next, o.e.valuesFor(next))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := o.notifier.Reconfigure(ncfg); err != nil {
-		return err
+	if err := alerting.Check(ncfg); err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	if err := o.metrics.SetRules(groups); err != nil {
-		return err
-	}
-	o.slos.SetSLOs(next.Observability.SLOs)
-	return nil
-}
-
-func (e *Engine) consoleAddr() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.admin != nil {
-		return e.admin.Addr()
-	}
-	return e.app.Local.Console
+	return changeFuncs{commit: func(context.Context) error {
+		if err := o.notifier.Reconfigure(ncfg); err != nil {
+			return fmt.Errorf("alerting: %w", err)
+		}
+		if err := o.metrics.SetRules(groups); err != nil {
+			return err
+		}
+		o.slos.SetSLOs(next.Observability.SLOs)
+		return nil
+	}}, nil
 }

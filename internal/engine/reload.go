@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/nubo-dev/nubo/internal/mesh"
+	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -22,34 +23,29 @@ import (
 // and chmod) into one reaction.
 const debounce = 300 * time.Millisecond
 
-// readyTimeout bounds how long a reload waits for a changed service's new
-// replicas before giving up and keeping the old ones.
-const readyTimeout = 2 * time.Minute
+// watchSpec reloads the spec when one of its files changes.
+func (e *Engine) watchSpec(ctx context.Context) {
+	app, _ := e.current()
+	w := watcher{out: e.out, log: e.log, bg: &e.bg}
+	w.watch(ctx, "spec", app.Files(), func(ctx context.Context) { e.reload(ctx) })
+}
 
-// startWatchers watches the spec's files (reload on change) and every
-// service's watch paths (rebuild and roll on change).
-func (e *Engine) startWatchers(ctx context.Context) {
-	e.mu.Lock()
-	files := e.app.Files()
-	runs := make([]*serviceRun, 0, len(e.services))
-	for _, r := range e.services {
-		runs = append(runs, r)
-	}
-	e.mu.Unlock()
-	e.watch(ctx, "spec", files, func(ctx context.Context) { e.reload(ctx) })
-	for _, r := range runs {
-		e.watchService(ctx, r)
+// watchAll watches every running service's watch paths.
+func (c *servicesComponent) watchAll() {
+	for _, r := range c.list() {
+		c.watch(r)
 	}
 }
 
-// watchService rebuilds and rolls r when one of its watch paths changes.
-func (e *Engine) watchService(parent context.Context, r *serviceRun) {
-	if len(r.spec.Watch) == 0 {
+// watch rebuilds and rolls r when one of its watch paths changes, until r
+// stops.
+func (c *servicesComponent) watch(r *serviceRun) {
+	if len(r.spec.Watch) == 0 || c.e.opts.NoWatch {
 		return
 	}
-	e.mu.Lock()
-	app := e.app
-	e.mu.Unlock()
+	c.mu.Lock()
+	app := c.app
+	c.mu.Unlock()
 	var paths []string
 	for _, p := range r.spec.Watch {
 		if !filepath.IsAbs(p) {
@@ -57,10 +53,12 @@ func (e *Engine) watchService(parent context.Context, r *serviceRun) {
 		}
 		paths = append(paths, p)
 	}
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancel(c.ctx)
 	prev := r.stop
 	r.stop = func() { cancel(); prev() }
-	e.watch(ctx, r.name, paths, func(ctx context.Context) {
+	e := c.e
+	w := watcher{out: e.out, log: e.log, bg: &c.bg}
+	w.watch(ctx, r.name, paths, func(ctx context.Context) {
 		if r.spec.Build != "" {
 			e.out.event(r.name, fmt.Sprintf("%s changed: rebuilding", r.name))
 			if err := runBuild(ctx, r.name, r.spec.Build, r.cfg.Dir, r.cfg.Env, func(l string) { e.out.buildLine(r.name, l) }, e.trackBuild); err != nil {
@@ -77,13 +75,20 @@ func (e *Engine) watchService(parent context.Context, r *serviceRun) {
 	}, app.StatePath())
 }
 
+// watcher runs file watches whose goroutines bg counts.
+type watcher struct {
+	out *output
+	log *slog.Logger
+	bg  *sync.WaitGroup
+}
+
 // watch calls react (never twice at once) after changes under paths settle.
 // Directories are watched recursively; files through their folder, since
 // editors replace a file by renaming another over it.
-func (e *Engine) watch(ctx context.Context, what string, paths []string, react func(context.Context), ignore ...string) {
-	w, err := fsnotify.NewWatcher()
+func (w watcher) watch(ctx context.Context, what string, paths []string, react func(context.Context), ignore ...string) {
+	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		e.out.event(what, fmt.Sprintf("cannot watch %s for changes: %v", what, err))
+		w.out.event(what, fmt.Sprintf("cannot watch %s for changes: %v", what, err))
 		return
 	}
 	files := map[string]bool{}
@@ -91,12 +96,12 @@ func (e *Engine) watch(ctx context.Context, what string, paths []string, react f
 		abs, _ := filepath.Abs(p)
 		fi, err := os.Stat(abs)
 		if err != nil {
-			e.out.event(what, fmt.Sprintf("cannot watch %s: %v", p, err))
+			w.out.event(what, fmt.Sprintf("cannot watch %s: %v", p, err))
 			continue
 		}
 		if !fi.IsDir() {
 			files[abs] = true
-			_ = w.Add(filepath.Dir(abs))
+			_ = fw.Add(filepath.Dir(abs))
 			continue
 		}
 		_ = filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
@@ -106,7 +111,7 @@ func (e *Engine) watch(ctx context.Context, what string, paths []string, react f
 			if path != abs && skipDir(path, d.Name(), ignore) {
 				return filepath.SkipDir
 			}
-			_ = w.Add(path)
+			_ = fw.Add(path)
 			return nil
 		})
 	}
@@ -125,38 +130,38 @@ func (e *Engine) watch(ctx context.Context, what string, paths []string, react f
 		// A new folder under a watched one is watched too.
 		if ev.Op&fsnotify.Create != 0 {
 			if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() && !skipDir(ev.Name, filepath.Base(ev.Name), ignore) {
-				_ = w.Add(ev.Name)
+				_ = fw.Add(ev.Name)
 			}
 		}
 		_, isFileWatch := files[ev.Name]
 		return len(files) == 0 || isFileWatch || !anyParentIsFileDir(ev.Name, files)
 	}
-	e.bg.Add(1)
+	w.bg.Add(1)
 	go func() {
-		defer e.bg.Done()
-		defer w.Close()
+		defer w.bg.Done()
+		defer fw.Close()
 		var timer <-chan time.Time
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case ev, ok := <-w.Events:
+			case ev, ok := <-fw.Events:
 				if !ok {
 					return
 				}
 				if relevant(ev) {
 					timer = time.After(debounce)
 				}
-			case err, ok := <-w.Errors:
+			case err, ok := <-fw.Errors:
 				if !ok {
 					return
 				}
-				e.log.Warn("watch", "what", what, "err", err)
+				w.log.Warn("watch", "what", what, "err", err)
 			case <-timer:
 				timer = nil
 				react(ctx)
 				// Drop what the reaction itself caused (build outputs).
-				drain(w.Events)
+				drain(fw.Events)
 			}
 		}
 	}()
@@ -213,12 +218,11 @@ func noise(name string) bool {
 		strings.HasPrefix(base, ".#") || base == "4913"
 }
 
-// reload loads the spec again and applies only what changed. An invalid spec
-// is reported and the running system kept.
+// reload loads the spec again and applies it in two phases: every
+// component prepares the new spec, then all switch over. An invalid spec, or
+// one a component refuses, is reported and the whole running system kept.
 func (e *Engine) reload(ctx context.Context) {
-	e.mu.Lock()
-	old := e.app
-	e.mu.Unlock()
+	old, _ := e.current()
 	next, err := spec.Load(old.File)
 	if err != nil {
 		e.out.event("", fmt.Sprintf("%s changed but does not load; keeping the running system:", old.File))
@@ -237,144 +241,39 @@ func (e *Engine) reload(ctx context.Context) {
 		e.out.event("", fmt.Sprintf("%s changed but its secrets do not resolve; keeping the running system: %v", old.File, err))
 		return
 	}
-	e.mu.Lock()
-	m := e.mesh
-	e.mu.Unlock()
-	if err := m.Update(e.meshConfig(next)); err != nil {
-		e.out.event("", fmt.Sprintf("%s changed but the mesh refuses it; keeping the running system: %v", old.File, err))
-		return
+	if old.Gateway == nil && next.Gateway != nil {
+		e.out.event("", "a gateway was added: restart nubo up to serve it")
 	}
 	e.mu.Lock()
-	e.app, e.vals = next, vals
-	obs := e.obs
+	e.next, e.nextVals = next, vals
 	e.mu.Unlock()
-	if err := e.reloadObservability(obs, next); err != nil {
-		e.out.event("", fmt.Sprintf("%s: rules, channels or SLOs not reloaded: %v", old.File, err))
+	changed, err := e.host.Reload(ctx, next)
+	e.mu.Lock()
+	e.next, e.nextVals = nil, nil
+	var re *host.ReloadError
+	if err == nil || (errors.As(err, &re) && re.Committed) {
+		e.app, e.vals = next, vals
 	}
-	e.reloadFunctions(ctx, old, next)
-	e.reloadGateway(next)
-	e.reloadEvents(ctx, old, next)
-
-	names := map[string]bool{}
-	for n := range old.Services {
-		names[n] = true
-	}
-	for n := range next.Services {
-		names[n] = true
-	}
-	changed := 0
-	for _, name := range depOrder(next, keys(names)) {
-		if e.reloadService(ctx, old, next, name) {
-			changed++
-		}
-	}
-	if changed == 0 {
-		e.out.event("", fmt.Sprintf("%s reloaded: no service changed", old.File))
+	e.mu.Unlock()
+	switch {
+	case errors.As(err, &re) && !re.Committed:
+		e.out.event("", fmt.Sprintf("%s changed but %s refuses it; keeping the running system: %v", old.File, re.Component, re.Err))
+	case err != nil:
+		e.out.event("", fmt.Sprintf("%s: reload incomplete: %v", old.File, err))
+	case len(changed) == 0:
+		e.out.event("", fmt.Sprintf("%s reloaded: nothing changed", old.File))
+	default:
+		e.out.event("", fmt.Sprintf("%s reloaded: %s", old.File, strings.Join(changed, ", ")))
 	}
 }
 
-// reloadService applies the change of one service and reports whether there
-// was one.
-func (e *Engine) reloadService(ctx context.Context, old, next *spec.App, name string) bool {
-	e.mu.Lock()
-	cur := e.services[name]
-	e.mu.Unlock()
-	ns := next.Services[name]
-	if ns == nil || ns.Run == "" {
-		if cur == nil {
-			return false
-		}
-		e.out.event(name, fmt.Sprintf("%s removed from the spec: stopping it", name))
-		e.mu.Lock()
-		delete(e.services, name)
-		e.mu.Unlock()
-		stopCtx, cancel := context.WithTimeout(ctx, cur.cfg.StopGracePeriod+10*time.Second)
-		defer cancel()
-		if err := e.stopRun(stopCtx, cur); err != nil {
-			e.out.event(name, err.Error())
-		}
-		if m := e.meshOf(); m != nil {
-			if err := m.RemoveCaller(stopCtx, name); err != nil {
-				e.out.event(name, err.Error())
-			}
-		}
-		return true
-	}
-	if cur != nil {
-		cfg, specEnv, err := e.serviceConfig(next, name, ns)
-		if err != nil {
-			e.out.event(name, fmt.Sprintf("%s: %v; keeping the running replicas", name, err))
-			return false
-		}
-		curCmp, cfgCmp := cur.cfg, cfg
-		curCmp.Env, cfgCmp.Env = cur.specEnv, specEnv
-		sameRun := reflect.DeepEqual(curCmp, cfgCmp) && cur.spec.Build == ns.Build &&
-			slices.Equal(cur.spec.Watch, ns.Watch) && reflect.DeepEqual(cur.spec.Scaling, ns.Scaling) &&
-			reflect.DeepEqual(cur.spec.Resources, ns.Resources) && slices.Equal(cur.spec.DependsOn, ns.DependsOn)
-		if sameRun {
-			cur.spec = ns
-			return false
-		}
-		onlyReplicas := cfg.Replicas != cur.cfg.Replicas && ns.Scaling == nil && cur.spec.Scaling == nil
-		if onlyReplicas {
-			c := curCmp
-			c.Replicas = cfg.Replicas
-			if reflect.DeepEqual(c, cfgCmp) && cur.spec.Build == ns.Build && slices.Equal(cur.spec.Watch, ns.Watch) {
-				e.out.event(name, fmt.Sprintf("scaling %s: %d -> %d replicas", name, cur.cfg.Replicas, cfg.Replicas))
-				if err := cur.sup.Scale(ctx, cfg.Replicas); err != nil {
-					e.out.event(name, fmt.Sprintf("scale of %s failed: %v", name, err))
-				}
-				cur.cfg, cur.specEnv, cur.spec = cfg, specEnv, ns
-				return true
-			}
-		}
-	}
-	// New or changed: build and start the new version; a changed service's
-	// old replicas stop once the new ones are ready.
-	if cur != nil {
-		e.out.event(name, fmt.Sprintf("%s changed: starting the new version", name))
-	} else {
-		e.out.event(name, fmt.Sprintf("%s added to the spec: starting it", name))
-	}
-	runs, err := e.prepareServices(ctx, next, []string{name})
-	if err != nil {
-		e.out.event(name, fmt.Sprintf("%v; keeping the running version", err))
-		return true
-	}
-	r := runs[0]
-	e.launch(ctx, r)
-	if cur == nil {
-		e.mu.Lock()
-		e.services[name] = r
-		e.mu.Unlock()
-		e.watchService(ctx, r)
-		return true
-	}
-	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	select {
-	case <-r.ready:
-	case <-readyCtx.Done():
-		e.out.event(name, fmt.Sprintf("the new version of %s did not become ready in %s; keeping the old one", name, readyTimeout))
-		stopCtx, c2 := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.StopGracePeriod+10*time.Second)
-		defer c2()
-		_ = e.stopRun(stopCtx, r)
-		return true
-	}
-	e.mu.Lock()
-	e.services[name] = r
-	e.mu.Unlock()
-	e.watchService(ctx, r)
-	stopCtx, c3 := context.WithTimeout(context.WithoutCancel(ctx), cur.cfg.StopGracePeriod+10*time.Second)
-	defer c3()
-	if err := e.stopRun(stopCtx, cur); err != nil {
-		e.out.event(name, err.Error())
-	}
-	return true
-}
-
-func (e *Engine) meshOf() *mesh.Mesh {
+// valuesFor returns the secrets' values of app: the running spec's, or
+// during a reload the next spec's.
+func (e *Engine) valuesFor(app *spec.App) secrets.Values {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.mesh
+	if app == e.next {
+		return e.nextVals
+	}
+	return e.vals
 }

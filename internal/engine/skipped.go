@@ -1,40 +1,34 @@
 package engine
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/parity"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
-// skippedSections lists, one line each, the parts of the spec this engine
-// does not run yet, so that nothing is dropped silently.
+// skippedSections lists, one line per section, the features of the spec
+// that nubo up does not run yet, so that nothing is dropped silently. The
+// parity registry is the one source of that: a feature that starts running
+// changes its row there.
 func skippedSections(app *spec.App) []console.Skipped {
-	var out []console.Skipped
-	add := func(section string, names []string) {
-		if len(names) > 0 {
-			out = append(out, console.Skipped{Section: section, Reason: fmt.Sprintf("not run by nubo up yet (%s)", strings.Join(names, ", "))})
+	bySection := map[string][]string{}
+	var order []string
+	for _, row := range parity.Report(app) {
+		if row.Level != parity.NotYet {
+			continue
 		}
+		section, _, _ := strings.Cut(row.Pattern, ".")
+		if _, ok := bySection[section]; !ok {
+			order = append(order, section)
+		}
+		bySection[section] = append(bySection[section], row.Feature)
 	}
-	add("databases", keys(app.Databases))
-	if app.EventStore != nil {
-		out = append(out, console.Skipped{Section: "eventStore", Reason: "not run by nubo up yet"})
-	}
-	o := app.Observability
-	var notYet []string
-	if len(o.Dashboards) > 0 {
-		notYet = append(notYet, "dashboards")
-	}
-	if len(o.Logs.Parsers) > 0 || len(o.Logs.Filters) > 0 {
-		notYet = append(notYet, "log parsers and filters")
-	}
-	if o.Tracing.Export.OTLP != "" {
-		notYet = append(notYet, "trace export")
-	}
-	if len(notYet) > 0 {
-		out = append(out, console.Skipped{Section: "observability", Reason: strings.Join(notYet, ", ") + " not run by nubo up yet (metrics, alerts and SLOs are)"})
+	out := make([]console.Skipped, 0, len(order))
+	for _, s := range order {
+		out = append(out, console.Skipped{Section: s, Reason: "not run by nubo up yet: " + strings.Join(bySection[s], ", ")})
 	}
 	return out
 }

@@ -74,9 +74,10 @@ type Deliverer interface {
 	ServiceURL(name string) (string, error)
 }
 
-// FunctionDeliverer is a Deliverer that also reaches functions. Without
-// one, rules, subscriptions and schedules whose target is function:NAME
-// are not run and are listed by Skipped.
+// FunctionDeliverer is a Deliverer that also reaches functions. With one,
+// the dispatcher also runs the functions' triggers (see triggers.go);
+// without one, rules, subscriptions and schedules whose target is
+// function:NAME are not run and are listed by Skipped.
 type FunctionDeliverer interface {
 	Deliverer
 	// DeliverToFunction invokes function name with evs (one event, or a
@@ -156,6 +157,10 @@ type Dispatcher struct {
 	metrics *metrics
 	client  *http.Client
 	api     http.Handler
+	// functions runs the functions' queue triggers, when the Deliverer
+	// reaches functions.
+	functions     FunctionDeliverer
+	queueTriggers []queueTrigger
 
 	mu            sync.Mutex // guards the fields below
 	js            jetstream.JetStream
@@ -179,6 +184,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	fd, runsFunctions := cfg.Deliverer.(FunctionDeliverer)
+	if runsFunctions {
+		cfg.App = withFunctionTriggers(cfg.App)
 	}
 	if cfg.DeliveryTimeout <= 0 {
 		cfg.DeliveryTimeout = DefaultDeliveryTimeout
@@ -219,6 +228,10 @@ func New(cfg Config) (*Dispatcher, error) {
 		schemas: map[string]*jsonschema.Schema{},
 		queues:  map[string]*queue{},
 		client:  client,
+	}
+	if runsFunctions {
+		d.functions = fd
+		d.queueTriggers = queueTriggers(cfg.App)
 	}
 	for _, typ := range sortedKeys(cfg.App.Events) {
 		ev := cfg.App.Events[typ]
@@ -293,6 +306,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 				q.sweep(runCtx)
 			}()
 		}
+	}
+	for _, t := range d.queueTriggers {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.runQueueTrigger(runCtx, d.functions, t)
+		}()
 	}
 	for _, r := range d.routes {
 		for _, src := range r.sources {

@@ -31,7 +31,7 @@ local: {gateway: "127.0.0.1:0"}
 `)
 	e := startEngine(t, app)
 	waitReady(t, e)
-	base := "http://" + e.gateway.Addr()
+	base := "http://" + e.gateway.g.Addr()
 	get := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -112,7 +112,7 @@ functions:
 	post("/v1/events", `{"specversion":"1.0","id":"e1","source":"shop","type":"echo"}`)
 	post("/hello", `{}`)
 	invocations := func(name string) uint64 {
-		st, err := e.fns.FunctionStatus(name)
+		st, err := e.fns.cur.Load().FunctionStatus(name)
 		if err != nil {
 			t.Fatal(err)
 		}

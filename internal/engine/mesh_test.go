@@ -29,7 +29,7 @@ services:
 `)
 	e := startEngine(t, app)
 	waitReady(t, e) // web's probe passes only with the platform's environment
-	proxy, err := e.meshOf().ProxyURL("web")
+	proxy, err := e.mesh.m.ProxyURL("web")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/secrets"
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+// build makes every component of app, in start order. Nothing runs yet:
+// what can fail here is the spec (a route that does not compile), not the
+// machine. Components that need each other get each other here, once.
+func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, error) {
+	consoleAddr := app.Local.Console
+	if e.opts.ConsoleAddr != "" {
+		consoleAddr = e.opts.ConsoleAddr
+	}
+	env := &envSource{getenv: e.opts.Getenv, out: e.out}
+
+	bc, err := newBrokerComponent(app, e.log)
+	if err != nil {
+		return nil, err
+	}
+	e.broker = bc
+	e.services = newServicesComponent(e, app, vals, env)
+	mc, err := newMeshComponent(e, app, e.services)
+	if err != nil {
+		return nil, err
+	}
+	e.mesh = mc
+	// The platform gives every process its mesh proxy, the platform API
+	// and the broker; the console's address is known once it listens.
+	e.admin = &consoleComponent{e: e, addr: consoleAddr}
+	plat := &platform{mesh: mc.m, console: e.admin, broker: e.broker}
+	e.services.platform = plat
+	e.services.mesh = mc.m
+
+	e.events = newEventsComponent(e, mc.m, e.broker)
+	fns, err := newFunctionsComponent(e, app, vals, env, plat, e.events)
+	if err != nil {
+		return nil, err
+	}
+	e.fns = fns
+	e.events.functions = fns
+	if err := e.events.build(app); err != nil {
+		return nil, err
+	}
+	obs, err := newObservability(e, app, vals, env, e.admin)
+	if err != nil {
+		return nil, err
+	}
+	e.obs = obs
+	gw, err := newGatewayComponent(e, app, vals, env, mc.m, fns)
+	if err != nil {
+		return nil, err
+	}
+	e.gateway = gw
+	routes := append(obs.routes(), fns.routes()...)
+	routes = append(routes, e.events.routes()...)
+	if err := e.admin.build(routes); err != nil {
+		return nil, err
+	}
+
+	comps := []host.Component{
+		host.Func{ComponentName: "reaper", OnStart: e.startReaper, OnStop: func(context.Context) error {
+			e.reaper.close()
+			return nil
+		}},
+		host.Func{ComponentName: "state", OnStart: func(context.Context) error {
+			lock, err := lockStateDir(app.StatePath(), LockInfo{PID: os.Getpid(), Console: consoleAddr, Spec: app.File, Started: e.started})
+			e.lock = lock
+			return err
+		}, OnStop: func(context.Context) error {
+			e.lock.release()
+			return nil
+		}},
+		e.broker,
+		e.admin,
+		obs,
+		mc,
+		fns,
+	}
+	if gw != nil {
+		comps = append(comps, gw)
+	}
+	return append(comps, e.events, e.services), nil
+}
+
+func (e *Engine) startReaper(context.Context) error {
+	if len(e.opts.ReaperArgv) == 0 {
+		return nil
+	}
+	rp, err := startReaper(e.opts.ReaperArgv)
+	if err != nil {
+		return err
+	}
+	e.reaper = rp
+	return nil
+}
+
+// trackBuild tells the reaper about a build's process group.
+func (e *Engine) trackBuild(pgid int, alive bool) {
+	if alive {
+		e.reaper.track(pgid)
+	} else {
+		e.reaper.untrack(pgid)
+	}
+}
+
+// platform is what the platform gives every process of a workload: its mesh
+// proxy (HTTP_PROXY, NUBO_SERVICE_<NAME>_URL), the platform API (NUBO_API)
+// and the broker (NUBO_NATS_URL).
+type platform struct {
+	mesh interface {
+		Env(workload string) ([]string, error)
+	}
+	console *consoleComponent
+	broker  *brokerComponent
+}
+
+func (p *platform) env(workload string) ([]string, error) {
+	var env []string
+	if addr := p.console.Addr(); addr != "" {
+		env = append(env, "NUBO_API=http://"+addr)
+	}
+	if u := p.broker.clientURL(); u != "" {
+		env = append(env, "NUBO_NATS_URL="+u)
+	}
+	menv, err := p.mesh.Env(workload)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", workload, err)
+	}
+	return append(env, menv...), nil
+}
+
+// envSource resolves the spec's ${...} for one spec and its secrets' values.
+type envSource struct {
+	getenv func(string) string
+	out    *output
+}
+
+// resolver returns the ${...} resolver of app with vals; who names the
+// workload in the line that says a reference resolves empty, or is empty
+// for parts with no workload (the gateway, alerting).
+func (s *envSource) resolver(app *spec.App, vals secrets.Values, who, name string) *envResolver {
+	r := &envResolver{app: app, getenv: s.getenv, secrets: secretLookup(vals)}
+	if who != "" {
+		r.notYet = func(expr string) {
+			s.out.event(name, fmt.Sprintf("%s %s: ${%s} is empty: nubo up does not run that part yet", who, name, expr))
+		}
+	}
+	return r
+}
+
+type secretLookup secrets.Values
+
+func (v secretLookup) Get(name, key string) (string, bool) {
+	val, ok := secrets.Values(v).Get(name, key)
+	return val.Reveal(), ok
+}
