@@ -93,8 +93,8 @@ func (e *StartError) Error() string { return e.Component + ": " + e.Err.Error() 
 func (e *StartError) Unwrap() error { return e.Err }
 
 // Start starts the components in order. If one fails, those started before
-// it are stopped in reverse (bounded by ctx's cancellation being ignored:
-// a rollback always runs to the end) and the error names the component.
+// it are stopped in reverse, even when ctx is done (a rollback always runs
+// to the end), and the error names the component.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
