@@ -66,7 +66,7 @@ func (c *functionsComponent) newFunctions(app *spec.App, vals secrets.Values) (*
 		Notify: func(fn, msg string) { e.out.event(fn, msg) },
 		Track:  e.trackBuild,
 		Build: func(ctx context.Context, fn, cmd, dir string, env []string) error {
-			return runBuild(ctx, fn, cmd, dir, env, func(l string) { e.out.buildLine(fn, l) }, e.trackBuild)
+			return runBuild(ctx, fmt.Sprintf("function %q", fn), cmd, dir, env, func(l string) { e.out.buildLine(fn, l) }, e.trackBuild)
 		},
 		DeadLetters: c.deadLetters,
 	})

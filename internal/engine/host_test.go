@@ -29,7 +29,7 @@ name: twophase
 services:
   api: {run: CHILD -serve -pidfile %[5]s, port: 8080, build: '%[3]s'}
 functions:
-  fn: {run: FUNCTION, env: {A: "%[1]s"}, scaling: {min: 1, max: 2}, build: '%[2]s'}
+  fn: {run: FUNCTION, env: {A: "%[1]s"}, scaling: {min: 1, max: 1}, build: '%[2]s'}
 queues:
   jobs: {}
 gateway:

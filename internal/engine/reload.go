@@ -61,7 +61,7 @@ func (c *servicesComponent) watch(r *serviceRun) {
 	w.watch(ctx, r.name, paths, func(ctx context.Context) {
 		if r.spec.Build != "" {
 			e.out.event(r.name, fmt.Sprintf("%s changed: rebuilding", r.name))
-			if err := runBuild(ctx, r.name, r.spec.Build, r.cfg.Dir, r.cfg.Env, func(l string) { e.out.buildLine(r.name, l) }, e.trackBuild); err != nil {
+			if err := runBuild(ctx, fmt.Sprintf("service %q", r.name), r.spec.Build, r.cfg.Dir, r.cfg.Env, func(l string) { e.out.buildLine(r.name, l) }, e.trackBuild); err != nil {
 				e.metrics.builds.WithLabelValues(r.name, "failure").Inc()
 				e.out.event(r.name, fmt.Sprintf("%v; keeping the running replicas", err))
 				return

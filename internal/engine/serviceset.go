@@ -184,7 +184,7 @@ func (c *servicesComponent) build(ctx context.Context, name, command string, cfg
 	e := c.e
 	e.out.event(name, fmt.Sprintf("building %s: %s", name, command))
 	start := time.Now()
-	if err := runBuild(ctx, name, command, cfg.Dir, cfg.Env, func(l string) { e.out.buildLine(name, l) }, e.trackBuild); err != nil {
+	if err := runBuild(ctx, fmt.Sprintf("service %q", name), command, cfg.Dir, cfg.Env, func(l string) { e.out.buildLine(name, l) }, e.trackBuild); err != nil {
 		e.metrics.builds.WithLabelValues(name, "failure").Inc()
 		return err
 	}
@@ -193,9 +193,10 @@ func (c *servicesComponent) build(ctx context.Context, name, command string, cfg
 	return nil
 }
 
-// runBuild runs a build, its output lines going to line.
-func runBuild(ctx context.Context, service, command, dir string, env []string, line func(string), track func(pgid int, alive bool)) error {
-	return supervisor.RunBuild(ctx, fmt.Sprintf("service %q", service), command, dir, env, func(b []byte) { line(string(b)) }, track)
+// runBuild runs a build of what (`service "api"`), its output lines going
+// to line.
+func runBuild(ctx context.Context, what, command, dir string, env []string, line func(string), track func(pgid int, alive bool)) error {
+	return supervisor.RunBuild(ctx, what, command, dir, env, func(b []byte) { line(string(b)) }, track)
 }
 
 // config resolves a service's environment and maps it for the supervisor.
