@@ -109,7 +109,11 @@ func (b *builder) specFiles() ([]specFile, error) {
 	if g := b.app.Gateway; g != nil {
 		for _, name := range sortedKeys(g.Authorizers) {
 			if f := g.Authorizers[name].JWKSFile; f != "" {
-				rels = append(rels, filepath.Clean(f))
+				rel, err := relToSpec(b.app.Dir, f)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", pathOf("gateway.authorizers", name)+".jwksFile", err)
+				}
+				rels = append(rels, rel)
 			}
 		}
 	}
@@ -118,7 +122,7 @@ func (b *builder) specFiles() ([]specFile, error) {
 	for _, rel := range rels {
 		p := filepath.ToSlash(rel)
 		if filepath.IsAbs(rel) || p == ".." || strings.HasPrefix(p, "../") {
-			return nil, fmt.Errorf("%s is outside the spec's folder: the components cannot mount it from the spec ConfigMap; move it under %s", rel, b.app.Dir)
+			return nil, fmt.Errorf("%s is outside the spec's folder %s: the components cannot mount it from the spec ConfigMap; move it under that folder", rel, b.app.Dir)
 		}
 		if seen[p] {
 			continue
@@ -132,6 +136,24 @@ func (b *builder) specFiles() ([]specFile, error) {
 		out = append(out, specFile{key: key, path: p, data: data})
 	}
 	return out, nil
+}
+
+// relToSpec returns file relative to the spec's folder dir: a relative
+// path as it is, an absolute one inside dir as the relative path it is. A
+// path outside dir is an error naming dir.
+func relToSpec(dir, file string) (string, error) {
+	if !filepath.IsAbs(file) {
+		return filepath.Clean(file), nil
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absDir, filepath.Clean(file))
+	if err != nil || rel == ".." || strings.HasPrefix(filepath.ToSlash(rel), "../") {
+		return "", fmt.Errorf("%s is outside the spec's folder %s: the components cannot mount it from the spec ConfigMap; move it under that folder", file, absDir)
+	}
+	return rel, nil
 }
 
 // componentSecrets are the secrets a component reads: the gateway's API
