@@ -4,15 +4,30 @@ GO        ?= go
 # Packages with concurrency run under the race detector too.
 RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/...
 
-.PHONY: all build test test-deps k8s-control-plane vet fmt-check unit race fuzz-smoke generate
+.PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race fuzz-smoke generate
 
 all: build
 
+# A release-like binary: no local paths, no symbol table or DWARF (the
+# Dockerfile builds with the same flags).
+BUILD_FLAGS ?= -trimpath -ldflags "-s -w"
+
 build:
-	$(GO) build -o bin/nubo ./cmd/nubo
+	$(GO) build $(BUILD_FLAGS) -o bin/nubo ./cmd/nubo
+
+# image builds the container image `nubo render` names for nubo's own
+# components (nubo serve); it needs a container builder (docker or podman).
+IMAGE ?= nubo:dev
+image:
+	docker build -t $(IMAGE) .
+
+# static is the Dockerfile's build stage without a container builder: the
+# same static, trimmed build must succeed (CI has no Docker engine).
+static:
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o /dev/null ./cmd/nubo
 
 # test installs what the tests need, then runs every check CI runs.
-test: test-deps k8s-control-plane vet fmt-check unit race
+test: test-deps k8s-control-plane vet fmt-check static unit race
 
 test-deps:
 	@scripts/install-test-deps
