@@ -108,6 +108,7 @@ file into Kubernetes manifests.`,
 		newDiffCmd(std, g),
 		newDeployCmd(std, g),
 		newOpenAPICmd(std, g),
+		newServeCmd(std),
 	)
 	return root
 }
