@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nubo-dev/nubo/internal/engine"
 	"github.com/nubo-dev/nubo/internal/parity"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/spf13/cobra"
@@ -147,6 +148,11 @@ func validate(file string) validation {
 			v.diags = spec.Diagnostics{diagnosticOf(file, err)}
 		default:
 			v.diags = app.Warnings()
+			if err := engine.Check(app); err != nil {
+				// What nubo up would refuse when it builds its components.
+				v.diags = append(v.diags, spec.Diagnostic{Pos: spec.Pos{File: file}, Message: "nubo up would refuse it: " + err.Error()})
+				break
+			}
 			v.document.Valid = true
 			v.document.Counts = countsOf(app)
 			v.document.Parity = parity.Report(app)

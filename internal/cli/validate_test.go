@@ -289,3 +289,27 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestValidateRunsUpsBuildPhase: a spec that loads but that nubo up would
+// refuse when it builds its components (here the gateway cannot read its
+// key set) is invalid for validate too, with the component's reason.
+func TestValidateRunsUpsBuildPhase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "bad.json", `{"keys": 12}`)
+	file := writeFile(t, dir, "nubo.yaml", `name: demo
+gateway:
+  authorizers:
+    j: {type: jwt, jwksFile: bad.json, issuer: "https://issuer", audience: [a]}
+  routes:
+    - {path: /x, methods: [GET], authorizer: j, integration: {type: mock, status: 200}}
+`)
+	r := runBinary(t, dir, "validate", "-f", file)
+	want := file + `: nubo up would refuse it: gateway: authorizer "j": key set ` + filepath.Join(dir, "bad.json")
+	if r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("got\n%s\nwant exit 1 and stderr with %q", r, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".nubo")); err == nil {
+		t.Error("validate wrote a state directory")
+	}
+}

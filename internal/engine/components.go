@@ -161,3 +161,30 @@ func (v secretLookup) Get(name, key string) (string, bool) {
 	val, ok := secrets.Values(v).Get(name, key)
 	return val.Reveal(), ok
 }
+
+// Check builds every component of app as Start does, without starting any:
+// what nubo up would refuse while it builds its components (a route the
+// gateway cannot compile, a key-set file it cannot read), `nubo validate`
+// reports first. Nothing listens, no process starts, the state directory
+// is not touched. Secrets' values are not read: each key stands for a
+// placeholder (a missing value is reported by nubo up, which reads them).
+func Check(app *spec.App) error {
+	e, err := New(app, Options{Getenv: func(string) string { return "" }, NoWatch: true})
+	if err != nil {
+		return err
+	}
+	vals := secrets.Values{}
+	for name, s := range app.Secrets {
+		vals[name] = map[string]secrets.Value{}
+		for _, k := range s.Keys {
+			vals[name][k] = secrets.NewValue(checkPlaceholder)
+		}
+	}
+	_, err = e.build(app, vals)
+	return err
+}
+
+// checkPlaceholder stands for every secret's value in Check: a URL, as
+// channels' and integrations' URLs are often secrets.
+const checkPlaceholder = "https://secret.invalid/"
+

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 
 	"github.com/nubo-dev/nubo/internal/gateway"
@@ -45,7 +44,7 @@ func newGatewayComponent(e *Engine, app *spec.App, vals secrets.Values, env *env
 		DurationBuckets: slo.LatencyBuckets(app),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return nil, err // gateway.New names the gateway
 	}
 	return &gatewayComponent{e: e, g: g, mesh: m}, nil
 }
