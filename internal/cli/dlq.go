@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nubo-dev/nubo/internal/events"
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
 const dlqLong = `Dlq lists, shows and redrives the dead letters of the running engine: the
@@ -75,7 +75,7 @@ With --output json, stdout holds the platform API's answer:
 			if err != nil {
 				return err
 			}
-			var ans events.DeadLettersResponse
+			var ans apitype.DeadLettersResponse
 			path := deadLettersPath(args[0]) + "?max=" + strconv.Itoa(max)
 			raw, err := newEngineClient(t).getJSON(cmd.Context(), path, &ans)
 			if err != nil {
@@ -105,7 +105,7 @@ With --output json, stdout holds the platform API's answer:
 const maxLastError = 60
 
 // writeDeadLetters prints the dead letters' table.
-func writeDeadLetters(w io.Writer, dls []events.DeadLetter, now time.Time) {
+func writeDeadLetters(w io.Writer, dls []apitype.DeadLetter, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEVENT ID\tTYPE\tATTEMPTS\tORIGIN\tLAST ERROR\tAT")
 	for _, dl := range dls {
@@ -148,7 +148,7 @@ the CloudEvents JSON format. ID is from nubo dlq list.
 			if err != nil {
 				return err
 			}
-			var dl events.DeadLetter
+			var dl apitype.DeadLetter
 			raw, err := newEngineClient(t).getJSON(cmd.Context(), deadLettersPath(args[0])+"/"+strconv.FormatUint(id, 10), &dl)
 			if err != nil {
 				return err
@@ -194,7 +194,7 @@ With --output json, stdout holds the platform API's answer:
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			req := events.RedriveRequest{All: all, To: to}
+			req := apitype.RedriveRequest{All: all, To: to}
 			switch {
 			case all && len(args) > 1:
 				return usageErrorf("give --all or dead letter IDs, not both")
@@ -216,7 +216,7 @@ With --output json, stdout holds the platform API's answer:
 			if err != nil {
 				return err
 			}
-			var ans events.RedriveResponse
+			var ans apitype.RedriveResponse
 			raw, err := newEngineClient(t).sendBody(cmd.Context(), http.MethodPost, deadLettersPath(args[0])+"/redrive",
 				"application/json", body, &ans)
 			if err != nil {

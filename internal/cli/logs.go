@@ -15,8 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nubo-dev/nubo/internal/console"
-	"github.com/nubo-dev/nubo/internal/logs"
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/spf13/cobra"
 )
 
@@ -58,7 +57,7 @@ func newLogsCmd(std stdio, g *globals) *cobra.Command {
 				q.Set("service", args[0])
 			}
 			if since != "" {
-				if _, err := console.ParseSince(since, time.Now()); err != nil {
+				if _, err := apitype.ParseSince(since, time.Now()); err != nil {
 					return usageErrorf("--%v", err)
 				}
 				q.Set("since", since)
@@ -112,7 +111,7 @@ func printLogs(ctx context.Context, c *engineClient, q url.Values, p *linePrinte
 	p.w = out
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var l logs.Line
+		var l apitype.LogLine
 		if err := dec.Decode(&l); err != nil {
 			out.Flush()
 			switch {
@@ -177,7 +176,7 @@ func newLinePrinter(w io.Writer, color bool) *linePrinter {
 // prefix names a line's source as the engine's stream does: engine events
 // under nubo, build output under service-build, a replica's output under
 // service-N with N counted from 1.
-func prefix(l logs.Line) (text, colorKey string) {
+func prefix(l apitype.LogLine) (text, colorKey string) {
 	switch l.Stream {
 	case "nubo":
 		return "nubo", ""
@@ -187,7 +186,7 @@ func prefix(l logs.Line) (text, colorKey string) {
 	return fmt.Sprintf("%s-%d", l.Service, l.Replica+1), l.Service
 }
 
-func (p *linePrinter) print(l logs.Line) {
+func (p *linePrinter) print(l apitype.LogLine) {
 	pre, key := prefix(l)
 	p.width = max(p.width, len(pre))
 	pad := strings.Repeat(" ", p.width-len(pre))

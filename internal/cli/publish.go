@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nubo-dev/nubo/internal/events"
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
 const publishLong = `Publish stores one CloudEvent in a queue, a topic or on the event bus of
@@ -40,12 +40,12 @@ func newPublishCmd(std stdio, g *globals) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(
-		newPublishToCmd(std, g, events.ToQueue, "queue NAME", "Publish an event to a queue",
+		newPublishToCmd(std, g, toQueue, "queue NAME", "Publish an event to a queue",
 			`  nubo publish queue user-events --type UserCreated --subject user-1 --data '{"id": "user-1", "email": "ada@example.com"}'
   nubo publish queue jobs --type Job --data @job.json`),
-		newPublishToCmd(std, g, events.ToTopic, "topic NAME", "Publish an event to a topic, for its subscriptions",
+		newPublishToCmd(std, g, toTopic, "topic NAME", "Publish an event to a topic, for its subscriptions",
 			`  nubo publish topic user-notifications --type UserCreated --data '{"id": "user-1"}'`),
-		newPublishToCmd(std, g, events.ToBus, "event", "Publish an event on the event bus, for the rules",
+		newPublishToCmd(std, g, toBus, "event", "Publish an event on the event bus, for the rules",
 			`  echo '{"id": "user-1", "plan": "pro"}' | nubo publish event --type UserCreated --data -`),
 	)
 	return cmd
@@ -56,13 +56,13 @@ type publishFlags struct {
 	typ, source, subject, id, data string
 }
 
-func newPublishToCmd(std stdio, g *globals, kind events.DestinationKind, use, short, example string) *cobra.Command {
+func newPublishToCmd(std stdio, g *globals, kind destKind, use, short, example string) *cobra.Command {
 	var (
 		f            publishFlags
 		output, addr string
 	)
 	args := cobra.ExactArgs(1)
-	if kind == events.ToBus {
+	if kind == toBus {
 		args = cobra.NoArgs
 	}
 	cmd := &cobra.Command{
@@ -75,7 +75,7 @@ func newPublishToCmd(std stdio, g *globals, kind events.DestinationKind, use, sh
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			to := events.Destination{Kind: kind}
+			to := destination{Kind: kind}
 			if len(args) == 1 {
 				to.Name = args[0]
 			}
@@ -87,7 +87,7 @@ func newPublishToCmd(std stdio, g *globals, kind events.DestinationKind, use, sh
 			if err != nil {
 				return err
 			}
-			var ans events.PublishResponse
+			var ans apitype.PublishResponse
 			raw, err := newEngineClient(t).sendBody(cmd.Context(), http.MethodPost, publishPath(to),
 				"application/cloudevents+json", body, &ans)
 			if err != nil {
@@ -118,18 +118,18 @@ func newPublishToCmd(std stdio, g *globals, kind events.DestinationKind, use, sh
 }
 
 // publishPath is the platform API's route that stores events in to.
-func publishPath(to events.Destination) string {
+func publishPath(to destination) string {
 	switch to.Kind {
-	case events.ToQueue:
+	case toQueue:
 		return "/v1/queues/" + url.PathEscape(to.Name)
-	case events.ToTopic:
+	case toTopic:
 		return "/v1/topics/" + url.PathEscape(to.Name)
 	}
 	return "/v1/events"
 }
 
-func destinationText(to events.Destination) string {
-	if to.Kind == events.ToBus {
+func destinationText(to destination) string {
+	if to.Kind == toBus {
 		return "the event bus"
 	}
 	return string(to.Kind) + " " + to.Name
@@ -216,4 +216,20 @@ func (c *engineClient) sendBody(ctx context.Context, method, path, contentType s
 		return nil, fmt.Errorf("the server at %s (%s) does not answer as a nubo engine: %s %s: %w", c.target.addr, c.target.source, method, path, err)
 	}
 	return data, nil
+}
+
+// destKind is where `nubo publish` sends an event: the platform API's
+// /v1/queues/NAME, /v1/topics/NAME or /v1/events.
+type destKind string
+
+const (
+	toQueue destKind = "queue"
+	toTopic destKind = "topic"
+	toBus   destKind = "bus"
+)
+
+// destination is a queue, a topic (by name) or the bus.
+type destination struct {
+	Kind destKind
+	Name string
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nubo-dev/nubo/internal/slo"
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
 const sloLong = `SLO prints each SLO of the running engine: its objective and window, the
@@ -46,7 +46,7 @@ func newSLOCmd(std stdio, g *globals) *cobra.Command {
 			}
 			c := newEngineClient(t)
 			if len(args) == 1 {
-				var st slo.Status
+				var st apitype.SLO
 				raw, err := c.getJSON(cmd.Context(), "/admin/v1/slos/"+url.PathEscape(args[0]), &st)
 				if err != nil {
 					return err
@@ -58,7 +58,7 @@ func newSLOCmd(std stdio, g *globals) *cobra.Command {
 				return nil
 			}
 			var list struct {
-				SLOs []slo.Status `json:"slos"`
+				SLOs []apitype.SLO `json:"slos"`
 			}
 			raw, err := c.getJSON(cmd.Context(), "/admin/v1/slos", &list)
 			if err != nil {
@@ -81,7 +81,7 @@ func newSLOCmd(std stdio, g *globals) *cobra.Command {
 func burnWindows() []string { return []string{"5m", "30m", "1h", "2h", "6h", "1d", "3d"} }
 
 // writeSLOs prints one line per SLO, a column per burn-rate window.
-func writeSLOs(w io.Writer, slos []slo.Status) {
+func writeSLOs(w io.Writer, slos []apitype.SLO) {
 	if len(slos) == 0 {
 		fmt.Fprintln(w, "no SLOs (observability.slos is empty)")
 		return
@@ -109,7 +109,7 @@ func writeSLOs(w io.Writer, slos []slo.Status) {
 }
 
 // writeSLODetail prints one SLO with its indicators and every burn rate.
-func writeSLODetail(w io.Writer, s slo.Status) {
+func writeSLODetail(w io.Writer, s apitype.SLO) {
 	fmt.Fprintf(w, "%s: %s%% over %s\n", s.Name, num(s.Objective), s.Window)
 	if s.Description != "" {
 		fmt.Fprintf(w, "  %s\n", s.Description)
@@ -132,7 +132,7 @@ func writeSLODetail(w io.Writer, s slo.Status) {
 }
 
 // budgetLeft is "20.4% (2m3s)", or "-" without data.
-func budgetLeft(s slo.Status) string {
+func budgetLeft(s apitype.SLO) string {
 	b := s.ErrorBudget
 	if b.Remaining == nil {
 		return "-"
@@ -149,7 +149,7 @@ func budgetLeft(s slo.Status) string {
 }
 
 // alertsText lists the alerts not inactive: "page firing", or "-".
-func alertsText(s slo.Status) string {
+func alertsText(s apitype.SLO) string {
 	var parts []string
 	for _, a := range s.Alerts {
 		if a.State != "inactive" {

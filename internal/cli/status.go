@@ -11,10 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nubo-dev/nubo/internal/console"
-	"github.com/nubo-dev/nubo/internal/events"
-	"github.com/nubo-dev/nubo/internal/functions"
-	"github.com/nubo-dev/nubo/internal/supervisor"
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/spf13/cobra"
 )
 
@@ -47,7 +44,7 @@ func newStatusCmd(std stdio, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var st console.Status
+			var st apitype.Status
 			raw, err := newEngineClient(t).getJSON(cmd.Context(), "/admin/v1/status", &st)
 			if err != nil {
 				return err
@@ -72,7 +69,7 @@ func newStatusCmd(std stdio, g *globals) *cobra.Command {
 
 // writeStatus prints the header line, a table per service, the functions'
 // and the queues' tables, and the skipped sections.
-func writeStatus(w io.Writer, st console.Status, now time.Time) {
+func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 	app := st.App
 	if st.Namespace != "" && st.Namespace != st.App {
 		app += " (namespace " + st.Namespace + ")"
@@ -125,7 +122,7 @@ func writeStatus(w io.Writer, st console.Status, now time.Time) {
 
 // writeFunctions prints a table of the functions' pools, then what went
 // wrong with them: memory limits not enforced here, last failures.
-func writeFunctions(w io.Writer, fns []functions.Status, now time.Time) {
+func writeFunctions(w io.Writer, fns []apitype.Function, now time.Time) {
 	if len(fns) == 0 {
 		return
 	}
@@ -157,7 +154,7 @@ const notEnforced = "not enforced"
 
 // memoryText is "-", "128Mi (cgroup v2)" or "128Mi (not enforced)": the
 // reason it is not enforced is long, and goes below the table.
-func memoryText(f functions.Status) string {
+func memoryText(f apitype.Function) string {
 	switch {
 	case f.Memory == "":
 		return "-"
@@ -170,7 +167,7 @@ func memoryText(f functions.Status) string {
 }
 
 // writeQueues prints a table of the queues' depths.
-func writeQueues(w io.Writer, qs []events.QueueStatus) {
+func writeQueues(w io.Writer, qs []apitype.Queue) {
 	if len(qs) == 0 {
 		return
 	}
@@ -198,7 +195,7 @@ func orDash(n int) string {
 }
 
 // lastExit is "-", "0 (3m ago)" or "137 SIGKILL (5s ago)".
-func lastExit(e *supervisor.ExitStatus, now time.Time) string {
+func lastExit(e *apitype.ExitStatus, now time.Time) string {
 	if e == nil {
 		return "-"
 	}
@@ -213,14 +210,14 @@ func lastExit(e *supervisor.ExitStatus, now time.Time) string {
 }
 
 // cpu is in millicores, as Kubernetes quantities and kubectl top write it.
-func cpu(u *supervisor.ResourceUsage) string {
+func cpu(u *apitype.ResourceUsage) string {
 	if u == nil {
 		return "-"
 	}
 	return fmt.Sprintf("%dm", int64(math.Round(u.CPU*1000)))
 }
 
-func rss(u *supervisor.ResourceUsage) string {
+func rss(u *apitype.ResourceUsage) string {
 	if u == nil {
 		return "-"
 	}
@@ -243,9 +240,9 @@ func humanBytes(n uint64) string {
 
 // probes is "liveness ok, readiness fail: status 503", in the order the
 // kubelet runs them, or "-" when none has run.
-func probes(r supervisor.ReplicaStatus) string {
+func probes(r apitype.ReplicaStatus) string {
 	var parts []string
-	for _, kind := range []supervisor.ProbeKind{supervisor.ProbeStartup, supervisor.ProbeLiveness, supervisor.ProbeReadiness} {
+	for _, kind := range []apitype.ProbeKind{apitype.ProbeStartup, apitype.ProbeLiveness, apitype.ProbeReadiness} {
 		res, ok := r.Probes[kind]
 		switch {
 		case !ok:

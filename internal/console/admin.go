@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/logs"
 )
 
@@ -99,7 +100,7 @@ func parseLogsQuery(r *http.Request, now time.Time) (logsQuery, error) {
 	v := r.URL.Query()
 	q := logsQuery{Query: logs.Query{Service: v.Get("service")}}
 	if since := v.Get("since"); since != "" {
-		t, err := ParseSince(since, now)
+		t, err := apitype.ParseSince(since, now)
 		if err != nil {
 			return q, err
 		}
@@ -120,21 +121,6 @@ func parseLogsQuery(r *http.Request, now time.Time) (logsQuery, error) {
 		q.follow = b
 	}
 	return q, nil
-}
-
-// ParseSince reads a logs since bound: a duration back from now (5m, 1h30m)
-// or a time in RFC 3339 (2026-08-01T10:00:00Z).
-func ParseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return time.Time{}, fmt.Errorf("since %q: want a positive duration", s)
-		}
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("since %q: want a duration (5m, 1h) or an RFC 3339 time (2026-08-01T10:00:00Z)", s)
 }
 
 // logs answers NDJSON, one logs.Line per line, and with follow=true keeps

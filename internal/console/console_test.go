@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 )
@@ -543,12 +544,12 @@ func TestParseSince(t *testing.T) {
 		{"2026-08-01", time.Time{}, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseSince(tt.in, now)
+		got, err := apitype.ParseSince(tt.in, now)
 		if (err != nil) != tt.err || !got.Equal(tt.want) {
-			t.Errorf("ParseSince(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("apitype.ParseSince(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.err)
 		}
 	}
-	if _, err := ParseSince("soon", now); err == nil || !strings.Contains(err.Error(), `since "soon"`) {
+	if _, err := apitype.ParseSince("soon", now); err == nil || !strings.Contains(err.Error(), `since "soon"`) {
 		t.Errorf("error does not name the value: %v", err)
 	}
 }

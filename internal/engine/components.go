@@ -187,4 +187,3 @@ func Check(app *spec.App) error {
 // checkPlaceholder stands for every secret's value in Check: a URL, as
 // channels' and integrations' URLs are often secrets.
 const checkPlaceholder = "https://secret.invalid/"
-

@@ -18,6 +18,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -56,11 +57,9 @@ func (d *Dispatcher) routesAPI() http.Handler {
 	})
 }
 
-// PublishResponse is the answer to a publish.
-type PublishResponse struct {
-	// Events are the stored events, in the order they came.
-	Events []Published `json:"events"`
-}
+// PublishResponse is apitype.PublishResponse: the wire type lives there, so that the API
+// changes only where it is declared.
+type PublishResponse = apitype.PublishResponse
 
 func (d *Dispatcher) apiPublish(kind DestinationKind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -194,11 +193,9 @@ func (d *Dispatcher) structuredEvent(raw []byte) (*event.Event, error) {
 	return &ev, nil
 }
 
-// DeliveriesResponse is the answer to a receive.
-type DeliveriesResponse struct {
-	// Messages are the deliveries; empty when none came within wait.
-	Messages []Delivery `json:"messages"`
-}
+// DeliveriesResponse is apitype.DeliveriesResponse: the wire type lives there, so that the API
+// changes only where it is declared.
+type DeliveriesResponse = apitype.DeliveriesResponse
 
 // Receive hands out up to max events of a queue, waiting up to wait for
 // the first one. Each must be acknowledged with Ack, or given back with
@@ -278,13 +275,9 @@ func (d *Dispatcher) apiAck(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// NackRequest is the optional body of a nack.
-type NackRequest struct {
-	// Error says why the worker gave the event back.
-	Error string `json:"error,omitempty"`
-	// Delay before the event is delivered again, e.g. "5s".
-	Delay string `json:"delay,omitempty"`
-}
+// NackRequest is apitype.NackRequest: the wire type lives there, so that the API
+// changes only where it is declared.
+type NackRequest = apitype.NackRequest
 
 func (d *Dispatcher) apiNack(w http.ResponseWriter, r *http.Request) {
 	var req NackRequest
@@ -327,10 +320,9 @@ func (d *Dispatcher) apiQueues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, QueuesResponse{Queues: out})
 }
 
-// DeadLettersResponse lists dead letters.
-type DeadLettersResponse struct {
-	DeadLetters []DeadLetter `json:"deadLetters"`
-}
+// DeadLettersResponse is apitype.DeadLettersResponse: the wire type lives there, so that the API
+// changes only where it is declared.
+type DeadLettersResponse = apitype.DeadLettersResponse
 
 func (d *Dispatcher) apiDeadLetters(w http.ResponseWriter, r *http.Request) {
 	max, err := intParam(r, "max", defaultListMax, 0, 1<<20)
@@ -360,10 +352,9 @@ func (d *Dispatcher) apiDeadLetter(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// RedriveResponse lists the dead letters sent back.
-type RedriveResponse struct {
-	Redriven []Redriven `json:"redriven"`
-}
+// RedriveResponse is apitype.RedriveResponse: the wire type lives there, so that the API
+// changes only where it is declared.
+type RedriveResponse = apitype.RedriveResponse
 
 func (d *Dispatcher) apiRedrive(w http.ResponseWriter, r *http.Request) {
 	var req RedriveRequest

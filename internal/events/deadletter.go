@@ -11,20 +11,13 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
-// DeadLetter is an event that failed for good, with where and why.
-type DeadLetter struct {
-	// ID is the dead letter's place in its stream; list, show and redrive
-	// take it.
-	ID uint64 `json:"id"`
-	// Queue is the dead-letter queue that holds it, for a queue's dead
-	// letters; empty for those of topics, rules and schedules.
-	Queue string `json:"queue,omitempty"`
-	DeadLetterInfo
-	// Event is the event as it was published.
-	Event *event.Event `json:"event"`
-}
+// DeadLetter is apitype.DeadLetter: the wire type lives there, so that the API
+// changes only where it is declared.
+type DeadLetter = apitype.DeadLetter
 
 // dlSource is where the dead letters of a name are.
 type dlSource struct {
@@ -190,28 +183,13 @@ func subjectMatches(filter, subject string) bool {
 	return filter == subject
 }
 
-// RedriveRequest says which dead letters go back, and where.
-type RedriveRequest struct {
-	// IDs of the dead letters; ignored with All.
-	IDs []uint64 `json:"ids,omitempty"`
-	// All redrives every dead letter of the name.
-	All bool `json:"all,omitempty"`
-	// To is a queue that receives them all; empty sends each back where
-	// it failed: its queue, or its topic subscription, rule or schedule
-	// alone (the other subscriptions of a topic do not get it again).
-	To string `json:"to,omitempty"`
-}
+// RedriveRequest is apitype.RedriveRequest: the wire type lives there, so that the API
+// changes only where it is declared.
+type RedriveRequest = apitype.RedriveRequest
 
-// Redriven is one dead letter sent back.
-type Redriven struct {
-	// ID it had as a dead letter.
-	ID uint64 `json:"id"`
-	// EventID is the event's id.
-	EventID string `json:"eventId"`
-	// To says where it went: "queue orders", "topic orders subscription
-	// 0", "rule welcome", "schedule nightly".
-	To string `json:"to"`
-}
+// Redriven is apitype.Redriven: the wire type lives there, so that the API
+// changes only where it is declared.
+type Redriven = apitype.Redriven
 
 // Redrive sends dead letters of name back: each is published again (its
 // dead-letter headers removed, its attempts starting from 1) and then

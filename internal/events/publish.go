@@ -16,6 +16,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
 // DestinationKind is what Publish stores events in.
@@ -44,16 +46,9 @@ func (t Destination) String() string {
 	return fmt.Sprintf("%s %q", t.Kind, t.Name)
 }
 
-// Published is the receipt of one stored event.
-type Published struct {
-	// ID is the event's id (filled in when it had none).
-	ID string `json:"id"`
-	// Sequence is its place in the stream.
-	Sequence uint64 `json:"sequence"`
-	// Duplicate is set when an event with the same source and id was
-	// stored in the last two minutes: it was not stored again.
-	Duplicate bool `json:"duplicate,omitempty"`
-}
+// Published is apitype.Published: the wire type lives there, so that the API
+// changes only where it is declared.
+type Published = apitype.Published
 
 // Errors of Publish that callers branch on (the API's HTTP status).
 var (

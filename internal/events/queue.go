@@ -9,10 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -23,36 +23,13 @@ const fifoPoll = 500 * time.Millisecond
 // ackTimeout bounds an acknowledgement's round trip to JetStream.
 const ackTimeout = 5 * time.Second
 
-// Delivery is an event handed to a queue's worker. The worker acknowledges
-// it with Ack, or gives it back with Nack, by ID; without either, it is
-// delivered again once the queue's visibility timeout has passed.
-type Delivery struct {
-	// ID is the receipt to acknowledge the delivery with; it is valid
-	// until the delivery is acknowledged or its visibility ends.
-	ID string `json:"id"`
-	// Attempt counts the deliveries of the event, from 1.
-	Attempt int `json:"attempt"`
-	// Event is the CloudEvent.
-	Event *event.Event `json:"event"`
-	// DeadLetter tells where a dead letter failed, when the queue is a
-	// dead-letter queue.
-	DeadLetter *DeadLetterInfo `json:"deadLetter,omitempty"`
-}
+// Delivery is apitype.Delivery: the wire type lives there, so that the API
+// changes only where it is declared.
+type Delivery = apitype.Delivery
 
-// DeadLetterInfo is what nubo records when it dead-letters an event.
-type DeadLetterInfo struct {
-	// Origin is where the event failed: queue:NAME, topic:NAME, rule:NAME
-	// or schedule:NAME.
-	Origin string `json:"origin"`
-	// Subscription is the index of the topic subscription that failed.
-	Subscription string `json:"subscription,omitempty"`
-	// Attempts is the deliveries the event had.
-	Attempts int `json:"attempts"`
-	// LastError is why the last delivery failed.
-	LastError string `json:"lastError"`
-	// At is when it was dead-lettered.
-	At time.Time `json:"at"`
-}
+// DeadLetterInfo is apitype.DeadLetterInfo: the wire type lives there, so that the API
+// changes only where it is declared.
+type DeadLetterInfo = apitype.DeadLetterInfo
 
 func deadLetterInfo(h nats.Header) *DeadLetterInfo {
 	origin := headerValue(h, hdrOrigin)
@@ -520,22 +497,9 @@ func cmpSeq(a, b uint64) int {
 	return 0
 }
 
-// QueueStatus is a queue's depth.
-type QueueStatus struct {
-	// Name of the queue.
-	Name string `json:"name"`
-	// Type is standard or fifo.
-	Type string `json:"type"`
-	// Messages is the events stored: waiting and in flight.
-	Messages uint64 `json:"messages"`
-	// Waiting is the events not delivered yet.
-	Waiting uint64 `json:"waiting"`
-	// InFlight is the events delivered and not yet acknowledged (for
-	// fifo, with those held behind their subject's head).
-	InFlight int `json:"inFlight"`
-	// DeadLetterQueue is where failed events go.
-	DeadLetterQueue string `json:"deadLetterQueue,omitempty"`
-}
+// QueueStatus is apitype.Queue: the wire type lives there, so that the API
+// changes only where it is declared.
+type QueueStatus = apitype.Queue
 
 // Queues returns the depth of every queue, by name.
 func (d *Dispatcher) Queues(ctx context.Context) ([]QueueStatus, error) {

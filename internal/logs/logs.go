@@ -9,17 +9,13 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
-// Line is one line of a process's output.
-type Line struct {
-	Time    time.Time `json:"time"`
-	Service string    `json:"service"`
-	Replica int       `json:"replica"`
-	Stream  string    `json:"stream"` // stdout, stderr, or nubo for engine events
-	Text    string    `json:"text"`
-	Seq     uint64    `json:"seq"` // increasing over the whole store, for followers
-}
+// Line is apitype.LogLine: the wire type lives there, so that the API
+// changes only where it is declared.
+type Line = apitype.LogLine
 
 // DefaultPerService is how many lines each service keeps by default.
 const DefaultPerService = 10000

@@ -455,7 +455,7 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 		for _, r := range st.Replicas {
 			// Retiring replicas are being deleted and finished ones have
 			// failed: the HPA ignores both.
-			if r.Retiring || r.State.terminal() {
+			if r.Retiring || terminal(r.State) {
 				continue
 			}
 			ms = append(ms, ReplicaMetrics{Ready: r.Ready, Usage: r.Usage})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
 // Defaults, in one place. They are Kubernetes' own values unless noted.
@@ -149,14 +151,14 @@ type ExecProbe struct {
 	Command []string
 }
 
-// ProbeKind names one of a replica's three probes.
-type ProbeKind string
+// ProbeKind names one of a replica's three probes (apitype.ProbeKind).
+type ProbeKind = apitype.ProbeKind
 
 // Probe kinds.
 const (
-	ProbeStartup   ProbeKind = "startup"
-	ProbeLiveness  ProbeKind = "liveness"
-	ProbeReadiness ProbeKind = "readiness"
+	ProbeStartup   = apitype.ProbeStartup
+	ProbeLiveness  = apitype.ProbeLiveness
+	ProbeReadiness = apitype.ProbeReadiness
 )
 
 // normalize returns a copy of cfg with defaults filled and every problem

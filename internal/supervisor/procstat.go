@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
 // GroupUsage is the resource usage of one process group: what a replica,
@@ -28,18 +30,9 @@ func ReadGroupUsage(pgids []int) (map[int]GroupUsage, error) {
 	return readGroupUsage("/proc", pgids)
 }
 
-// ResourceUsage is a replica's sampled resource usage.
-type ResourceUsage struct {
-	// CPU is the CPU used between the last two samples, in cores (1.0 is
-	// one core busy all the time).
-	CPU float64 `json:"cpu"`
-	// RSS is the resident memory of the replica's process group, in bytes.
-	RSS uint64 `json:"rss"`
-	// Processes is the number of processes in the group.
-	Processes int `json:"processes"`
-	// Time is when the sample was taken.
-	Time time.Time `json:"time"`
-}
+// ResourceUsage is apitype.ResourceUsage: the wire type lives there, so that the API
+// changes only where it is declared.
+type ResourceUsage = apitype.ResourceUsage
 
 // usageSample is the previous sample of a replica's group, from which the
 // next one computes a CPU rate.

@@ -336,7 +336,7 @@ func (s *Supervisor) WaitReady(ctx context.Context) error {
 		for _, r := range s.activeLocked() {
 			switch {
 			case r.ready:
-			case r.state.terminal():
+			case terminal(r.state):
 				dead = append(dead, r.describeLocked())
 			default:
 				notReady = append(notReady, r.describeLocked())
@@ -364,7 +364,7 @@ func (s *Supervisor) WaitReady(ctx context.Context) error {
 func (s *Supervisor) waitReplicaReady(ctx context.Context, r *replica) error {
 	for {
 		s.mu.Lock()
-		ready, dead, desc := r.ready, r.state.terminal(), r.describeLocked()
+		ready, dead, desc := r.ready, terminal(r.state), r.describeLocked()
 		changed, stopped := s.changed, s.runCtx.Done()
 		s.mu.Unlock()
 		switch {
