@@ -17,7 +17,7 @@ type brokerComponent struct {
 }
 
 func newBrokerComponent(app *spec.App, log *slog.Logger) (*brokerComponent, error) {
-	cfg := broker.Config{StateDir: app.StatePath(), Logger: log.With("component", "broker")}
+	cfg := broker.Config{StateDir: app.StatePath(), Logger: log}
 	if app.Local.Broker.Embedded != nil && !*app.Local.Broker.Embedded {
 		cfg.URL = app.Local.Broker.URL
 	}

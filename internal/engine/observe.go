@@ -56,7 +56,7 @@ func newObservability(e *Engine, app *spec.App, vals secrets.Values, env *envSou
 		Rules:       groups,
 		ExternalURL: "http://" + cc.addr,
 		Notify:      notifier.Update,
-		Logger:      e.log.With("component", "metrics"),
+		Logger:      e.log,
 		Registerer:  e.metrics.reg,
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func (o *observability) alertingConfig(app *spec.App, vals secrets.Values) (aler
 	}
 	cfg.ExternalURL = "http://" + addr
 	cfg.Dir = filepath.Join(app.StatePath(), "alerting")
-	cfg.Logger = o.e.log.With("component", "alerting")
+	cfg.Logger = o.e.log
 	cfg.LogLine = func(l string) { o.e.out.event("", l) }
 	return cfg, nil
 }

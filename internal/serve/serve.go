@@ -120,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 		if cfg.NATSURL == "" {
 			return nil, errors.New("serve: events needs a NATS server: --nats-url or NUBO_NATS_URL")
 		}
-		b, err := broker.New(broker.Config{URL: cfg.NATSURL, Logger: s.log.With("component", "broker")})
+		b, err := broker.New(broker.Config{URL: cfg.NATSURL, Logger: s.log})
 		if err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
