@@ -23,7 +23,7 @@ type fieldInfo struct {
 	index    int
 	required bool
 	enum     []string
-	names    string // rule for the keys of a map
+	names    string // name rule for the keys of a map, or for a string's value
 }
 
 // structCache memoizes fieldsOf; types never change, so sharing it between
@@ -102,6 +102,9 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, fi fieldInfo) {
 		if text, ok := d.scalar(n, path, "a string"); ok {
 			v.SetString(text)
 			d.checkEnum(text, path, fi)
+			if rule, ok := nameRules[fi.names]; ok && text != "" && !rule.valid(text) {
+				d.r.errorf(path, "%q is not a valid name: use %s", text, rule.what)
+			}
 			if strings.Contains(text, "${") {
 				d.src.interpolations = append(d.src.interpolations, stringValue{path, text})
 			}

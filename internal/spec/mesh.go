@@ -5,7 +5,7 @@ type Mesh struct {
 	// MTLS is the mutual-TLS mode. Default permissive.
 	MTLS string `yaml:"mtls" enum:"strict|permissive|disable"`
 	// Routes split the traffic for a host callers use over several services.
-	Routes map[string][]*RouteDestination `yaml:"routes" names:"dns"`
+	Routes map[string][]*RouteDestination `yaml:"routes" names:"service"`
 	// Policies authorize calls between workloads, in Istio's order.
 	Policies []*Policy `yaml:"policies"`
 	// Enforcement applies denials (enforce) or only logs them (audit). Default enforce.

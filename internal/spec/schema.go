@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // SchemaID is the $id of the JSON Schema of nubo.yaml.
@@ -21,11 +23,20 @@ const targetPattern = `^((function|queue|topic|database):[a-z0-9]([-a-z0-9]*[a-z
 // namePatterns mirror nameRules for the keys of named maps.
 var namePatterns = map[string]string{
 	"dns":        dnsLabelRe.String(),
+	"service":    dns1035LabelRe.String(),
+	"subdomain":  dnsSubdomainRe.String(),
 	"env":        envNameRe.String(),
 	"identifier": identRe.String(),
 	"stage":      stageNameRe.String(),
 	"label":      labelNameRe.String(),
 	"eventType":  eventTypeRe.String(),
+}
+
+// nameMaxLength are the length limits of the name rules that have one.
+var nameMaxLength = map[string]int{
+	"dns":       dnsLabelMax,
+	"service":   dnsLabelMax,
+	"subdomain": validation.DNS1123SubdomainMaxLength,
 }
 
 //go:generate go run gen_fielddocs.go
@@ -71,7 +82,11 @@ func (g *schemaGen) typeSchema(t reflect.Type, fi fieldInfo) map[string]any {
 	case reflect.Map:
 		s := map[string]any{"type": "object", "additionalProperties": g.typeSchema(t.Elem(), fieldInfo{enum: fi.enum})}
 		if p, ok := namePatterns[fi.names]; ok {
-			s["propertyNames"] = map[string]any{"pattern": p}
+			names := map[string]any{"pattern": p}
+			if n, ok := nameMaxLength[fi.names]; ok {
+				names["maxLength"] = n
+			}
+			s["propertyNames"] = names
 		}
 		return s
 	case reflect.Slice:
@@ -80,6 +95,12 @@ func (g *schemaGen) typeSchema(t reflect.Type, fi fieldInfo) map[string]any {
 		s := map[string]any{"type": "string"}
 		if fi.enum != nil {
 			s["enum"] = fi.enum
+		}
+		if p, ok := namePatterns[fi.names]; ok {
+			s["pattern"] = p
+			if n, ok := nameMaxLength[fi.names]; ok {
+				s["maxLength"] = n
+			}
 		}
 		return s
 	case reflect.Int:
