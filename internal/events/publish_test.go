@@ -182,7 +182,7 @@ func TestPublishOverTheAPI(t *testing.T) {
 		{
 			name: "binary, percent-encoded values decoded", path: "/v1/queues/jobs",
 			header: map[string]string{"Content-Type": "text/plain", "ce-type": "Note", "ce-id": "p%201", "ce-subject": "Euro%20%E2%82%AC%20%F0%9F%98%80", "ce-myext": "%22q%22"},
-			body: "x", code: 202, stored: 1, want: "p 1",
+			body:   "x", code: 202, stored: 1, want: "p 1",
 			checkEv: func(t *testing.T, ev *cloudevents.Event) {
 				if ev.Subject() != "Euro € 😀" || ev.Extensions()["myext"] != `"q"` {
 					t.Errorf("subject %q, myext %v: want them percent-decoded", ev.Subject(), ev.Extensions()["myext"])

@@ -80,8 +80,10 @@ observability:
     other:
       variables:
         - {name: svc, type: custom, values: [a]}
+        - {name: datasource, type: custom, values: [a]}
 `, []string{
 			`t.yaml:7:18: observability.dashboards.main.variables[1].name: variable "svc" is already declared at observability.dashboards.main.variables[0]`,
+			`t.yaml:11:18: observability.dashboards.other.variables[1].name: "datasource" is reserved: nubo adds the variable that picks the Prometheus data source of every panel`,
 		}},
 		{"database role names", `name: t
 services:
