@@ -17,7 +17,7 @@ type RouteDestination struct {
 	// Destination is a service name.
 	Destination string `yaml:"destination" required:"true"`
 	// Weight in percent; the weights of a route sum to 100.
-	Weight int `yaml:"weight"`
+	Weight int `yaml:"weight" min:"0" max:"100"`
 }
 
 // Policy is an authorization policy, as Istio's AuthorizationPolicy.
@@ -69,5 +69,5 @@ type IngressPath struct {
 	// To is "gateway" or service:NAME.
 	To string `yaml:"to" required:"true"`
 	// Port of the service's Service object; default its expose.port.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 }
