@@ -86,8 +86,9 @@ type DatabaseAccess struct {
 
 // DatabaseRole is a database role granted to services.
 type DatabaseRole struct {
-	// Name of the role.
-	Name string `yaml:"name" required:"true"`
+	// Name of the role: a PostgreSQL identifier, which also names the
+	// role's Secret on Kubernetes (DB-role-NAME, '_' written '-').
+	Name string `yaml:"name" required:"true" names:"role"`
 	// Grants given to the role.
 	Grants []string `yaml:"grants" enum:"readonly|readwrite|admin"`
 	// Services whose connection URL uses this role.

@@ -105,7 +105,7 @@ var fieldDocs = map[string]string{
 	"DatabaseMonitoring.Enabled":             "Enabled runs the exporter.",
 	"DatabaseRole":                           "DatabaseRole is a database role granted to services.",
 	"DatabaseRole.Grants":                    "Grants given to the role.",
-	"DatabaseRole.Name":                      "Name of the role.",
+	"DatabaseRole.Name":                      "Name of the role: a PostgreSQL identifier, which also names the role's Secret on Kubernetes (DB-role-NAME, '_' written '-').",
 	"DatabaseRole.Services":                  "Services whose connection URL uses this role.",
 	"DatabaseSecurity":                       "DatabaseSecurity holds encryption, access control and network policy.",
 	"DatabaseSecurity.Access":                "Access holds roles and their grants.",

@@ -24,6 +24,9 @@ var (
 	identRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	stageNameRe = regexp.MustCompile(`^(\$default|[A-Za-z0-9_-]{1,128})$`)
 	labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	// roleNameRe is a PostgreSQL identifier that does not end in '_', so
+	// that the role's Secret name, with '-' for '_', ends as a DNS name must.
+	roleNameRe = regexp.MustCompile(`^[A-Za-z_]([A-Za-z0-9_]{0,61}[A-Za-z0-9])?$`)
 	eventTypeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
 )
 
@@ -57,6 +60,7 @@ var nameRules = map[string]struct {
 	"dns":        {isDNSLabel, dnsWhat},
 	"service":    {isServiceName, serviceWhat},
 	"subdomain":  {isSubdomain, subdomainWhat},
+	"role":       {roleNameRe.MatchString, "a PostgreSQL role name: letters, digits and '_', not starting with a digit nor ending with '_', at most 63 characters"},
 	"env":        {envNameRe.MatchString, "an environment variable name: letters, digits and '_', not starting with a digit"},
 	"identifier": {identRe.MatchString, "an identifier: letters, digits and '_', not starting with a digit"},
 	"stage":      {stageNameRe.MatchString, "$default, or letters, digits, '_' and '-'"},

@@ -25,6 +25,7 @@ var namePatterns = map[string]string{
 	"dns":        dnsLabelRe.String(),
 	"service":    dns1035LabelRe.String(),
 	"subdomain":  dnsSubdomainRe.String(),
+	"role":       roleNameRe.String(),
 	"env":        envNameRe.String(),
 	"identifier": identRe.String(),
 	"stage":      stageNameRe.String(),
@@ -156,10 +157,13 @@ func (g *schemaGen) baseSchema(t reflect.Type, fi fieldInfo) map[string]any {
 			s["enum"] = fi.enum
 		}
 		if p, ok := namePatterns[fi.names]; ok {
-			// A name may be written as a number (its digits are a valid
-			// DNS label), not as a fraction or a boolean.
-			s["type"] = []string{"string", "integer"}
-			s["minimum"] = 0
+			s["type"] = "string"
+			if fi.names == "dns" || fi.names == "subdomain" {
+				// Such a name may be written as a number (its digits are
+				// a valid DNS label), not as a fraction or a boolean.
+				s["type"] = []string{"string", "integer"}
+				s["minimum"] = 0
+			}
 			s["pattern"] = p
 			if n, ok := nameMaxLength[fi.names]; ok {
 				s["maxLength"] = n

@@ -53,6 +53,9 @@ func TestSchemaAndValidateRefuseTogether(t *testing.T) {
 		{"service name with a digit first", "name: t\nservices:\n  1api: {run: x}\n", false},
 		{"queue name of 64 characters", "name: t\nqueues:\n  " + longLabel + "x: {}\n", false},
 		{"queue name of 63 characters", "name: t\nqueues:\n  " + longLabel + ": {}\n", true},
+		{"role name ending in _", "name: t\ndatabases:\n  db: {type: postgres, security: {access: {roles: [{name: rw_}]}}}\n", false},
+		{"role name with capitals", "name: t\ndatabases:\n  db: {type: postgres, security: {access: {roles: [{name: Users_RW}]}}}\n", true},
+		{"numeric role name", "name: t\ndatabases:\n  db: {type: postgres, security: {access: {roles: [{name: 12}]}}}\n", false},
 		// Ports.
 		{"port 65535", svc + "    port: 65535\n", true},
 		{"port 65536", svc + "    port: 65536\n", false},

@@ -203,6 +203,18 @@ observability:
 			`t.yaml:12:5: observability.dashboards.Overview: "Overview" is not a valid name: use ` + dnsWhat,
 			`t.yaml:14:5: observability.slos.` + long + `a: "` + long + `a" is not a valid name: use ` + dnsWhat,
 		}},
+		{"database role names, which name Secrets", `name: t
+databases:
+  db:
+    type: postgres
+    security:
+      access:
+        roles: [{name: users_rw}, {name: Reporting}, {name: rw_}, {name: read only}, {name: 1st}]
+`, []string{
+			`t.yaml:7:61: databases.db.security.access.roles[2].name: "rw_" is not a valid name: use ` + nameRules["role"].what,
+			`t.yaml:7:74: databases.db.security.access.roles[3].name: "read only" is not a valid name: use ` + nameRules["role"].what,
+			`t.yaml:7:93: databases.db.security.access.roles[4].name: "1st" is not a valid name: use ` + nameRules["role"].what,
+		}},
 		{"image pull secrets", `name: t
 kubernetes:
   imagePullSecrets: [registry.example.com, Registry]
