@@ -26,7 +26,7 @@ var (
 	labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	// roleNameRe is a PostgreSQL identifier that does not end in '_', so
 	// that the role's Secret name, with '-' for '_', ends as a DNS name must.
-	roleNameRe  = regexp.MustCompile(`^[A-Za-z_]([A-Za-z0-9_]{0,61}[A-Za-z0-9])?$`)
+	roleNameRe  = regexp.MustCompile(`^([A-Za-z]|[A-Za-z_][A-Za-z0-9_]{0,61}[A-Za-z0-9])$`)
 	eventTypeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
 )
 
