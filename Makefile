@@ -4,7 +4,7 @@ GO        ?= go
 # Packages with concurrency run under the race detector too.
 RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/...
 
-.PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race fuzz-smoke generate
+.PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race conformance fuzz-smoke generate
 
 all: build
 
@@ -27,7 +27,7 @@ static:
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o /dev/null ./cmd/nubo
 
 # test installs what the tests need, then runs every check CI runs.
-test: test-deps k8s-control-plane vet fmt-check static unit race
+test: test-deps k8s-control-plane vet fmt-check static unit race conformance
 
 test-deps:
 	@scripts/install-test-deps
@@ -50,6 +50,12 @@ unit:
 
 race:
 	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# conformance runs the checks that need other projects' code, each in a
+# module of its own under tools/ so that it never reaches the nubo binary:
+# Knative Serving's admission validation of the rendered Knative Services.
+conformance:
+	cd tools/knative && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # fuzz-smoke runs the spec loader's fuzzer briefly; not part of `make test`.
 fuzz-smoke:

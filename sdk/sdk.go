@@ -33,6 +33,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
+
+	"github.com/nubo-dev/nubo/internal/cebinding"
 )
 
 // APIEnv is the variable holding the platform API's base URL; nubo sets it
@@ -188,6 +190,7 @@ func (c *Client) send(ctx context.Context, path string, e event.Event) (*http.Re
 	if err != nil {
 		return nil, fmt.Errorf("nubo sdk: POST %s: %w", path, err)
 	}
+	cebinding.EncodeHeaders(req.Header)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("nubo sdk: POST %s: %w", path, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/cebinding"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -109,9 +110,8 @@ func (d *Dispatcher) readEvents(r *http.Request) ([]*event.Event, error) {
 		if err := json.Unmarshal(body, &items); err != nil {
 			return nil, badRequest{"batch: not a JSON array of events: " + err.Error()}
 		}
-		if len(items) == 0 {
-			return nil, badRequest{"batch: no events"}
-		}
+		// An empty batch is a batch (the HTTP binding allows it): it
+		// publishes nothing.
 		evs := make([]*event.Event, len(items))
 		for i, item := range items {
 			ev, err := d.structuredEvent(item)
@@ -127,6 +127,12 @@ func (d *Dispatcher) readEvents(r *http.Request) ([]*event.Event, error) {
 			"a batch (application/cloudevents-batch+json), or in binary mode with a ce-type header and data as the body"}
 	}
 	h := r.Header
+	if err := cebinding.DecodeHeaders(h); err != nil {
+		return nil, badRequest{"binary-mode event: " + err.Error()}
+	}
+	if err := cebinding.CheckBinary(h); err != nil {
+		return nil, badRequest{"binary-mode event: " + err.Error()}
+	}
 	if h.Get("ce-specversion") == "" {
 		h.Set("ce-specversion", event.CloudEventsVersionV1)
 	}
@@ -159,19 +165,32 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // structuredEvent parses an event in the CloudEvents JSON format, filling
-// what it leaves out; data without a datacontenttype is JSON.
+// what it leaves out; data without a datacontenttype is JSON. What the
+// format forbids is refused, naming the attribute, never rewritten.
 func (d *Dispatcher) structuredEvent(raw []byte) (*event.Event, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, errors.New("not a JSON object")
+	}
+	if err := cebinding.CheckStructured(fields); err != nil {
+		return nil, err
+	}
+	// A null member is an absent attribute (the JSON format's own
+	// example has "subject": null).
+	for k, v := range fields {
+		if string(bytes.TrimSpace(v)) == "null" {
+			delete(fields, k)
+		}
 	}
 	str := func(k string) string {
 		var s string
 		_ = json.Unmarshal(fields[k], &s)
 		return s
 	}
+	// Only absent attributes are filled: CheckStructured has refused
+	// present ones that are not non-empty strings.
 	fill := func(k, v string) {
-		if str(k) == "" {
+		if _, ok := fields[k]; !ok {
 			fields[k], _ = json.Marshal(v)
 		}
 	}

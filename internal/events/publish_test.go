@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,6 +137,84 @@ func TestPublishOverTheAPI(t *testing.T) {
 			name: "unknown topic", path: "/v1/topics/nope", header: structured, body: `{"type": "Note"}`, code: 404,
 			want: `no topic "nope" (topics: news)`,
 		},
+		// What the CloudEvents spec forbids is refused, naming the
+		// attribute, in each mode; nothing is rewritten.
+		{
+			name: "structured, numeric id", path: "/v1/queues/jobs", header: structured,
+			body: `{"type": "Note", "id": 123}`, code: 400, want: "structured event: attribute id: must be a string, not the number 123",
+		},
+		{
+			name: "structured, invalid dataschema", path: "/v1/queues/jobs", header: structured,
+			body: `{"type": "Note", "dataschema": "not a uri"}`, code: 400, want: `structured event: attribute dataschema: "not a uri" is not an absolute URI`,
+		},
+		{
+			name: "structured, data and data_base64", path: "/v1/queues/jobs", header: structured,
+			body: `{"type": "Note", "data": "a", "data_base64": "YQ=="}`, code: 400, want: "structured event: attribute data_base64: data and data_base64 exclude each other",
+		},
+		{
+			name: "batch, numeric id", path: "/v1/queues/jobs", header: batch,
+			body: `[{"type": "Note", "id": "ok"}, {"type": "Note", "id": 7}]`, code: 400, want: "batch: event 1: attribute id: must be a string, not the number 7",
+		},
+		{
+			name: "batch, invalid dataschema", path: "/v1/queues/jobs", header: batch,
+			body: `[{"type": "Note", "dataschema": "relative/path"}]`, code: 400, want: `batch: event 0: attribute dataschema: "relative/path" is not an absolute URI`,
+		},
+		{
+			name: "batch, data and data_base64", path: "/v1/queues/jobs", header: batch,
+			body: `[{"type": "Note", "data": 1, "data_base64": "MQ=="}]`, code: 400, want: "batch: event 0: attribute data_base64",
+		},
+		{name: "empty batch", path: "/v1/queues/jobs", header: batch, body: `[]`, code: 202, stored: 0},
+		{
+			name: "binary, invalid dataschema", path: "/v1/queues/jobs",
+			header: map[string]string{"Content-Type": "text/plain", "ce-type": "Note", "ce-dataschema": "::"}, body: "x", code: 400,
+			want: `binary-mode event: attribute ce-dataschema: "::" is not an absolute URI`,
+		},
+		{
+			name: "binary, empty id", path: "/v1/queues/jobs",
+			header: map[string]string{"Content-Type": "text/plain", "ce-type": "Note", "ce-id": ""}, body: "x", code: 400,
+			want: "binary-mode event: attribute ce-id: must not be empty",
+		},
+		{
+			name: "binary, percent-encoding that is not UTF-8", path: "/v1/queues/jobs",
+			header: map[string]string{"Content-Type": "text/plain", "ce-type": "Note", "ce-subject": "%C0%A0"}, body: "x", code: 400,
+			want: "binary-mode event: attribute ce-subject: percent-encoded bytes are not UTF-8",
+		},
+		{
+			name: "binary, percent-encoded values decoded", path: "/v1/queues/jobs",
+			header: map[string]string{"Content-Type": "text/plain", "ce-type": "Note", "ce-id": "p%201", "ce-subject": "Euro%20%E2%82%AC%20%F0%9F%98%80", "ce-myext": "%22q%22"},
+			body:   "x", code: 202, stored: 1, want: "p 1",
+			checkEv: func(t *testing.T, ev *cloudevents.Event) {
+				if ev.Subject() != "Euro € 😀" || ev.Extensions()["myext"] != `"q"` {
+					t.Errorf("subject %q, myext %v: want them percent-decoded", ev.Subject(), ev.Extensions()["myext"])
+				}
+			},
+		},
+		{
+			name: "structured, the JSON format's example", path: "/v1/queues/jobs", header: structured,
+			body: `{"specversion": "1.0", "type": "com.example.someevent", "source": "/mycontext", "subject": null, "id": "C234-1234-1234",
+				"time": "2018-04-05T17:31:00Z", "comexampleextension1": "value", "comexampleothervalue": 5, "unsetextension": null,
+				"datacontenttype": "application/json", "data": {"appinfoA": "abc", "appinfoB": 123, "appinfoC": true}}`,
+			code: 202, stored: 1, want: "C234-1234-1234",
+			checkEv: func(t *testing.T, ev *cloudevents.Event) {
+				if ev.Subject() != "" || ev.Extensions()["comexampleextension1"] != "value" || fmt.Sprint(ev.Extensions()["comexampleothervalue"]) != "5" {
+					t.Errorf("event = %v, want no subject and both extensions", ev)
+				}
+				if _, ok := ev.Extensions()["unsetextension"]; ok {
+					t.Errorf("unsetextension is set; null means absent")
+				}
+			},
+		},
+		{
+			name: "structured, the JSON format's data_base64 example", path: "/v1/queues/jobs", header: structured,
+			body: `{"specversion": "1.0", "type": "com.example.someevent", "source": "/mycontext", "id": "A234-1234-1234",
+				"time": "2018-04-05T17:31:00Z", "datacontenttype": "application/vnd.apache.thrift.binary", "data_base64": "aGVsbG8="}`,
+			code: 202, stored: 1, want: "A234-1234-1234",
+			checkEv: func(t *testing.T, ev *cloudevents.Event) {
+				if string(ev.Data()) != "hello" || ev.DataContentType() != "application/vnd.apache.thrift.binary" {
+					t.Errorf("event = %v, want data hello", ev)
+				}
+			},
+		},
 		{name: "topic", path: "/v1/topics/news", header: structured, body: `{"type": "Note"}`, code: 202},
 		{name: "bus", path: "/v1/events", header: structured, body: `{"type": "UserCreated", "data": {"id": "1", "email": "a@b.io"}}`, code: 202},
 	} {
@@ -151,6 +230,9 @@ func TestPublishOverTheAPI(t *testing.T) {
 					t.Errorf("error = %s, want it to contain %q", raw, tc.want)
 				}
 				return
+			}
+			if len(out.Events) != tc.stored && tc.path == "/v1/queues/jobs" {
+				t.Errorf("answer lists %d events, want %d", len(out.Events), tc.stored)
 			}
 			if tc.want != "" && out.Events[0].ID != tc.want {
 				t.Errorf("id = %q, want %q", out.Events[0].ID, tc.want)
@@ -217,5 +299,34 @@ func TestPublishGoAPIErrors(t *testing.T) {
 	code, raw := call(t, "POST", e.api+"/v1/nothing", nil, nil, nil)
 	if code != http.StatusNotFound || !strings.Contains(raw, "docs/platform-api.md") {
 		t.Errorf("unknown route = %d %s, want 404 naming the docs", code, raw)
+	}
+}
+
+// TestDeliveryPercentEncodesHeaders publishes attributes that HTTP headers
+// cannot carry as they are and checks what an HTTP target receives: the
+// values percent-encoded as the HTTP binding requires, which decode back
+// to what was published.
+func TestDeliveryPercentEncodesHeaders(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, nil)
+	e := newEnv(t, parseSpec(t, `
+name: enc
+rules:
+  out:
+    target: {{sink}}/out
+`, map[string]string{"sink": s.url}), envOpt{})
+	subject := "Euro € 😀"
+	id := e.publish("/v1/events", map[string]any{"type": "Note", "subject": subject, "myext": `say "hi" 100%`})
+	got := s.waitFor("/out", 1)[0]
+	if got.ceID() != id {
+		t.Fatalf("delivered ce-id %q, want %q", got.ceID(), id)
+	}
+	for _, h := range []struct{ name, want string }{
+		{"ce-subject", "Euro%20%E2%82%AC%20%F0%9F%98%80"},
+		{"ce-myext", "say%20%22hi%22%20100%25"},
+	} {
+		if v := got.header.Get(h.name); v != h.want {
+			t.Errorf("%s = %q, want %q", h.name, v, h.want)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nubo-dev/nubo/internal/cebinding"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -125,6 +126,7 @@ func (d *Dispatcher) post(ctx context.Context, url string, evs []*event.Event) e
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", url, err)
 	}
+	cebinding.EncodeHeaders(req.Header)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		var uerr interface{ Unwrap() error }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/nubo-dev/nubo/internal/cebinding"
 )
 
 // Headers of an invocation's answer through the platform API and http
@@ -168,6 +170,9 @@ func requestEvent(r *http.Request) (event.Event, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	if r.Header.Get("Ce-Specversion") != "" || mt == event.ApplicationCloudEventsJSON {
+		if err := cebinding.DecodeHeaders(r.Header); err != nil {
+			return event.Event{}, fmt.Errorf("read the CloudEvent: %w", err)
+		}
 		e, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
 			return event.Event{}, fmt.Errorf("read the CloudEvent: %w", err)

@@ -19,6 +19,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 
+	"github.com/nubo-dev/nubo/internal/cebinding"
 	"github.com/nubo-dev/nubo/sdk/function"
 )
 
@@ -61,6 +62,7 @@ func eventPayload(function string, e event.Event) (payload, error) {
 	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req); err != nil {
 		return payload{}, &Error{Function: function, Kind: ErrBadEvent, Detail: err.Error()}
 	}
+	cebinding.EncodeHeaders(req.Header)
 	return payload{header: req.Header, body: e.Data()}, nil
 }
 

@@ -189,8 +189,10 @@ func (b *builder) component(c string, files []specFile, hash string) error {
 	volumes := []corev1.Volume{{Name: "spec", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 		LocalObjectReference: corev1.LocalObjectReference{Name: specConfigMap}, Items: items,
 	}}}}
-	for _, s := range b.componentSecrets(c) {
-		vol := "secret-" + s
+	for i, s := range b.componentSecrets(c) {
+		// A volume's name is a DNS label: "secret-"+s could pass 63
+		// characters, an index cannot.
+		vol := fmt.Sprintf("secret-%d", i)
 		volumes = append(volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: s}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: path.Join(secretsDir, s), ReadOnly: true})
 	}

@@ -1,8 +1,11 @@
 package k8s
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +38,42 @@ func (b *builder) dashboards() error {
 	return nil
 }
 
+// datasourceVariable is the dashboard variable that picks the Prometheus
+// data source; every panel, target and query variable names its data
+// source through it, so that the dashboard works whatever the data source
+// is called in a given Grafana.
+const datasourceVariable = spec.ReservedDashboardVariable
+
+// prometheusDatasource is how a panel, target or variable names it.
+var prometheusDatasource = map[string]any{"type": "prometheus", "uid": "${" + datasourceVariable + "}"}
+
+// builtinAnnotations is the annotation Grafana adds to every dashboard it
+// creates (alerts and annotations of this dashboard); its strict schema
+// wants the list.
+var builtinAnnotations = map[string]any{"list": []any{map[string]any{
+	"builtIn":    1,
+	"datasource": map[string]any{"type": "grafana", "uid": "-- Grafana --"},
+	"enable":     true,
+	"hide":       true,
+	"iconColor":  "rgba(0, 211, 255, 1)",
+	"name":       "Annotations & Alerts",
+	"type":       "dashboard",
+}}}
+
+// maxUID is Grafana's limit on the length of a dashboard's uid.
+const maxUID = 40
+
+// dashboardUID is app-name, or, when that is longer than Grafana allows,
+// its start and a hash of the whole, so that two dashboards never share one.
+func dashboardUID(app, name string) string {
+	uid := app + "-" + name
+	if len(uid) <= maxUID {
+		return uid
+	}
+	sum := sha256.Sum256([]byte(uid))
+	return strings.TrimRight(uid[:maxUID-11], "-") + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
 // grafanaDashboard is Grafana's JSON model of a dashboard: two panels a
 // row, each 12 columns wide.
 func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
@@ -42,16 +81,13 @@ func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
 	if title == "" {
 		title = name
 	}
-	uid := app + "-" + name
-	if len(uid) > 40 { // Grafana's limit
-		uid = uid[:40]
-	}
 	out := map[string]any{
-		"uid":           uid,
+		"uid":           dashboardUID(app, name),
 		"title":         title,
 		"schemaVersion": 39,
 		"editable":      false,
 		"tags":          []any{app, "nubo"},
+		"annotations":   builtinAnnotations,
 	}
 	if d.Refresh.IsSet() {
 		out["refresh"] = d.Refresh.String()
@@ -59,7 +95,10 @@ func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
 	if d.TimeRange.From != "" || d.TimeRange.To != "" {
 		out["time"] = map[string]any{"from": d.TimeRange.From, "to": d.TimeRange.To}
 	}
-	var vars []any
+	vars := []any{map[string]any{
+		"name": datasourceVariable, "label": "Data source", "type": "datasource", "query": "prometheus",
+		"multi": false, "includeAll": false, "refresh": 1,
+	}}
 	for _, v := range d.Variables {
 		m := map[string]any{"name": v.Name, "type": v.Type, "multi": v.Multi, "includeAll": v.IncludeAll}
 		if m["type"] == "" {
@@ -67,6 +106,7 @@ func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
 		}
 		switch {
 		case v.Query != "":
+			m["datasource"] = prometheusDatasource
 			m["query"] = v.Query
 			m["definition"] = v.Query
 			m["refresh"] = 2 // on time range change
@@ -80,7 +120,7 @@ func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
 		}
 		vars = append(vars, m)
 	}
-	out["templating"] = map[string]any{"list": orEmpty(vars)}
+	out["templating"] = map[string]any{"list": vars}
 	var panels []any
 	for i, p := range d.Panels {
 		var targets []any
@@ -89,7 +129,7 @@ func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
 			if ref == "" {
 				ref = string(rune('A' + j%26))
 			}
-			tm := map[string]any{"expr": t.Expr, "refId": ref}
+			tm := map[string]any{"datasource": prometheusDatasource, "expr": t.Expr, "refId": ref}
 			if t.Legend != "" {
 				tm["legendFormat"] = t.Legend
 			}
@@ -121,6 +161,7 @@ func grafanaDashboard(app, name string, d *spec.Dashboard) map[string]any {
 			"id":          i + 1,
 			"title":       p.Title,
 			"type":        p.Type,
+			"datasource":  prometheusDatasource,
 			"gridPos":     map[string]any{"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i / 2) * 8},
 			"targets":     orEmpty(targets),
 			"fieldConfig": map[string]any{"defaults": defaults, "overrides": []any{}},

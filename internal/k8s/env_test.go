@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestContainerEnv checks how ${...} becomes Kubernetes env: valueFrom for
@@ -106,5 +107,45 @@ services:
 		if e.Name == "PG" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "pg-app" || e.ValueFrom.SecretKeyRef.Key != "uri") {
 			t.Errorf("job's PG = %+v, want CloudNativePG's pg-app uri", e)
 		}
+	}
+}
+
+// TestReplicaNameOnlyWhereAllowed checks that NUBO_REPLICA (a fieldRef)
+// is in Deployments' pods and not in Knative Services, whose webhook
+// refuses fieldRef by default; tools/knative runs Knative's own checks.
+func TestReplicaNameOnlyWhereAllowed(t *testing.T) {
+	app := parseSpec(t, "name: r\nfunctions:\n  fn: {run: x, image: fn:1}\nservices:\n  web: {image: web:1}\n")
+	knativeChecked := 0
+	for _, variant := range []string{"knative", "deployment"} {
+		app.Kubernetes.Functions = variant
+		res, err := Render(app, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Objects {
+			if o.GetKind() != "Deployment" && o.GetKind() != "Service" {
+				continue
+			}
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+				replica := false
+				for _, e := range env {
+					if e.(map[string]any)["name"] == "NUBO_REPLICA" {
+						replica = true
+					}
+				}
+				want := o.GetKind() == "Deployment"
+				if o.GetAPIVersion() == "serving.knative.dev/v1" {
+					knativeChecked++
+				}
+				if replica != want {
+					t.Errorf("functions: %s: %s has NUBO_REPLICA = %v, want %v", variant, ObjectName(o), replica, want)
+				}
+			}
+		}
+	}
+	if knativeChecked != 1 {
+		t.Errorf("checked %d Knative Services' containers, want 1", knativeChecked)
 	}
 }

@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,6 +48,12 @@ func (b *builder) function(name string, f *spec.Function) error {
 	env, envFrom, err := b.containerEnv(path, name, f.Env, spec.EnvFrom{}, port)
 	if err != nil {
 		return err
+	}
+	if knative {
+		// Knative's webhook refuses valueFrom.fieldRef unless the cluster
+		// turns on kubernetes.podspec-fieldref, off by default; the pod's
+		// name (NUBO_REPLICA elsewhere) is in $HOSTNAME there.
+		env = slices.DeleteFunc(env, func(e corev1.EnvVar) bool { return e.ValueFrom != nil && e.ValueFrom.FieldRef != nil })
 	}
 	image := f.Image
 	if image == "" {

@@ -25,6 +25,8 @@
 package k8s
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -173,10 +176,22 @@ func (b *builder) labels(name, component string) map[string]string {
 	if component != "" {
 		l[LabelComponent] = component
 	}
-	l[LabelName] = name
+	l[LabelName] = labelValue(name)
 	l[LabelInstance] = b.app.Name
 	l[LabelManagedBy] = ManagedBy
 	return l
+}
+
+// labelValue fits an object's name into a label value, at most 63
+// characters. Workloads' names always fit, so selectors see them whole; a
+// longer name (grafana-dashboard-NAME, queue-NAME) keeps its start and ends
+// with a hash of the whole, so that two names still differ.
+func labelValue(name string) string {
+	if len(name) <= validation.LabelValueMaxLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return strings.TrimRight(name[:52], "-_.") + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
 // selector selects the pods of one workload of the app.

@@ -11,10 +11,11 @@ package spec
 
 // App is a whole nubo.yaml: one cloud-native system.
 type App struct {
-	// Name of the application; required, a DNS label.
-	Name string `yaml:"name" required:"true"`
-	// Namespace in Kubernetes; defaults to Name. Locally it is a label.
-	Namespace string `yaml:"namespace"`
+	// Name of the application; required, a DNS label: it is the default
+	// namespace and prefixes the names of JetStream streams and dashboards.
+	Name string `yaml:"name" required:"true" names:"dns"`
+	// Namespace in Kubernetes, a DNS label; defaults to Name. Locally it is a label.
+	Namespace string `yaml:"namespace" names:"dns"`
 	// Include lists more files, relative to this one, merged into it.
 	Include []string `yaml:"include"`
 
@@ -23,15 +24,15 @@ type App struct {
 	// Secrets declares secrets by name; values never live in the spec.
 	Secrets map[string]*Secret `yaml:"secrets" names:"dns"`
 	// Services are long-running processes (Deployments in Kubernetes).
-	Services map[string]*Service `yaml:"services" names:"dns"`
+	Services map[string]*Service `yaml:"services" names:"service"`
 	// Mesh holds weighted routes and authorization policies between workloads.
 	Mesh Mesh `yaml:"mesh"`
 	// Ingress routes outside traffic by host and path.
 	Ingress []*Ingress `yaml:"ingress"`
 	// Databases are managed PostgreSQL and Redis instances.
-	Databases map[string]*Database `yaml:"databases" names:"dns"`
+	Databases map[string]*Database `yaml:"databases" names:"service"`
 	// Functions scale from and to zero and are invoked with CloudEvents.
-	Functions map[string]*Function `yaml:"functions" names:"dns"`
+	Functions map[string]*Function `yaml:"functions" names:"service"`
 	// Events declares event types by their CloudEvents type.
 	Events map[string]*Event `yaml:"events" names:"eventType"`
 	// Rules route events from the bus to targets, with filters and transforms.
@@ -142,7 +143,7 @@ type Kubernetes struct {
 	// Monitoring chooses how metrics and rules are rendered.
 	Monitoring string `yaml:"monitoring" enum:"prometheus-operator|none"`
 	// ImagePullSecrets are the names of existing registry secrets.
-	ImagePullSecrets []string `yaml:"imagePullSecrets"`
+	ImagePullSecrets []string `yaml:"imagePullSecrets" names:"subdomain"`
 	// Labels are added to every rendered object.
 	Labels map[string]string `yaml:"labels"`
 }

@@ -7,7 +7,7 @@ type Database struct {
 	// Version of the server, e.g. "16" or "7".
 	Version string `yaml:"version"`
 	// Replicas: one primary plus streaming replicas. Default 1.
-	Replicas int `yaml:"replicas"`
+	Replicas int `yaml:"replicas" min:"0"`
 	// Storage of each instance.
 	Storage Storage `yaml:"storage"`
 	// Backup schedules backups.
@@ -37,7 +37,7 @@ type Backup struct {
 	// Schedule is a 5-field cron expression or @every DURATION.
 	Schedule string `yaml:"schedule"`
 	// Retention is the number of backups kept. Default 7.
-	Retention int `yaml:"retention"`
+	Retention int `yaml:"retention" min:"0"`
 	// Destination is a folder locally, s3://bucket/path on Kubernetes.
 	Destination string `yaml:"destination"`
 }
@@ -86,8 +86,9 @@ type DatabaseAccess struct {
 
 // DatabaseRole is a database role granted to services.
 type DatabaseRole struct {
-	// Name of the role.
-	Name string `yaml:"name" required:"true"`
+	// Name of the role: a PostgreSQL identifier, which also names the
+	// role's Secret on Kubernetes (DB-role-NAME, '_' written '-').
+	Name string `yaml:"name" required:"true" names:"role"`
 	// Grants given to the role.
 	Grants []string `yaml:"grants" enum:"readonly|readwrite|admin"`
 	// Services whose connection URL uses this role.
@@ -121,5 +122,5 @@ type NetworkPort struct {
 	// Protocol of the port. Default TCP.
 	Protocol string `yaml:"protocol" enum:"TCP|UDP|SCTP"`
 	// Port number.
-	Port int `yaml:"port" required:"true"`
+	Port int `yaml:"port" required:"true" min:"1" max:"65535"`
 }

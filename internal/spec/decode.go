@@ -23,7 +23,12 @@ type fieldInfo struct {
 	index    int
 	required bool
 	enum     []string
-	names    string // rule for the keys of a map
+	names    string // name rule for the keys of a map, or for a string's value
+	// bounds are the schema keywords of the min, max, xmin (exclusive),
+	// xmax and pattern tags: what the validators check of the value, said
+	// again for the JSON Schema; TestSchemaAndValidateRefuseTogether holds
+	// the two to each other.
+	bounds map[string]any
 }
 
 // structCache memoizes fieldsOf; types never change, so sharing it between
@@ -46,10 +51,39 @@ func fieldsOf(t reflect.Type) []fieldInfo {
 		if e := f.Tag.Get("enum"); e != "" {
 			fi.enum = strings.Split(e, "|")
 		}
+		fi.bounds = boundsOf(f.Tag)
 		fs = append(fs, fi)
 	}
 	structCache.Store(t, fs)
 	return fs
+}
+
+// boundTags maps the bound tags to their JSON Schema keywords.
+var boundTags = map[string]string{
+	"min": "minimum", "max": "maximum", "xmin": "exclusiveMinimum", "xmax": "exclusiveMaximum", "pattern": "pattern",
+}
+
+func boundsOf(tag reflect.StructTag) map[string]any {
+	var out map[string]any
+	for t, kw := range boundTags {
+		v, ok := tag.Lookup(t)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]any{}
+		}
+		if t == "pattern" {
+			out[kw] = v
+			continue
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			panic(fmt.Sprintf("spec: bad %s tag %q", t, v)) // a bug in the types, caught by tests
+		}
+		out[kw] = n
+	}
+	return out
 }
 
 var scalarDecoderType = reflect.TypeFor[scalarDecoder]()
@@ -102,6 +136,9 @@ func (d *decoder) decode(n *node, v reflect.Value, path string, fi fieldInfo) {
 		if text, ok := d.scalar(n, path, "a string"); ok {
 			v.SetString(text)
 			d.checkEnum(text, path, fi)
+			if rule, ok := nameRules[fi.names]; ok && text != "" && !rule.valid(text) {
+				d.r.errorf(path, "%q is not a valid name: use %s", text, rule.what)
+			}
 			if strings.Contains(text, "${") {
 				d.src.interpolations = append(d.src.interpolations, stringValue{path, text})
 			}

@@ -60,7 +60,7 @@ type DeadLetter struct {
 	// Queue receiving the dead letters.
 	Queue string `yaml:"queue" required:"true"`
 	// MaxReceive is the deliveries before an event is dead-lettered. Default 5.
-	MaxReceive int `yaml:"maxReceive"`
+	MaxReceive int `yaml:"maxReceive" min:"0"`
 }
 
 // Topic fans events out to its subscriptions.
@@ -78,7 +78,7 @@ type Subscription struct {
 	// Protocol of the endpoint; default from the endpoint's form.
 	Protocol string `yaml:"protocol" enum:"http|queue|function|service|topic"`
 	// BatchSize is the events per delivery. Default 1.
-	BatchSize int `yaml:"batchSize"`
+	BatchSize int `yaml:"batchSize" min:"0"`
 }
 
 // Schedule fires an event on a cron expression.

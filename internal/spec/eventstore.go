@@ -29,9 +29,9 @@ type Projection struct {
 	// Handler is function:NAME or service:NAME/path.
 	Handler Target `yaml:"handler" required:"true"`
 	// BatchSize is the events per call. Default 100.
-	BatchSize int `yaml:"batchSize"`
+	BatchSize int `yaml:"batchSize" min:"0"`
 	// Checkpoint stores the position every N events. Default 100.
-	Checkpoint int `yaml:"checkpoint"`
+	Checkpoint int `yaml:"checkpoint" min:"0"`
 }
 
 // ProjectionQuery selects events by stream pattern and type.
@@ -47,7 +47,7 @@ type Snapshot struct {
 	// Streams is a pattern; * matches any run of characters.
 	Streams string `yaml:"streams" required:"true"`
 	// Every is the events since the last snapshot.
-	Every int `yaml:"every"`
+	Every int `yaml:"every" min:"0"`
 	// Frequency is the time since the last snapshot.
 	Frequency Duration `yaml:"frequency"`
 	// Handler returns the aggregate's state.

@@ -20,7 +20,7 @@ type Function struct {
 	// Timeout per invocation. Default 30s.
 	Timeout Duration `yaml:"timeout"`
 	// Concurrency is the invocations at once per instance. Default 1.
-	Concurrency int `yaml:"concurrency"`
+	Concurrency int `yaml:"concurrency" min:"0"`
 	// Scaling bounds the instance pool.
 	Scaling FunctionScaling `yaml:"scaling"`
 	// Env sets environment variables; values may use ${...}.
@@ -40,9 +40,9 @@ type Function struct {
 // FunctionScaling bounds a function's instance pool.
 type FunctionScaling struct {
 	// Min instances; 0 scales to zero. Default 0.
-	Min int `yaml:"min"`
+	Min int `yaml:"min" min:"0"`
 	// Max instances. Default 10.
-	Max int `yaml:"max"`
+	Max int `yaml:"max" min:"0"`
 	// IdleTimeout after which an idle instance stops. Default 60s.
 	IdleTimeout Duration `yaml:"idleTimeout"`
 }
@@ -68,7 +68,7 @@ type Trigger struct {
 	// Event matches events on the bus by source and type.
 	Event *EventTrigger `yaml:"event"`
 	// BatchSize is the events per invocation, for queue triggers. Default 1.
-	BatchSize int `yaml:"batchSize"`
+	BatchSize int `yaml:"batchSize" min:"0"`
 	// Filter selects events, for topic and event triggers.
 	Filter *Filter `yaml:"filter"`
 	// Enabled turns the trigger on. Default true.
@@ -94,7 +94,7 @@ type EventTrigger struct {
 // FunctionRetry retries failed invocations with backoff.
 type FunctionRetry struct {
 	// Attempts after the first. Default 0.
-	Attempts int `yaml:"attempts"`
+	Attempts int `yaml:"attempts" min:"0"`
 	// Backoff before the first retry, doubled each time. Default 1s.
 	Backoff Duration `yaml:"backoff"`
 }

@@ -41,9 +41,9 @@ type StageCache struct {
 // Throttle is a token bucket.
 type Throttle struct {
 	// Rate in requests per second.
-	Rate float64 `yaml:"rate" required:"true"`
+	Rate float64 `yaml:"rate" required:"true" xmin:"0"`
 	// Burst is the bucket size. Default: the rate, rounded up.
-	Burst int `yaml:"burst"`
+	Burst int `yaml:"burst" min:"0"`
 }
 
 // Authorizer checks a request's credentials.
@@ -81,7 +81,7 @@ type Model struct {
 // GatewayRoute is a path template with its methods and integration.
 type GatewayRoute struct {
 	// Path is a template with {param} and a greedy {proxy+}.
-	Path string `yaml:"path" required:"true"`
+	Path string `yaml:"path" required:"true" pattern:"^/"`
 	// Methods answered; others get 405. Default all.
 	Methods []string `yaml:"methods" enum:"GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|ANY"`
 	// Authorizer names an authorizer; none: public.
@@ -181,5 +181,5 @@ type StatusCode struct {
 	// Pattern is a regular expression over the backend's error message.
 	Pattern string `yaml:"pattern" required:"true"`
 	// Status answered.
-	Status int `yaml:"status" required:"true"`
+	Status int `yaml:"status" required:"true" min:"100" max:"599"`
 }

@@ -101,6 +101,7 @@ func diagStrings(t *testing.T, yaml string) []string {
 	t.Helper()
 	_, err := Parse("t.yaml", []byte(yaml))
 	if err == nil {
+		schemaAgrees(t, compiledSchema(t), yaml, nil)
 		return nil
 	}
 	var ds Diagnostics
@@ -111,6 +112,7 @@ func diagStrings(t *testing.T, yaml string) []string {
 	for i, d := range ds {
 		out[i] = d.String()
 	}
+	schemaAgrees(t, compiledSchema(t), yaml, out)
 	return out
 }
 

@@ -5,7 +5,7 @@ type Mesh struct {
 	// MTLS is the mutual-TLS mode. Default permissive.
 	MTLS string `yaml:"mtls" enum:"strict|permissive|disable"`
 	// Routes split the traffic for a host callers use over several services.
-	Routes map[string][]*RouteDestination `yaml:"routes" names:"dns"`
+	Routes map[string][]*RouteDestination `yaml:"routes" names:"service"`
 	// Policies authorize calls between workloads, in Istio's order.
 	Policies []*Policy `yaml:"policies"`
 	// Enforcement applies denials (enforce) or only logs them (audit). Default enforce.
@@ -17,7 +17,7 @@ type RouteDestination struct {
 	// Destination is a service name.
 	Destination string `yaml:"destination" required:"true"`
 	// Weight in percent; the weights of a route sum to 100.
-	Weight int `yaml:"weight"`
+	Weight int `yaml:"weight" min:"0" max:"100"`
 }
 
 // Policy is an authorization policy, as Istio's AuthorizationPolicy.
@@ -69,5 +69,5 @@ type IngressPath struct {
 	// To is "gateway" or service:NAME.
 	To string `yaml:"to" required:"true"`
 	// Port of the service's Service object; default its expose.port.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 }

@@ -3,25 +3,64 @@ package spec
 import (
 	"regexp"
 	"sort"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
+// The patterns of the names that become Kubernetes names; the checks
+// themselves are Kubernetes' own (isDNSLabel, isServiceName), these are for
+// the JSON Schema, which also gets their maximum length.
 var (
-	dnsLabelRe  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dnsLabelRe     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1035LabelRe = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	dnsSubdomainRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// dnsLabelMax is the length limit of both kinds of DNS label.
+const dnsLabelMax = validation.DNS1123LabelMaxLength
+
+var (
 	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	identRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	stageNameRe = regexp.MustCompile(`^(\$default|[A-Za-z0-9_-]{1,128})$`)
 	labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	// roleNameRe is a PostgreSQL identifier that does not end in '_', so
+	// that the role's Secret name, with '-' for '_', ends as a DNS name must.
+	roleNameRe  = regexp.MustCompile(`^([A-Za-z]|[A-Za-z_][A-Za-z0-9_]{0,61}[A-Za-z0-9])$`)
 	eventTypeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
 )
 
-func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRe.MatchString(s) }
+// isDNSLabel reports whether s is an RFC 1123 label, as Kubernetes checks
+// the names of Namespaces, ConfigMaps, Secrets, Ingresses, containers and
+// most other objects (subdomains allow more, but names here are also path
+// elements of ${...} and of field paths, where a dot has a meaning).
+func isDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
+
+// isServiceName reports whether s is an RFC 1035 label, as Kubernetes
+// checks the name of a Service: services, databases, functions and mesh
+// hosts each become one, and callers reach them as http://NAME.
+func isServiceName(s string) bool { return len(validation.IsDNS1035Label(s)) == 0 }
+
+// isSubdomain reports whether s is an RFC 1123 subdomain, as Kubernetes
+// checks the names of Secrets, which imagePullSecrets name.
+func isSubdomain(s string) bool { return len(validation.IsDNS1123Subdomain(s)) == 0 }
+
+// dnsWhat, serviceWhat and subdomainWhat say what a valid name is, in errors.
+const (
+	dnsWhat       = "a DNS label: lowercase letters, digits and '-', at most 63 characters"
+	serviceWhat   = "a DNS label that starts with a letter (a Kubernetes Service name): lowercase letters, digits and '-', at most 63 characters"
+	subdomainWhat = "a DNS subdomain: DNS labels joined by '.', at most 253 characters"
+)
 
 // nameRules check the keys of named maps, chosen by the `names` struct tag.
 var nameRules = map[string]struct {
 	valid func(string) bool
 	what  string
 }{
-	"dns":        {isDNSLabel, "a DNS label: lowercase letters, digits and '-', at most 63 characters"},
+	"dns":        {isDNSLabel, dnsWhat},
+	"service":    {isServiceName, serviceWhat},
+	"subdomain":  {isSubdomain, subdomainWhat},
+	"role":       {roleNameRe.MatchString, "a PostgreSQL role name: letters, digits and '_', not starting with a digit nor ending with '_', at most 63 characters"},
 	"env":        {envNameRe.MatchString, "an environment variable name: letters, digits and '_', not starting with a digit"},
 	"identifier": {identRe.MatchString, "an identifier: letters, digits and '_', not starting with a digit"},
 	"stage":      {stageNameRe.MatchString, "$default, or letters, digits, '_' and '-'"},

@@ -39,7 +39,7 @@ type ScrapeTarget struct {
 	// Path of the metrics. Default /metrics.
 	Path string `yaml:"path"`
 	// Port; default the replica's $PORT.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 }
 
 // Logs configures log parsing, filtering and retention.
@@ -77,7 +77,7 @@ type LogFilter struct {
 // Tracing configures sampling and export of traces.
 type Tracing struct {
 	// SampleRate is the parent-based ratio, 0 to 1. Default 1.
-	SampleRate *float64 `yaml:"sampleRate"`
+	SampleRate *float64 `yaml:"sampleRate" min:"0" max:"1"`
 	// Headers added on export.
 	Headers map[string]string `yaml:"headers"`
 	// Baggage added to every span.
@@ -129,7 +129,7 @@ type SMTP struct {
 	// Host of the server.
 	Host string `yaml:"host" required:"true"`
 	// Port of the server. Default 25.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 	// From address. Default nubo@HOSTNAME.
 	From string `yaml:"from"`
 	// Username for authentication.
@@ -145,7 +145,7 @@ type EscalationPolicy struct {
 	// Repeat the steps after the last one.
 	Repeat bool `yaml:"repeat"`
 	// MaxRepeat bounds the repeats. Default 3 when repeat is set.
-	MaxRepeat int `yaml:"maxRepeat"`
+	MaxRepeat int `yaml:"maxRepeat" min:"0"`
 }
 
 // EscalationStep notifies channels after a delay.
@@ -255,7 +255,7 @@ type SLO struct {
 	// Description of what the SLO promises.
 	Description string `yaml:"description"`
 	// Objective in percent, e.g. 99.9.
-	Objective float64 `yaml:"objective" required:"true"`
+	Objective float64 `yaml:"objective" required:"true" xmin:"0" xmax:"100"`
 	// Window of the objective. Default 30d.
 	Window Duration `yaml:"window"`
 	// Labels added to the SLO's rules.
@@ -282,7 +282,7 @@ type Indicator struct {
 	// Threshold: slower requests are bad, for type latency.
 	Threshold Duration `yaml:"threshold"`
 	// Weight of the indicator. Default 1.
-	Weight *float64 `yaml:"weight"`
+	Weight *float64 `yaml:"weight" xmin:"0"`
 }
 
 // SLOAlerting routes multi-window multi-burn-rate alerts.

@@ -34,6 +34,49 @@ func compiledSchema(t *testing.T) *jsonschema.Schema {
 	return s
 }
 
+// schemaAgrees checks the JSON Schema against what nubo validate said of
+// src (its diagnostics, as diagnose gives them): the schema refuses no
+// spec that validate accepts, since an editor would mark a valid file as
+// wrong. A spec validate refuses may pass the schema, which cannot express
+// references, uniqueness or PromQL; the checks it can express are held to
+// both directions by TestSchemaAndValidateRefuseTogether.
+func schemaAgrees(t *testing.T, schema *jsonschema.Schema, src string, diags []string) {
+	t.Helper()
+	doc, ok := yamlAsJSON([]byte(src))
+	if !ok {
+		return // not plain YAML for an editor either (anchors, duplicate keys)
+	}
+	schemaErr := schema.Validate(doc)
+	if schemaErr != nil && !hasError(diags) {
+		t.Errorf("nubo schema refuses a spec nubo validate accepts:\n%s\nschema: %v", src, schemaErr)
+	}
+}
+
+// hasError reports whether diagnostics hold an error, not only warnings.
+func hasError(diags []string) bool {
+	for _, d := range diags {
+		if !strings.Contains(d, ": warning: ") {
+			return true
+		}
+	}
+	return false
+}
+
+// yamlAsJSON reads YAML the way an editor's schema check sees it; false
+// when goccy/go-yaml cannot turn it into plain JSON values.
+func yamlAsJSON(data []byte) (any, bool) {
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, false
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, false
+	}
+	out, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
+	return out, err == nil
+}
+
 // yamlToJSONValue reads YAML the way an editor's schema validation sees it.
 func yamlToJSONValue(t *testing.T, data []byte) any {
 	t.Helper()

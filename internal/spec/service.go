@@ -12,9 +12,9 @@ type Service struct {
 	// Dir is the working directory, relative to the spec; default the spec's folder.
 	Dir string `yaml:"dir"`
 	// Port the process listens on in Kubernetes; locally each replica gets $PORT.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 	// Replicas is the number of processes; default 1, scaling.min while scaling is set.
-	Replicas *int `yaml:"replicas"`
+	Replicas *int `yaml:"replicas" min:"0"`
 	// Resources requested per replica; the base of autoscaling percentages.
 	Resources Resources `yaml:"resources"`
 	// Env sets environment variables; values may use ${...}.
@@ -82,9 +82,9 @@ type Probe struct {
 	// Timeout of one probe. Default 1s.
 	Timeout Duration `yaml:"timeout"`
 	// FailureThreshold is the failures in a row that count as failed. Default 3.
-	FailureThreshold int `yaml:"failureThreshold"`
+	FailureThreshold int `yaml:"failureThreshold" min:"0"`
 	// SuccessThreshold is the successes in a row that count as passed. Default 1.
-	SuccessThreshold int `yaml:"successThreshold"`
+	SuccessThreshold int `yaml:"successThreshold" min:"0"`
 }
 
 // HTTPProbe is a GET of Path on Port.
@@ -92,7 +92,7 @@ type HTTPProbe struct {
 	// Path requested. Default /.
 	Path string `yaml:"path"`
 	// Port probed; default the service's port ($PORT locally).
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 	// Headers sent with the probe.
 	Headers map[string]string `yaml:"headers"`
 }
@@ -100,7 +100,7 @@ type HTTPProbe struct {
 // TCPProbe opens a connection to Port.
 type TCPProbe struct {
 	// Port probed; default the service's port ($PORT locally).
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 }
 
 // ExecProbe runs Command in the service's directory and environment.
@@ -112,13 +112,13 @@ type ExecProbe struct {
 // Scaling is horizontal autoscaling with the Kubernetes HPA algorithm.
 type Scaling struct {
 	// Min replicas. Default 1.
-	Min int `yaml:"min"`
+	Min int `yaml:"min" min:"0"`
 	// Max replicas; required.
-	Max int `yaml:"max" required:"true"`
+	Max int `yaml:"max" required:"true" min:"1"`
 	// TargetCPU is the target utilization in percent of resources.cpu.
-	TargetCPU int `yaml:"targetCPU"`
+	TargetCPU int `yaml:"targetCPU" min:"0"`
 	// TargetMemory is the target utilization in percent of resources.memory.
-	TargetMemory int `yaml:"targetMemory"`
+	TargetMemory int `yaml:"targetMemory" min:"0"`
 }
 
 // Expose describes the Kubernetes Service of a service.
@@ -126,7 +126,7 @@ type Expose struct {
 	// Type of the Service. Default ClusterIP.
 	Type string `yaml:"type" enum:"ClusterIP|NodePort|LoadBalancer"`
 	// Port callers use; the target port is the service's port. Default 80.
-	Port int `yaml:"port"`
+	Port int `yaml:"port" min:"0" max:"65535"`
 }
 
 // Traffic is the client-side policy callers get through the mesh.
@@ -170,19 +170,19 @@ type StickyCookie struct {
 // CircuitBreaker is Envoy's outlier detection, per replica.
 type CircuitBreaker struct {
 	// ConsecutiveErrors (5xx or connect failures) that eject a replica. Default 5.
-	ConsecutiveErrors int `yaml:"consecutiveErrors"`
+	ConsecutiveErrors int `yaml:"consecutiveErrors" min:"0"`
 	// Interval between ejection sweeps. Default 10s.
 	Interval Duration `yaml:"interval"`
 	// Timeout is the base ejection time; repeated ejections last longer. Default 30s.
 	Timeout Duration `yaml:"timeout"`
 	// MaxEjectionPercent of replicas ejected at once. Default 50.
-	MaxEjectionPercent int `yaml:"maxEjectionPercent"`
+	MaxEjectionPercent int `yaml:"maxEjectionPercent" min:"0" max:"100"`
 }
 
 // Retry retries failed requests with jittered exponential backoff.
 type Retry struct {
 	// Attempts after the first try. Default 2.
-	Attempts int `yaml:"attempts"`
+	Attempts int `yaml:"attempts" min:"0"`
 	// PerTryTimeout bounds each try.
 	PerTryTimeout Duration `yaml:"perTryTimeout"`
 	// On lists the conditions that trigger a retry.
@@ -200,7 +200,7 @@ type Fault struct {
 // FaultDelay delays a percentage of requests by a fixed time.
 type FaultDelay struct {
 	// Percent of requests delayed, 0 to 100.
-	Percent float64 `yaml:"percent"`
+	Percent float64 `yaml:"percent" min:"0" max:"100"`
 	// Fixed delay.
 	Fixed Duration `yaml:"fixed" required:"true"`
 }
@@ -208,7 +208,7 @@ type FaultDelay struct {
 // FaultAbort aborts a percentage of requests with a status.
 type FaultAbort struct {
 	// Percent of requests aborted, 0 to 100.
-	Percent float64 `yaml:"percent"`
+	Percent float64 `yaml:"percent" min:"0" max:"100"`
 	// Status answered, 200 to 599.
-	Status int `yaml:"status" required:"true"`
+	Status int `yaml:"status" required:"true" min:"200" max:"599"`
 }

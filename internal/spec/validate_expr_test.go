@@ -26,6 +26,7 @@ func exprDiags(t *testing.T, yaml string) []string {
 	for i, d := range ds {
 		out[i] = d.String()
 	}
+	schemaAgrees(t, compiledSchema(t), yaml, out)
 	return out
 }
 

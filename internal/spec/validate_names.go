@@ -58,6 +58,9 @@ func checkNames(a *App, r *report) {
 		var vars []namedEntry
 		for i, v := range o.Dashboards[d].Variables {
 			vars = append(vars, namedEntry{indexPath(p, i) + ".name", v.Name})
+			if v.Name == ReservedDashboardVariable {
+				r.errorf(indexPath(p, i)+".name", "%q is reserved: nubo adds the variable that picks the Prometheus data source of every panel", v.Name)
+			}
 		}
 		uniqueNames(r, "variable", vars, false)
 	}
@@ -70,6 +73,10 @@ func checkNames(a *App, r *report) {
 		uniqueNames(r, "indicator", inds, false)
 	}
 }
+
+// ReservedDashboardVariable is the dashboard variable nubo adds itself: in
+// Grafana, the Prometheus data source every panel queries.
+const ReservedDashboardVariable = "datasource"
 
 // namedEntry is the name of one entry of a list, with the path of that name.
 type namedEntry struct {

@@ -3,10 +3,9 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
-
-const dnsWhat = "a DNS label: lowercase letters, digits and '-', at most 63 characters"
 
 func TestCheckNames(t *testing.T) {
 	runDiagCases(t, []diagCase{
@@ -81,8 +80,10 @@ observability:
     other:
       variables:
         - {name: svc, type: custom, values: [a]}
+        - {name: datasource, type: custom, values: [a]}
 `, []string{
 			`t.yaml:7:18: observability.dashboards.main.variables[1].name: variable "svc" is already declared at observability.dashboards.main.variables[0]`,
+			`t.yaml:11:18: observability.dashboards.other.variables[1].name: "datasource" is reserved: nubo adds the variable that picks the Prometheus data source of every panel`,
 		}},
 		{"database role names", `name: t
 services:
@@ -143,4 +144,82 @@ func TestNameSpaceAcrossIncludes(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
+}
+
+// TestKubernetesNames checks each name that becomes a Kubernetes name by
+// the rule Kubernetes applies to that kind: the app's name and namespace
+// (a Namespace), services, databases, functions and mesh hosts (a Service:
+// it must start with a letter), everything else (ConfigMaps, Secrets,
+// Ingresses, dashboards' ConfigMaps, PrometheusRules...) an RFC 1123 label,
+// image pull secrets a subdomain; 63 characters pass and 64 do not.
+func TestKubernetesNames(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	runDiagCases(t, []diagCase{
+		{"the app's name", "name: Shop_App\n", []string{
+			`t.yaml:1:7: name: "Shop_App" is not a valid name: use ` + dnsWhat,
+		}},
+		{"the namespace", "name: shop\nnamespace: prod.eu\n", []string{
+			`t.yaml:2:12: namespace: "prod.eu" is not a valid name: use ` + dnsWhat,
+		}},
+		{"63 characters are a name, 64 are not", "name: " + long + "\nnamespace: " + long + "a\n", []string{
+			`t.yaml:2:12: namespace: "` + long + `a" is not a valid name: use ` + dnsWhat,
+		}},
+		{"Service names start with a letter", `name: t
+services:
+  1api: {run: x}
+  api-1: {run: x}
+databases:
+  9db: {type: redis}
+functions:
+  0fn: {run: x}
+mesh:
+  routes:
+    2web: [{destination: api-1, weight: 100}]
+`, []string{
+			`t.yaml:3:3: services.1api: "1api" is not a valid name: use ` + serviceWhat,
+			`t.yaml:6:3: databases.9db: "9db" is not a valid name: use ` + serviceWhat,
+			`t.yaml:8:3: functions.0fn: "0fn" is not a valid name: use ` + serviceWhat,
+			`t.yaml:11:5: mesh.routes.2web: "2web" is not a valid name: use ` + serviceWhat,
+		}},
+		{"every named section", `name: t
+config:
+  App_Config: {A: b}
+secrets:
+  db.password: {keys: [k]}
+queues:
+  Q: {}
+topics:
+  t_1: {}
+observability:
+  dashboards:
+    Overview: {title: x}
+  slos:
+    ` + long + `a: {objective: 99, indicators: [{name: a, type: ratio, errors: up, total: up}]}
+`, []string{
+			`t.yaml:3:3: config.App_Config: "App_Config" is not a valid name: use ` + dnsWhat,
+			`t.yaml:5:3: secrets["db.password"]: "db.password" is not a valid name: use ` + dnsWhat,
+			`t.yaml:7:3: queues.Q: "Q" is not a valid name: use ` + dnsWhat,
+			`t.yaml:9:3: topics.t_1: "t_1" is not a valid name: use ` + dnsWhat,
+			`t.yaml:12:5: observability.dashboards.Overview: "Overview" is not a valid name: use ` + dnsWhat,
+			`t.yaml:14:5: observability.slos.` + long + `a: "` + long + `a" is not a valid name: use ` + dnsWhat,
+		}},
+		{"database role names, which name Secrets", `name: t
+databases:
+  db:
+    type: postgres
+    security:
+      access:
+        roles: [{name: users_rw}, {name: Reporting}, {name: rw_}, {name: read only}, {name: 1st}]
+`, []string{
+			`t.yaml:7:61: databases.db.security.access.roles[2].name: "rw_" is not a valid name: use ` + nameRules["role"].what,
+			`t.yaml:7:74: databases.db.security.access.roles[3].name: "read only" is not a valid name: use ` + nameRules["role"].what,
+			`t.yaml:7:93: databases.db.security.access.roles[4].name: "1st" is not a valid name: use ` + nameRules["role"].what,
+		}},
+		{"image pull secrets", `name: t
+kubernetes:
+  imagePullSecrets: [registry.example.com, Registry]
+`, []string{
+			`t.yaml:3:44: kubernetes.imagePullSecrets[1]: "Registry" is not a valid name: use ` + subdomainWhat,
+		}},
+	})
 }

@@ -34,8 +34,11 @@ type diagCase struct {
 	want []string
 }
 
+// runDiagCases checks each case's diagnostics, and that the JSON Schema
+// (nubo schema) agrees with them: see schemaAgrees.
 func runDiagCases(t *testing.T, cases []diagCase) {
 	t.Helper()
+	schema := compiledSchema(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -43,6 +46,7 @@ func runDiagCases(t *testing.T, cases []diagCase) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("got %d diagnostics:\n%s\nwant %d:\n%s", len(got), strings.Join(got, "\n"), len(tc.want), strings.Join(tc.want, "\n"))
 			}
+			schemaAgrees(t, schema, tc.src, got)
 		})
 	}
 }

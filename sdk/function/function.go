@@ -54,6 +54,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/nubo-dev/nubo/internal/cebinding"
 )
 
 // Handler handles one event; its result becomes the invocation's answer
@@ -157,6 +159,12 @@ func NewHandler(h Handler) http.Handler {
 				results = append(results, resultValue(res))
 			}
 			writeJSON(w, http.StatusOK, results)
+			return
+		}
+		// The SDK does not undo the HTTP binding's percent-encoding of
+		// ce- header values, which nubo writes.
+		if err := cebinding.DecodeHeaders(r.Header); err != nil {
+			writeError(w, http.StatusBadRequest, "read the CloudEvent: "+err.Error())
 			return
 		}
 		e, err := cehttp.NewEventFromHTTPRequest(r)
