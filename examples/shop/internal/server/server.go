@@ -98,6 +98,12 @@ func Run(log *slog.Logger, defaultPort int, h http.Handler) error {
 //
 // Application logs are JSON on stderr; these lines are not, so nubo parses
 // them with the "access" parser of observability.yaml.
+//
+// Probes and scrapes get no line: nubo probes every replica every few
+// seconds and scrapes it every 15, and a line for each buried the requests
+// users make (about half of what nubo up printed). A probe that fails shows
+// in nubo's own output and in nubo status; a scrape that fails, in the up
+// metric. They are still counted in the metrics.
 func observe(m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -105,12 +111,28 @@ func observe(m *metrics, next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
 		m.observe(sw.status, r.Method, d)
+		if quiet(r) {
+			return
+		}
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			host = r.RemoteAddr
 		}
 		fmt.Fprintf(os.Stdout, "%s %s %s %d %.6f\n", host, r.Method, r.URL.Path, sw.status, d.Seconds())
 	})
+}
+
+// quiet reports whether r is a probe or a scrape, which observe does not
+// log: a GET of the liveness, readiness or metrics path.
+func quiet(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	switch r.URL.Path {
+	case LivenessPath, ReadinessPath, MetricsPath:
+		return true
+	}
+	return false
 }
 
 // statusWriter remembers the status a handler answered.
