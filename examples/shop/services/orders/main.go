@@ -149,8 +149,12 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusCreated, created)
 }
 
+// get answers an order. An order changes from placed to paid within a
+// second or so, so the answer says no-store: the gateway's prod stage caches
+// GET answers for 60 s and would otherwise show "placed" for a minute.
 func (a *app) get(w http.ResponseWriter, r *http.Request) {
 	if o, ok := a.lookup(r.PathValue("id")); ok {
+		w.Header().Set("Cache-Control", "no-store")
 		server.WriteJSON(w, http.StatusOK, o)
 		return
 	}
