@@ -162,11 +162,6 @@ func TestDLQListQueues(t *testing.T) {
 	if len(got.DeadLetterQueues) != 1 || got.DeadLetterQueues[0].Name != "user-events-dlq" || got.DeadLetterQueues[0].DeadLetters != 2 {
 		t.Errorf("dlq list -o json: %+v, want user-events-dlq with 2", got)
 	}
-
-	// No engine: the usual message, not a probe's error.
-	if r := runInProcess(t, "dlq", "list", "--addr", freeAddr(t)); r.code != 1 || !strings.Contains(r.stderr, "no nubo engine is running at") {
-		t.Errorf("dlq list without an engine:\n%s", r)
-	}
 }
 
 // TestDLQUsageErrors: mistakes are found before the engine is asked.
