@@ -35,8 +35,11 @@ const drainTimeout = 8 * time.Second
 
 // Run serves h on $PORT (defaultPort when unset, as in Kubernetes where the
 // spec's port is fixed) until SIGTERM or SIGINT, then stops taking new
-// requests, fails readiness and waits for those in flight.
-func Run(log *slog.Logger, defaultPort int, h http.Handler) error {
+// requests, fails readiness and waits for those in flight. Once it listens
+// it logs one "listening" record with the address and attrs (key-value
+// pairs, as slog takes them): a program's settings, so that a start is one
+// line of nubo up's output.
+func Run(log *slog.Logger, defaultPort int, h http.Handler, attrs ...any) error {
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = strconv.Itoa(defaultPort)
@@ -70,7 +73,7 @@ func Run(log *slog.Logger, defaultPort int, h http.Handler) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", append([]any{"addr", ln.Addr().String()}, attrs...)...)
 
 	select {
 	case err := <-errc:

@@ -72,13 +72,12 @@ func main() {
 	if strings.HasPrefix(os.Getenv("PAYMENTS_API_KEY"), "live_") { // the key itself is never logged
 		a.payMode = "live"
 	}
-	log.Info("starting", "users", a.users, "catalog", a.catalog, "payments", a.payMode)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", a.create)
 	mux.HandleFunc("GET /orders/{id}", a.get)
 	mux.HandleFunc("POST /events", a.event)
-	if err := server.Run(log, defaultPort, mux); err != nil {
+	if err := server.Run(log, defaultPort, mux, "users", a.users, "catalog", a.catalog, "payments", a.payMode); err != nil {
 		log.Error("orders stopped", "err", err)
 		os.Exit(1)
 	}
