@@ -36,7 +36,6 @@ type shop struct {
 	gateway string // http://HOST:PORT of the gateway
 	ingress string // http://HOST:PORT of the plain-HTTP ingress
 	console string // HOST:PORT of the console, admin and platform API
-	out     *nubotest.Buffer
 }
 
 // TestThingsToTry runs examples/shop with nubo up's engine and sends the exact
@@ -104,7 +103,7 @@ func startShop(t *testing.T) *shop {
 	if err := e.WaitReady(ctx); err != nil {
 		t.Fatalf("%s not ready: %v\n%s", specFile, err, out)
 	}
-	s := &shop{out: out}
+	s := &shop{}
 	for _, l := range []struct {
 		prefix string
 		into   *string
@@ -236,9 +235,10 @@ const (
 	canaryWorkers = 8 // the catalog delays 5% of calls by 300ms
 )
 
-// binomialBounds returns the smallest lo with P(X < lo) > alpha for X ~
-// Binomial(n, pLo), and the largest hi with P(X > hi) > alpha for X ~
-// Binomial(n, pHi): counts outside [lo, hi] are that unlikely.
+// binomialBounds returns the largest lo with P(X < lo) <= alpha for X ~
+// Binomial(n, pLo), and the smallest hi with P(X > hi) <= alpha for X ~
+// Binomial(n, pHi): a count below lo, or above hi, has probability at most
+// alpha.
 func binomialBounds(n int, pLo, pHi, alpha float64) (lo, hi int) {
 	pmf := func(k int, p float64) float64 {
 		a, _ := math.Lgamma(float64(n + 1))
