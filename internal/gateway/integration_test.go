@@ -17,6 +17,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/mesh"
+	"github.com/nubo-dev/nubo/internal/nubotest"
 	"github.com/nubo-dev/nubo/sdk/function"
 )
 
@@ -128,9 +129,7 @@ func TestBackends(t *testing.T) {
 		fmt.Fprintln(w, "second")
 	}))
 	t.Cleanup(stream.Close)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	goneURL := "http://" + ln.Addr().String()
-	ln.Close()
+	goneURL := "http://" + nubotest.RefusedAddr(t)
 	fns := &fakeFunctions{handle: func(name string, e event.Event) (functions.Result, error) {
 		req, err := function.ReadHTTPRequest(e)
 		if err != nil {
