@@ -1,9 +1,11 @@
 package shop_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/itchyny/gojq"
 
+	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -112,14 +115,24 @@ func testOrderProcessor(t *testing.T, app *spec.App, bins string) {
 		t.Errorf("report = %+v, want 2 orders (7 and 8) for %d cents", rep, 2490+7900)
 	}
 
-	// The gateway's POST /admin/reports: its request transform makes the
-	// data, and its status mapping turns an unsupported event into a 400.
+	// The gateway's POST /admin/reports: the function gets the HTTP request
+	// as the event the gateway makes of it (functions.NewHTTPEvent), with
+	// the body the route's request transform made; its status mapping turns
+	// an unsupported event into a 400.
 	reports := route(t, app, "/admin/reports")
-	data, err := json.Marshal(jq(t, reports.Request.Transform, map[string]any{"anything": true}))
+	body, err := json.Marshal(jq(t, reports.Request.Transform, map[string]any{"anything": true}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	call(t, "POST", op.url, binaryEvent("g1", "com.shop.gateway.request", "gateway", ""), string(data)).want(t, http.StatusOK, &rep)
+	ev, err := functions.NewHTTPEvent(httptest.NewRequest(http.MethodPost, "/admin/reports", bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = salesReport{}
+	call(t, "POST", op.url, binaryEvent(ev.ID(), ev.Type(), ev.Source(), ev.Subject()), string(ev.Data())).want(t, http.StatusOK, &rep)
+	if rep != (salesReport{"sales-report", 2, 2490 + 7900}) {
+		t.Errorf("report through the gateway's event = %+v, want 2 orders for %d cents", rep, 2490+7900)
+	}
 	r := call(t, "POST", op.url, binaryEvent("g2", "com.shop.unknown", "gateway", ""), `{}`)
 	r.wantError(t, http.StatusUnprocessableEntity, "unsupported event type")
 	var msg struct{ Error string }

@@ -103,6 +103,17 @@ func testMetrics(t *testing.T, app *spec.App, bins string) {
 	for path, expr := range specQueries(app) {
 		checkQuery(t, path, expr, exposed, labels)
 	}
+
+	// Probes and scrapes were counted above, but they write no access line:
+	// nubo makes them every few seconds and they would bury the rest. Once
+	// the program has exited, its stdout is whole.
+	users.stop(t)
+	checkAccessLog(t, app, users, "GET", "/users", "200")
+	for _, line := range users.lines(&users.stdout) {
+		if f := strings.Fields(line); len(f) > 2 && slices.Contains([]string{"/healthz", "/readyz", "/metrics"}, f[2]) {
+			t.Errorf("users logged a probe or a scrape: %q", line)
+		}
+	}
 }
 
 // specQueries returns the PromQL of the spec's alerts, dashboards and SLOs by

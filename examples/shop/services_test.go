@@ -229,9 +229,14 @@ func testOrders(t *testing.T, app *spec.App, bins string) {
 	if paid["paid"] != 1 {
 		t.Errorf("POST /events answered %v, want 1 paid", paid)
 	}
-	call(t, "GET", orders.url+"/orders/1001", nil, "").want(t, http.StatusOK, &o)
+	r = call(t, "GET", orders.url+"/orders/1001", nil, "")
+	r.want(t, http.StatusOK, &o)
 	if o.Status != "paid" || o.ChargeID != "ch_live_1001" {
 		t.Errorf("after com.shop.order.processed order 1001 is %q with charge %q, want paid, ch_live_1001", o.Status, o.ChargeID)
+	}
+	// Its status changes, so the gateway's cache must not keep it.
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("GET /orders/1001: Cache-Control %q, want no-store", cc)
 	}
 
 	// Without its event an order would never be charged, so it is refused.

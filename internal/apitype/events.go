@@ -129,3 +129,8 @@ type Redriven struct {
 	// 0", "rule welcome", "schedule nightly".
 	To string `json:"to"`
 }
+
+// QueuesResponse lists the queues' depths: the answer of GET /v1/queues.
+type QueuesResponse struct {
+	Queues []Queue `json:"queues"`
+}

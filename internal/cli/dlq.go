@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,20 +52,27 @@ func newDLQListCmd(std stdio, g *globals) *cobra.Command {
 		max          int
 	)
 	cmd := &cobra.Command{
-		Use:   "list QUEUE",
-		Short: "List the dead letters of a queue, topic, rule or schedule, oldest first",
-		Long: `List lists the dead letters of QUEUE, oldest first, at most --max of them:
-their ID (for show and redrive), the event's id and type, how often it was
-delivered, where and why it failed, and when. The table cuts the last error;
-nubo dlq show has it whole, with the event.
+		Use:   "list [QUEUE]",
+		Short: "List the dead-letter queues, or the dead letters of one queue, topic, rule or schedule",
+		Long: `Without QUEUE, list lists every dead-letter queue (a queue that a queue or
+a function names as its deadLetter) with the number of dead letters it
+holds. The dead letters of topics, rules and schedules are not in a queue:
+name them (nubo dlq list topic:NAME).
+
+With QUEUE, it lists the dead letters of QUEUE, oldest first, at most --max
+of them: their ID (for show and redrive), the event's id and type, how often
+it was delivered, where and why it failed, and when. The table cuts the last
+error; nubo dlq show has it whole, with the event.
 
 ` + dlqQueueHelp + `
 
-With --output json, stdout holds the platform API's answer:
-{"deadLetters": [...]}, described in docs/platform-api.md.`,
-		Example: `  nubo dlq list user-events
+With --output json, stdout holds the platform API's answer for QUEUE:
+{"deadLetters": [...]}, described in docs/platform-api.md; without QUEUE,
+{"deadLetterQueues": [{"name": ..., "deadLetters": N}]}.`,
+		Example: `  nubo dlq list
+  nubo dlq list user-events
   nubo dlq list topic:user-notifications --max 0 -o json`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -75,9 +84,13 @@ With --output json, stdout holds the platform API's answer:
 			if err != nil {
 				return err
 			}
+			c := newEngineClient(t)
+			if len(args) == 0 {
+				return listDeadLetterQueues(cmd.Context(), std, c, output)
+			}
 			var ans apitype.DeadLettersResponse
 			path := deadLettersPath(args[0]) + "?max=" + strconv.Itoa(max)
-			raw, err := newEngineClient(t).getJSON(cmd.Context(), path, &ans)
+			raw, err := c.getJSON(cmd.Context(), path, &ans)
 			if err != nil {
 				return err
 			}
@@ -95,10 +108,78 @@ With --output json, stdout holds the platform API's answer:
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&max, "max", 100, "list at most this many dead letters, 0 for all")
+	cmd.Flags().IntVar(&max, "max", 100, "with QUEUE, list at most this many dead letters, 0 for all")
 	outputFlag(cmd, &output)
 	addrFlag(cmd, &addr)
 	return cmd
+}
+
+// deadLetterQueues is what nubo dlq list -o json prints without a name.
+type deadLetterQueues struct {
+	DeadLetterQueues []deadLetterQueue `json:"deadLetterQueues"`
+}
+
+// deadLetterQueue is one dead-letter queue and how many dead letters it
+// holds.
+type deadLetterQueue struct {
+	Name        string `json:"name"`
+	DeadLetters uint64 `json:"deadLetters"`
+}
+
+// listDeadLetterQueues prints every dead-letter queue of the engine with
+// its count, from the platform API's queue list. That list says which queue
+// a queue dead-letters into, but not which queues functions name; a queue
+// that is neither fed by a queue nor has a deadLetter of its own is asked
+// for its dead letters, which the API answers only for a dead-letter queue
+// (404 otherwise). A dead-letter queue holds nothing but dead letters, so
+// its depth is their count.
+func listDeadLetterQueues(ctx context.Context, std stdio, c *engineClient, output string) error {
+	var queues apitype.QueuesResponse
+	if _, err := c.getJSON(ctx, "/v1/queues", &queues); err != nil {
+		return err
+	}
+	fed := map[string]bool{}
+	for _, q := range queues.Queues {
+		if q.DeadLetterQueue != "" {
+			fed[q.DeadLetterQueue] = true
+		}
+	}
+	out := deadLetterQueues{DeadLetterQueues: []deadLetterQueue{}}
+	for _, q := range queues.Queues {
+		isDLQ := fed[q.Name]
+		if !isDLQ && q.DeadLetterQueue == "" {
+			var ans apitype.DeadLettersResponse
+			_, err := c.getJSON(ctx, deadLettersPath("queue:"+q.Name)+"?max=1", &ans)
+			var apiErr *apiError
+			switch {
+			case err == nil:
+				isDLQ = true
+			case errors.As(err, &apiErr) && apiErr.code == http.StatusNotFound:
+			default:
+				return fmt.Errorf("queue %q: is it a dead-letter queue: %w", q.Name, err)
+			}
+		}
+		if isDLQ {
+			out.DeadLetterQueues = append(out.DeadLetterQueues, deadLetterQueue{Name: q.Name, DeadLetters: q.Messages})
+		}
+	}
+	if output == "json" {
+		raw, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		return writeIndented(std.out, raw)
+	}
+	if len(out.DeadLetterQueues) == 0 {
+		_, err := fmt.Fprintln(std.out, "no dead-letter queues: no queue or function has a deadLetter")
+		return err
+	}
+	tw := tabwriter.NewWriter(std.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "QUEUE\tDEAD LETTERS")
+	for _, q := range out.DeadLetterQueues {
+		fmt.Fprintf(tw, "%s\t%d\n", q.Name, q.DeadLetters)
+	}
+	return tw.Flush()
 }
 
 // maxLastError bounds a dead letter's last error in the table.

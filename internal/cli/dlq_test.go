@@ -131,6 +131,39 @@ func TestDLQCommands(t *testing.T) {
 	}
 }
 
+// TestDLQListQueues: without a name, dlq list lists every dead-letter queue
+// with its count, and only those: not user-events, which has one, nor
+// audit, which is none.
+func TestDLQListQueues(t *testing.T) {
+	t.Parallel()
+	addr := startEventsEngine(t)
+
+	want := "QUEUE            DEAD LETTERS\nuser-events-dlq  0\n"
+	if r := runInProcess(t, "dlq", "list", "--addr", addr); r.code != 0 || r.stdout != want || r.stderr != "" {
+		t.Errorf("dlq list before any failed:\n%s\nwant stdout:\n%s", r, want)
+	}
+	deadLetter(t, addr, "u-1", "smtp down")
+	deadLetter(t, addr, "u-2", "timeout")
+	want = "QUEUE            DEAD LETTERS\nuser-events-dlq  2\n"
+	if r := runInProcess(t, "dlq", "list", "--addr", addr); r.code != 0 || r.stdout != want || r.stderr != "" {
+		t.Errorf("dlq list:\n%s\nwant stdout:\n%s", r, want)
+	}
+
+	r := runInProcess(t, "dlq", "list", "-o", "json", "--addr", addr)
+	var got struct {
+		DeadLetterQueues []struct {
+			Name        string `json:"name"`
+			DeadLetters int    `json:"deadLetters"`
+		} `json:"deadLetterQueues"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 {
+		t.Fatalf("dlq list -o json: %v\n%s", err, r)
+	}
+	if len(got.DeadLetterQueues) != 1 || got.DeadLetterQueues[0].Name != "user-events-dlq" || got.DeadLetterQueues[0].DeadLetters != 2 {
+		t.Errorf("dlq list -o json: %+v, want user-events-dlq with 2", got)
+	}
+}
+
 // TestDLQUsageErrors: mistakes are found before the engine is asked.
 func TestDLQUsageErrors(t *testing.T) {
 	t.Parallel()
@@ -139,7 +172,7 @@ func TestDLQUsageErrors(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{[]string{"dlq", "list"}, "accepts 1 arg(s), received 0"},
+		{[]string{"dlq", "list", "q", "r"}, "accepts at most 1 arg(s), received 2"},
 		{[]string{"dlq", "list", "q", "--max", "-1"}, "--max -1: want a number of dead letters, 0 for all"},
 		{[]string{"dlq", "show", "q"}, "accepts 2 arg(s), received 1"},
 		{[]string{"dlq", "show", "q", "seven"}, `dead letter ID "seven": want a number from the ID column of nubo dlq list`},

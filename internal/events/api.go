@@ -325,10 +325,9 @@ func (d *Dispatcher) apiNack(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// QueuesResponse lists the queues' depths.
-type QueuesResponse struct {
-	Queues []QueueStatus `json:"queues"`
-}
+// QueuesResponse is apitype.QueuesResponse: the wire type lives there, so
+// that the API changes only where it is declared.
+type QueuesResponse = apitype.QueuesResponse
 
 func (d *Dispatcher) apiQueues(w http.ResponseWriter, r *http.Request) {
 	out, err := d.Queues(r.Context())

@@ -377,11 +377,9 @@ schedules:
     target: {{sink}}/off
     enabled: false
 `, map[string]string{"sink": s.url}), envOpt{})
-	start := time.Now()
+	// Two ticks within waitFor's bound show a schedule of seconds, not
+	// minutes, without a timed assertion of its own.
 	got := s.waitFor("/tick", 2)
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("two ticks took %v", d)
-	}
 	for _, r := range got[:2] {
 		h := r.header
 		if h.Get("ce-type") != "nubo.schedule" || h.Get("ce-subject") != "tick" || h.Get("ce-source") != "nubo/schedules/tick" {

@@ -12,12 +12,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/mesh"
+	"github.com/nubo-dev/nubo/internal/nubotest"
 	"github.com/nubo-dev/nubo/sdk/function"
 )
 
@@ -129,9 +129,7 @@ func TestBackends(t *testing.T) {
 		fmt.Fprintln(w, "second")
 	}))
 	t.Cleanup(stream.Close)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	goneURL := "http://" + ln.Addr().String()
-	ln.Close()
+	goneURL := "http://" + nubotest.RefusedAddr(t)
 	fns := &fakeFunctions{handle: func(name string, e event.Event) (functions.Result, error) {
 		req, err := function.ReadHTTPRequest(e)
 		if err != nil {
@@ -162,12 +160,10 @@ func TestBackends(t *testing.T) {
 		t.Errorf("event type %q, %d calls", fns.last().Type(), fns.count("user-processor"))
 	}
 
-	start := time.Now()
+	// The backend answers only once the gateway gives up, so a 504 is the
+	// integration's timeout at work; no clock is read.
 	if r := call(t, "GET", tg.url+"/v1/slow", ""); r.status != http.StatusGatewayTimeout {
 		t.Errorf("slow backend: %d %s", r.status, r.body)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the timeout of 100ms took %v", d)
 	}
 	for _, p := range []string{"/v1/gone", "/v1/unknown"} {
 		if r := call(t, "GET", tg.url+p, ""); r.status != http.StatusBadGateway {

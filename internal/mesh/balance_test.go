@@ -72,8 +72,8 @@ func TestRoundRobinAndRandom(t *testing.T) {
 				if tc.exact && got[r] != n/3 {
 					t.Errorf("replica %s got %d of %d requests, want exactly %d: %v", r, got[r], n, n/3, got)
 				}
-				if !tc.exact && !withinBinomial(got[r], n, 1.0/3, 5) {
-					t.Errorf("replica %s got %d of %d requests, not within 5 sd of %d: %v", r, got[r], n, n/3, got)
+				if !tc.exact && !withinBinomial(got[r], n, 1.0/3, chanceZ) {
+					t.Errorf("replica %s got %d of %d requests, not within %g sd of %d: %v", r, got[r], n, chanceZ, n/3, got)
 				}
 			}
 		})

@@ -12,7 +12,7 @@ import (
 )
 
 // TestWeightedRoute splits "users" 90/10 over two services; the share of
-// v2 must be within 5 standard deviations of 10%.
+// v2 must be within chanceZ standard deviations of 10%.
 func TestWeightedRoute(t *testing.T) {
 	t.Parallel()
 	eps := newFakeEndpoints()
@@ -25,7 +25,7 @@ func TestWeightedRoute(t *testing.T) {
 	m := startMesh(t, cfg, eps)
 	const n = 2000
 	got := counts(t, proxyClient(t, m, "orders"), "http://users.shop.svc.cluster.local/", n)
-	if got["v1"]+got["v2"] != n || !withinBinomial(got["v2"], n, 0.1, 5) {
+	if got["v1"]+got["v2"] != n || !withinBinomial(got["v2"], n, 0.1, chanceZ) {
 		t.Errorf("90/10 split over %d requests gave %v", n, got)
 	}
 	// The v2 service is still reachable by its own name.
@@ -67,7 +67,7 @@ func TestFaultInjection(t *testing.T) {
 			t.Fatalf("unexpected answer %d %q", code, body)
 		}
 	}
-	if !withinBinomial(aborted, n, 0.3, 5) {
+	if !withinBinomial(aborted, n, 0.3, chanceZ) {
 		t.Errorf("%d of %d requests aborted, want about 30%%", aborted, n)
 	}
 

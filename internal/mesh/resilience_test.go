@@ -308,30 +308,32 @@ func TestTimeouts(t *testing.T) {
 	m := startMesh(t, cfg, eps)
 	c := proxyClient(t, m, "web")
 
-	start := time.Now()
+	// The first try hangs until the caller gives up: only the per-try
+	// timeout cutting it, and the retry, can answer 200 (without them the
+	// overall timeout answers 504). No clock is read: a busy machine must
+	// not fail this.
 	code, body := get(t, c, "http://users/?slowfirst=1")
 	if code != 200 || body != "ok" {
 		t.Errorf("per-try timeout then retry: %d %q, want 200 ok", code, body)
 	}
-	if d := time.Since(start); d >= 300*time.Millisecond {
-		t.Errorf("the retried request took %v: the per-try timeout did not cut the first try", d)
-	}
 
-	start = time.Now()
+	// The replica hangs, so a 504 is the timeout's; it cannot come earlier
+	// than the timeout (a lower bound holds on any machine).
+	start := time.Now()
 	code, body = get(t, c, "http://orders/?hang=1")
 	d := time.Since(start)
 	if code != http.StatusGatewayTimeout || body != "upstream request timeout" {
 		t.Errorf("overall timeout: %d %q, want 504 upstream request timeout", code, body)
 	}
-	if d < 100*time.Millisecond || d > 5*time.Second {
+	if d < 100*time.Millisecond {
 		t.Errorf("overall timeout of 100ms answered after %v", d)
 	}
 
-	// Retries stay within the overall timeout: three tries of 50ms at most.
-	start = time.Now()
+	// Retries stay within the overall timeout: three tries of 50ms at most,
+	// then 504 (the replica never answers).
 	code, _ = get(t, c, "http://users/?hang=1")
-	if d := time.Since(start); code != http.StatusGatewayTimeout || d > 5*time.Second {
-		t.Errorf("hanging replica with retries: %d after %v, want 504", code, d)
+	if code != http.StatusGatewayTimeout {
+		t.Errorf("hanging replica with retries: %d, want 504", code)
 	}
 }
 

@@ -3,8 +3,10 @@ package nubotest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,5 +50,26 @@ func TestWaitFor(t *testing.T) {
 	<-done
 	if !strings.Contains(f.msg, "condition not met after 20ms: attempt ") {
 		t.Errorf("failure message = %q, want the last error", f.msg)
+	}
+}
+
+func TestRefusedAddr(t *testing.T) {
+	t.Parallel()
+	addr := RefusedAddr(t)
+	// Connections are refused, every time.
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			t.Fatalf("dial %s: connected, want refused", addr)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial %s: %v, want connection refused", addr, err)
+		}
+	}
+	// Nobody else can listen there while the test holds it.
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		ln.Close()
+		t.Fatalf("listen on %s: succeeded, want address in use", addr)
 	}
 }

@@ -1,7 +1,9 @@
 // Command order-processor is the function that charges the shop's orders. nubo
 // invokes it with CloudEvents on $PORT: com.shop.order.placed events from the
 // order-jobs queue (in batches), and {"kind": "sales-report"} requests from the
-// nightly schedule and the gateway's POST /reports.
+// nightly schedule (as the event's data) and from the gateway's POST
+// /admin/reports (an HTTP request event whose body the route's request
+// transform made).
 //
 // A charged order is announced as com.shop.order.processed through $NUBO_API.
 // An order over the charge limit is declined with a 422: nubo retries it and
@@ -12,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,7 +110,8 @@ func (p *processor) handle(ctx context.Context, e cloudevent.Event) (any, error)
 	var req struct {
 		Kind string `json:"kind"`
 	}
-	if e.DataAs(&req) == nil && req.Kind == "sales-report" {
+	data, err := e.Payload()
+	if err == nil && json.Unmarshal(data, &req) == nil && req.Kind == "sales-report" {
 		return p.report(), nil
 	}
 	return nil, fmt.Errorf("unsupported event type %q: %w", e.Type, errUnprocessable)

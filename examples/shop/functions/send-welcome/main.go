@@ -3,8 +3,8 @@
 // {"email": ..., "name": ...} and invokes it with that as the CloudEvent's data.
 //
 // Locally the mail is written to the log as a JSON record with msg "outbox",
-// which nubo's console shows; a production build would hand it to a mail
-// provider instead.
+// which nubo up prints and nubo logs send-welcome shows; a production build
+// would hand it to a mail provider instead.
 package main
 
 import (

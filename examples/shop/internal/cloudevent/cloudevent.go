@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,20 @@ import (
 
 // maxBody bounds what a program reads from one invocation.
 const maxBody = 1 << 20
+
+// HTTPRequestType is the type of the event nubo invokes a function with for
+// an HTTP request (an http trigger's, or the gateway's function
+// integration's). Its data is the request, as AWS API Gateway hands one to
+// Lambda; nubo's sdk/function.HTTPRequest describes it.
+const HTTPRequestType = "nubo.http.request"
+
+// httpRequest is the part of an HTTPRequestType event's data the shop reads.
+type httpRequest struct {
+	Method          string `json:"method"`
+	Path            string `json:"path"`
+	Body            string `json:"body"`
+	IsBase64Encoded bool   `json:"isBase64Encoded"`
+}
 
 // Event is a CloudEvent 1.0 in its structured JSON form.
 type Event struct {
@@ -100,6 +115,31 @@ func (e Event) DataAs(v any) error {
 		return fmt.Errorf("event %s: data: %w", e.ID, err)
 	}
 	return nil
+}
+
+// Payload returns what the event asks of the program: for an
+// HTTPRequestType event, the body of the HTTP request it carries (after the
+// gateway route's request transform, when it has one); for any other event,
+// its data.
+func (e Event) Payload() ([]byte, error) {
+	if e.Type != HTTPRequestType {
+		if len(e.Data) == 0 {
+			return nil, fmt.Errorf("event %s has no data", e.ID)
+		}
+		return e.Data, nil
+	}
+	var r httpRequest
+	if err := e.DataAs(&r); err != nil {
+		return nil, err
+	}
+	if !r.IsBase64Encoded {
+		return []byte(r.Body), nil
+	}
+	b, err := base64.StdEncoding.DecodeString(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: body of %s %s: %w", e.ID, r.Method, r.Path, err)
+	}
+	return b, nil
 }
 
 // Publisher publishes events through nubo's platform API.

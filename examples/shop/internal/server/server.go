@@ -35,8 +35,11 @@ const drainTimeout = 8 * time.Second
 
 // Run serves h on $PORT (defaultPort when unset, as in Kubernetes where the
 // spec's port is fixed) until SIGTERM or SIGINT, then stops taking new
-// requests, fails readiness and waits for those in flight.
-func Run(log *slog.Logger, defaultPort int, h http.Handler) error {
+// requests, fails readiness and waits for those in flight. Once it listens
+// it logs one "listening" record with the address and attrs (key-value
+// pairs, as slog takes them): a program's settings, so that a start is one
+// line of nubo up's output.
+func Run(log *slog.Logger, defaultPort int, h http.Handler, attrs ...any) error {
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = strconv.Itoa(defaultPort)
@@ -70,7 +73,7 @@ func Run(log *slog.Logger, defaultPort int, h http.Handler) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", append([]any{"addr", ln.Addr().String()}, attrs...)...)
 
 	select {
 	case err := <-errc:
@@ -98,6 +101,12 @@ func Run(log *slog.Logger, defaultPort int, h http.Handler) error {
 //
 // Application logs are JSON on stderr; these lines are not, so nubo parses
 // them with the "access" parser of observability.yaml.
+//
+// Probes and scrapes get no line: nubo probes every replica every few
+// seconds and scrapes it every 15, and a line for each buried the requests
+// users make (about half of what nubo up printed). A probe that fails shows
+// in nubo's own output and in nubo status; a scrape that fails, in the up
+// metric. They are still counted in the metrics.
 func observe(m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -105,12 +114,28 @@ func observe(m *metrics, next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
 		m.observe(sw.status, r.Method, d)
+		if quiet(r) {
+			return
+		}
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			host = r.RemoteAddr
 		}
 		fmt.Fprintf(os.Stdout, "%s %s %s %d %.6f\n", host, r.Method, r.URL.Path, sw.status, d.Seconds())
 	})
+}
+
+// quiet reports whether r is a probe or a scrape, which observe does not
+// log: a GET of the liveness, readiness or metrics path.
+func quiet(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	switch r.URL.Path {
+	case LivenessPath, ReadinessPath, MetricsPath:
+		return true
+	}
+	return false
 }
 
 // statusWriter remembers the status a handler answered.

@@ -36,7 +36,6 @@ func main() {
 	log := server.NewLogger()
 	version := server.Env("CATALOG_VERSION", "v1")
 	currency := server.Env("CURRENCY", "EUR")
-	log.Info("starting", "version", version, "products", len(products), "cache", os.Getenv("CACHE_URL") != "")
 
 	withCurrency := func(p product) product { p.Currency = currency; return p }
 	mux := http.NewServeMux()
@@ -61,7 +60,7 @@ func main() {
 		}
 		server.WriteError(w, http.StatusNotFound, "product %s not found", r.PathValue("id"))
 	})
-	if err := server.Run(log, defaultPort, mux); err != nil {
+	if err := server.Run(log, defaultPort, mux, "version", version, "products", len(products), "cache", os.Getenv("CACHE_URL") != ""); err != nil {
 		log.Error("catalog stopped", "err", err)
 		os.Exit(1)
 	}

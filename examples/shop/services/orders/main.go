@@ -72,13 +72,12 @@ func main() {
 	if strings.HasPrefix(os.Getenv("PAYMENTS_API_KEY"), "live_") { // the key itself is never logged
 		a.payMode = "live"
 	}
-	log.Info("starting", "users", a.users, "catalog", a.catalog, "payments", a.payMode)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", a.create)
 	mux.HandleFunc("GET /orders/{id}", a.get)
 	mux.HandleFunc("POST /events", a.event)
-	if err := server.Run(log, defaultPort, mux); err != nil {
+	if err := server.Run(log, defaultPort, mux, "users", a.users, "catalog", a.catalog, "payments", a.payMode); err != nil {
 		log.Error("orders stopped", "err", err)
 		os.Exit(1)
 	}
@@ -149,8 +148,12 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusCreated, created)
 }
 
+// get answers an order. An order changes from placed to paid within a
+// second or so, so the answer says no-store: the gateway's prod stage caches
+// GET answers for 60 s and would otherwise show "placed" for a minute.
 func (a *app) get(w http.ResponseWriter, r *http.Request) {
 	if o, ok := a.lookup(r.PathValue("id")); ok {
+		w.Header().Set("Cache-Control", "no-store")
 		server.WriteJSON(w, http.StatusOK, o)
 		return
 	}

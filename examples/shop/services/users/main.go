@@ -50,7 +50,6 @@ func main() {
 	log := server.NewLogger()
 	a := &app{log: log, pub: cloudevent.NewPublisher("users", log)}
 	a.store.byID, a.store.byEmail = map[string]*user{}, map[string]string{}
-	log.Info("starting", "database", os.Getenv("DATABASE_URL") != "", "signup", os.Getenv("FEATURE_SIGNUP") != "false")
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /users", a.list)
@@ -58,7 +57,7 @@ func main() {
 	mux.HandleFunc("GET /users/{id}", a.get)
 	mux.HandleFunc("POST /projections/customer-stats", a.project)
 	mux.HandleFunc("POST /snapshot", a.snapshot)
-	if err := server.Run(log, defaultPort, mux); err != nil {
+	if err := server.Run(log, defaultPort, mux, "database", os.Getenv("DATABASE_URL") != "", "signup", os.Getenv("FEATURE_SIGNUP") != "false"); err != nil {
 		log.Error("users stopped", "err", err)
 		os.Exit(1)
 	}
