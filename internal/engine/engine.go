@@ -86,10 +86,11 @@ type Engine struct {
 	app  *spec.App
 	vals secrets.Values
 	// next and nextVals are the spec a reload prepares, and its values.
-	next     *spec.App
-	nextVals secrets.Values
-	started  time.Time
-	running  bool // Start succeeded and Stop has not begun
+	next        *spec.App
+	nextVals    secrets.Values
+	started     time.Time
+	running     bool // Start succeeded and Stop has not begun
+	startCalled bool
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the console asks the engine to stop
@@ -148,10 +149,11 @@ func (e *Engine) Shutdown() {
 // running.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
-	if e.host != nil {
+	if e.startCalled {
 		e.mu.Unlock()
-		return errors.New("engine: already started")
+		return errors.New("engine: Start called twice (an engine runs once; make a new one)")
 	}
+	e.startCalled = true
 	app := e.app
 	e.started = time.Now()
 	e.mu.Unlock()
