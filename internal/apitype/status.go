@@ -19,6 +19,11 @@ type Status struct {
 	Started time.Time `json:"started"`
 	// Console is the address the console listens on.
 	Console string `json:"console"`
+	// Addresses are every address the engine serves, by what: console,
+	// gateway, ingress (http), ingress-tls (https), broker (the NATS URL).
+	Addresses map[string]string `json:"addresses,omitempty"`
+	// StateDir is the state directory: data, lock, metrics, secrets.
+	StateDir string `json:"stateDir,omitempty"`
 	// Services are the spec's services, in the engine's start order.
 	Services []Service `json:"services"`
 	// Functions are the spec's functions and their instance pools.

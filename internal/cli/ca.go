@@ -23,6 +23,9 @@ without warnings.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, err := spec.Load(g.file)
+			if app != nil {
+				g.stateDirOf(app)
+			}
 			if err != nil {
 				return reportLoadError(std.err, g.file, err)
 			}

@@ -13,8 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // Exit codes of Run.
@@ -35,6 +39,19 @@ type stdio struct {
 type globals struct {
 	// file is the spec file (-f), nubo.yaml by default.
 	file string
+	// state overrides the spec's local.stateDir (--state, $NUBO_STATE), so
+	// that copies of one spec run side by side.
+	state string
+}
+
+// stateDirOf applies --state to a loaded spec.
+func (g *globals) stateDirOf(app *spec.App) *spec.App {
+	if g.state != "" {
+		if abs, err := filepath.Abs(g.state); err == nil {
+			app.Local.StateDir = abs
+		}
+	}
+	return app
 }
 
 // Run runs the nubo command line with args (without the program name) and
@@ -81,6 +98,7 @@ file into Kubernetes manifests.`,
 	root.SetErr(std.err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "nubo.yaml", "the spec file")
+	root.PersistentFlags().StringVar(&g.state, "state", os.Getenv("NUBO_STATE"), "the state directory, instead of the spec's local.stateDir (default $NUBO_STATE): copies of one spec run side by side, each with its own")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	// Root flags may stand before the subcommand: nubo -f x.yaml logs -f.
 	root.TraverseChildren = true

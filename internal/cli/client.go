@@ -62,6 +62,7 @@ func findEngine(g *globals, addr string) (engineTarget, error) {
 	if err != nil {
 		return engineTarget{}, err
 	}
+	g.stateDirOf(app)
 	t := engineTarget{addr: app.Local.Console, source: "local.console of " + g.file, stateDir: app.StatePath()}
 	if info, ok := engine.ReadLock(t.stateDir); ok {
 		t.lockPID = info.PID

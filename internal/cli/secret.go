@@ -43,6 +43,9 @@ func newSecretCmd(std stdio, g *globals) *cobra.Command {
 // openSecrets loads the spec and opens its state directory's store.
 func openSecrets(g *globals) (*spec.App, *secrets.Store, error) {
 	app, err := loadSpecFor(g.file, "find its secrets store", false)
+	if app != nil {
+		g.stateDirOf(app)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -75,6 +75,20 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 		app += " (namespace " + st.Namespace + ")"
 	}
 	fmt.Fprintf(w, "app %s: engine pid %d, up %s, console %s\n", app, st.PID, age(now.Sub(st.Started)), st.Console)
+	if len(st.Addresses) > 0 || st.StateDir != "" {
+		var parts []string
+		for _, k := range []string{"gateway", "ingress", "ingress-tls", "broker"} {
+			if a := st.Addresses[k]; a != "" {
+				parts = append(parts, k+" "+a)
+			}
+		}
+		if st.StateDir != "" {
+			parts = append(parts, "state "+st.StateDir)
+		}
+		if len(parts) > 0 {
+			fmt.Fprintln(w, "  "+strings.Join(parts, ", "))
+		}
+	}
 	if len(st.Services) == 0 {
 		fmt.Fprintln(w, "\nno services")
 	}

@@ -49,6 +49,7 @@ func newUpCmd(std stdio, g *globals) *cobra.Command {
 				Color:       !noColor && isTerminal(std.out),
 				ConsoleAddr: console,
 				NoWatch:     noWatch,
+				StateDir:    g.state,
 				Logger:      slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			}
 			if exe, err := os.Executable(); err == nil {

@@ -78,11 +78,33 @@ func (e *Engine) Status() console.Status {
 		Skipped:  append(skippedSections(app), e.fns.skipped()...),
 		Services: e.services.status(),
 	}
+	st.Addresses = e.addresses()
+	st.StateDir = app.StatePath()
 	st.Functions = e.fns.status()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st.Queues = e.events.queues(ctx)
 	return st
+}
+
+// addresses are every address the engine serves now.
+func (e *Engine) addresses() map[string]string {
+	out := map[string]string{"console": e.admin.Addr()}
+	if u := e.broker.clientURL(); u != "" {
+		out["broker"] = u
+	}
+	if e.gateway != nil {
+		out["gateway"] = "http://" + e.gateway.g.Addr()
+	}
+	if h, s := e.mesh.m.IngressAddrs(); h != "" || s != "" {
+		if h != "" {
+			out["ingress"] = "http://" + h
+		}
+		if s != "" {
+			out["ingress-tls"] = "https://" + s
+		}
+	}
+	return out
 }
 
 // RestartService implements console.Backend: the replicas are replaced one

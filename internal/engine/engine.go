@@ -26,9 +26,11 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,6 +55,10 @@ type Options struct {
 	IdentityPath string
 	// ConsoleAddr overrides local.console (tests use 127.0.0.1:0).
 	ConsoleAddr string
+	// StateDir overrides local.stateDir (nubo up --state): a second copy of
+	// the same spec gets its own state, lock and secrets store. Relative
+	// paths are taken from the working directory.
+	StateDir string
 	// NoWatch turns off hot reload of the spec and of services' watch paths.
 	NoWatch bool
 	// ReaperArgv starts the watchdog that kills every process group if nubo
@@ -108,6 +114,14 @@ func New(app *spec.App, opts Options) (*Engine, error) {
 	}
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
+	}
+	if opts.StateDir != "" {
+		abs, err := filepath.Abs(opts.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("state directory %q: %w", opts.StateDir, err)
+		}
+		opts.StateDir = abs
+		app.Local.StateDir = abs
 	}
 	store := logs.New(0)
 	return &Engine{

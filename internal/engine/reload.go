@@ -236,6 +236,9 @@ func (e *Engine) reload(ctx context.Context) {
 		}
 		return
 	}
+	if e.opts.StateDir != "" {
+		next.Local.StateDir = e.opts.StateDir
+	}
 	vals, err := e.resolveSecrets(next)
 	if err != nil {
 		e.out.event("", fmt.Sprintf("%s changed but its secrets do not resolve; keeping the running system: %v", old.File, err))
