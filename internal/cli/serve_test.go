@@ -69,11 +69,11 @@ func renderComponent(t *testing.T, app *spec.App, name string) rendered {
 		if m.Name == "spec" {
 			r.mount = m.MountPath
 		}
-		if strings.HasPrefix(m.Name, "secret-") {
-			r.secrets = append(r.secrets, strings.TrimPrefix(m.Name, "secret-"))
-		}
 	}
 	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			r.secrets = append(r.secrets, v.Secret.SecretName)
+		}
 		if v.ConfigMap == nil {
 			continue
 		}

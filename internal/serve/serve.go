@@ -150,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 			DurationBuckets: slo.LatencyBuckets(cfg.App),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("gateway: %w", err)
+			return nil, err // gateway.New names the gateway
 		}
 		// The gateway serves on the component's listener, not its own.
 		comps = append(comps, host.Func{ComponentName: "gateway", OnStop: g.Stop})
