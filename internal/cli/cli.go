@@ -99,7 +99,6 @@ file into Kubernetes manifests.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "nubo.yaml", "the spec file")
 	root.PersistentFlags().StringVar(&g.state, "state", os.Getenv("NUBO_STATE"), "the state directory, instead of the spec's local.stateDir (default $NUBO_STATE): copies of one spec run side by side, each with its own")
-	root.CompletionOptions.HiddenDefaultCmd = true
 	// Root flags may stand before the subcommand: nubo -f x.yaml logs -f.
 	root.TraverseChildren = true
 

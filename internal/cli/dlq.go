@@ -52,8 +52,9 @@ func newDLQListCmd(std stdio, g *globals) *cobra.Command {
 		max          int
 	)
 	cmd := &cobra.Command{
-		Use:   "list [QUEUE]",
-		Short: "List the dead-letter queues, or the dead letters of one queue, topic, rule or schedule",
+		Use:               "list [QUEUE]",
+		ValidArgsFunction: completeNames(g, queueNames),
+		Short:             "List the dead-letter queues, or the dead letters of one queue, topic, rule or schedule",
 		Long: `Without QUEUE, list lists every dead-letter queue (a queue that a queue or
 a function names as its deadLetter) with the number of dead letters it
 holds. The dead letters of topics, rules and schedules are not in a queue:
@@ -211,8 +212,9 @@ func writeDeadLetters(w io.Writer, dls []apitype.DeadLetter, now time.Time) {
 func newDLQShowCmd(std stdio, g *globals) *cobra.Command {
 	var addr string
 	cmd := &cobra.Command{
-		Use:   "show QUEUE ID",
-		Short: "Show one dead letter with its whole event",
+		Use:               "show QUEUE ID",
+		ValidArgsFunction: completeNames(g, queueNames),
+		Short:             "Show one dead letter with its whole event",
 		Long: `Show prints one dead letter of QUEUE as JSON: its id, where it failed
 (origin), how often (attempts), why (lastError), when (at) and the event in
 the CloudEvents JSON format. ID is from nubo dlq list.
@@ -256,8 +258,9 @@ func newDLQRedriveCmd(std stdio, g *globals) *cobra.Command {
 		all              bool
 	)
 	cmd := &cobra.Command{
-		Use:   "redrive QUEUE (--all | ID...)",
-		Short: "Send dead letters back where they failed, or into another queue",
+		Use:               "redrive QUEUE (--all | ID...)",
+		ValidArgsFunction: completeNames(g, queueNames),
+		Short:             "Send dead letters back where they failed, or into another queue",
 		Long: `Redrive sends the dead letters ID... of QUEUE (or, with --all, every one)
 back where each failed: into its queue, or to its topic subscription, rule or
 schedule alone (a topic's other subscriptions do not get it again); with

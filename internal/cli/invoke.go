@@ -52,9 +52,10 @@ func newInvokeCmd(std stdio, g *globals) *cobra.Command {
 		async                                    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "invoke FUNCTION",
-		Short: "Invoke a function of the running engine",
-		Long:  invokeLong,
+		Use:               "invoke FUNCTION",
+		ValidArgsFunction: completeNames(g, functionNames),
+		Short:             "Invoke a function of the running engine",
+		Long:              invokeLong,
 		Example: `  nubo invoke send-welcome --type com.shop.user.created --data '{"email":"ada@shop.localhost"}'
   nubo invoke order-processor --data @order.json -o json`,
 		Args: usageArgs(cobra.ExactArgs(1)),

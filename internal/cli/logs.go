@@ -40,9 +40,10 @@ func newLogsCmd(std stdio, g *globals) *cobra.Command {
 		follow, noColor   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs [SERVICE]",
-		Short: "Print the output of the running services",
-		Long:  logsLong,
+		Use:               "logs [SERVICE]",
+		ValidArgsFunction: completeNames(g, serviceNames),
+		Short:             "Print the output of the running services",
+		Long:              logsLong,
 		Example: `  nubo logs users -f
   nubo logs --since 10m --tail 100`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),

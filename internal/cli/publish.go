@@ -71,6 +71,15 @@ func newPublishToCmd(std stdio, g *globals, kind destKind, use, short, example s
 		Long:    publishLong,
 		Example: example,
 		Args:    usageArgs(args),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch kind {
+			case toQueue:
+				return completeNames(g, queueNames)(cmd, args, toComplete)
+			case toTopic:
+				return completeNames(g, topicNames)(cmd, args, toComplete)
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

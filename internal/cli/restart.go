@@ -10,8 +10,9 @@ import (
 func newRestartCmd(std stdio, g *globals) *cobra.Command {
 	var addr string
 	cmd := &cobra.Command{
-		Use:   "restart SERVICE",
-		Short: "Restart a running service's replicas one by one",
+		Use:               "restart SERVICE",
+		ValidArgsFunction: completeNames(g, serviceNames),
+		Short:             "Restart a running service's replicas one by one",
 		Long: `Restart replaces every replica of SERVICE in the running engine, one by one,
 each new replica ready before an old one stops, as a rolling restart does in
 Kubernetes (kubectl rollout restart). It returns once the restart has begun;
