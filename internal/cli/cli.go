@@ -126,6 +126,7 @@ file into Kubernetes manifests.`,
 		newDeployCmd(std, g),
 		newOpenAPICmd(std, g),
 		newServeCmd(std),
+		newMCPCmd(std, g),
 	)
 	return root
 }
