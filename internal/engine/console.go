@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -121,3 +122,13 @@ func (e *Engine) supervisorStatuses() []supervisor.ServiceStatus {
 }
 
 var _ prometheus.Collector = statusCollector{}
+
+// ServiceURL returns the URL through which caller (a principal of the
+// mesh's policies) reaches a service or a mesh route, as a process of the
+// system does through its proxy: for tests and tools outside the system.
+func (e *Engine) ServiceURL(caller, service string) (string, error) {
+	if e.mesh == nil {
+		return "", errors.New("engine: not started")
+	}
+	return e.mesh.m.ServiceURL(caller, service)
+}
