@@ -22,8 +22,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/nubo-dev/nubo/internal/cli"
-	"github.com/nubo-dev/nubo/internal/engine"
 	"github.com/nubo-dev/nubo/internal/nubotest"
+	systest "github.com/nubo-dev/nubo/sdk/nubotest"
 )
 
 // waitTimeout bounds each wait for something the example does on its own:
@@ -61,64 +61,18 @@ func TestThingsToTry(t *testing.T) {
 	s.partners(t)
 }
 
-// startShop starts the example's spec in an engine, as nubo up does, with
-// every listener on a free port and its state in a temporary folder, so that
-// it runs beside a nubo up of the same example.
+// startShop starts the example with sdk/nubotest, the harness users get:
+// nubo up's engine in this process, every listener on a free port and its
+// state in a temporary folder, so that it runs beside a nubo up of the same
+// example. Secrets come from secrets/dev.env, as on a fresh clone.
 func startShop(t *testing.T) *shop {
 	t.Helper()
-	app := loadSpec(t)
-	app.Local.StateDir = t.TempDir()
-	app.Local.Gateway = "127.0.0.1:0"
-	app.Local.Ingress.HTTP = "127.0.0.1:0"
-	app.Local.Ingress.HTTPS = "127.0.0.1:0"
-	app.Local.OTLP = "127.0.0.1:0"
-	out := &nubotest.Buffer{}
-	e, err := engine.New(app, engine.Options{
-		Out:          out,
-		ConsoleAddr:  "127.0.0.1:0",
-		IdentityPath: filepath.Join(t.TempDir(), "identity.txt"),
-		NoWatch:      true,
-		// Nothing from the test's environment: secrets come from
-		// secrets/dev.env, as on a fresh clone.
-		Getenv: func(string) string { return "" },
-	})
-	if err != nil {
-		t.Fatalf("engine for %s: %v", specFile, err)
+	sys := systest.Up(t, specFile, systest.ReadyTimeout(waitTimeout))
+	st := sys.Status()
+	s := &shop{gateway: st.Addresses["gateway"], ingress: st.Addresses["ingress"], console: st.Console}
+	if s.gateway == "" || s.ingress == "" {
+		t.Fatalf("the shop runs no gateway or no ingress: %v", st.Addresses)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := e.Start(ctx); err != nil {
-		t.Fatalf("start %s: %v\n%s", specFile, err, out)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := e.Stop(ctx); err != nil {
-			t.Errorf("stop %s: %v", specFile, err)
-		}
-		if t.Failed() || os.Getenv("NUBO_TEST_LOG") != "" {
-			t.Logf("nubo up output:\n%s", out)
-		}
-	})
-	if err := e.WaitReady(ctx); err != nil {
-		t.Fatalf("%s not ready: %v\n%s", specFile, err, out)
-	}
-	s := &shop{}
-	for _, l := range []struct {
-		prefix string
-		into   *string
-	}{
-		{"API gateway on http://", &s.gateway},
-		{"ingress on http://", &s.ingress},
-		{"console and admin API on http://", &s.console},
-	} {
-		m := regexp.MustCompile(regexp.QuoteMeta(l.prefix) + `(\S+)`).FindStringSubmatch(out.String())
-		if m == nil {
-			t.Fatalf("nubo up said no %q line:\n%s", l.prefix, out)
-		}
-		*l.into = m[1]
-	}
-	s.gateway, s.ingress = "http://"+s.gateway, "http://"+s.ingress
 	s.api = s.gateway + "/prod"
 	return s
 }
