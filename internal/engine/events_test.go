@@ -130,3 +130,43 @@ functions:
 		t.Errorf("a disabled trigger invoked its function %d times", n)
 	}
 }
+
+// TestQueueTriggerHonoursConcurrency: a queue trigger keeps as many
+// invocations in flight as the pool allows (instances × concurrency), not
+// one at a time.
+func TestQueueTriggerHonoursConcurrency(t *testing.T) {
+	dir := t.TempDir()
+	app := writeSpec(t, dir, `
+name: busy
+queues:
+  work: {visibility: 30s}
+functions:
+  slow:
+    run: FUNCTION
+    concurrency: 4
+    scaling: {min: 1, max: 2}
+    triggers: [{queue: work}]
+`)
+	e := startEngine(t, app)
+	base := "http://" + e.admin.Addr()
+	for i := range 24 {
+		resp, err := http.Post(base+"/v1/queues/work", "application/cloudevents+json", strings.NewReader(
+			fmt.Sprintf(`{"specversion":"1.0","id":"w%d","source":"t","type":"sleep","datacontenttype":"application/json","data":{"ms":400}}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	peak := 0
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		st, err := e.fns.cur.Load().FunctionStatus("slow")
+		if err != nil {
+			return err
+		}
+		peak = max(peak, st.InFlight)
+		if peak < 4 {
+			return fmt.Errorf("at most %d invocations in flight so far", peak)
+		}
+		return nil
+	})
+}

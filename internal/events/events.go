@@ -308,11 +308,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 	}
 	for _, t := range d.queueTriggers {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.runQueueTrigger(runCtx, d.functions, t)
-		}()
+		for range t.workers {
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.runQueueTrigger(runCtx, deliverCtx, d.functions, t)
+			}()
+		}
 	}
 	for _, r := range d.routes {
 		for _, src := range r.sources {

@@ -95,7 +95,15 @@ func ptrTrue() *bool { t := true; return &t }
 type queueTrigger struct {
 	function, queue string
 	batch           int
+	// workers is how many batches may be in flight at once: the pool's
+	// instances times each one's concurrency, as Knative's and Lambda's
+	// queue pollers scale, so a queue drains as fast as the function can
+	// take it.
+	workers int
 }
+
+// maxQueueWorkers bounds one trigger's workers whatever the spec says.
+const maxQueueWorkers = 64
 
 func queueTriggers(app *spec.App) []queueTrigger {
 	var out []queueTrigger
@@ -113,16 +121,23 @@ func queueTriggers(app *spec.App) []queueTrigger {
 			if t.Queue == "" || (t.Enabled != nil && !*t.Enabled) {
 				continue
 			}
-			out = append(out, queueTrigger{function: fname, queue: t.Queue, batch: max(t.BatchSize, 1)})
+			workers := min(max(f.Scaling.Max, 1)*max(f.Concurrency, 1), maxQueueWorkers)
+			out = append(out, queueTrigger{function: fname, queue: t.Queue, batch: max(t.BatchSize, 1), workers: workers})
 		}
 	}
 	return out
 }
 
+// settleTimeout bounds an ack or a nack, which run on a context of their
+// own: a stop must not turn a finished invocation into a redelivery.
+const settleTimeout = 5 * time.Second
+
 // runQueueTrigger receives up to batch events, invokes the function, and
 // acknowledges them when it took them, or gives them back with the error:
 // the queue's visibility and deadLetter then apply, as for any consumer.
-func (d *Dispatcher) runQueueTrigger(ctx context.Context, fd FunctionDeliverer, t queueTrigger) {
+// Receiving stops with ctx; an invocation under way runs on deliverCtx,
+// which a stop cancels only when its grace period is over.
+func (d *Dispatcher) runQueueTrigger(ctx, deliverCtx context.Context, fd FunctionDeliverer, t queueTrigger) {
 	for ctx.Err() == nil {
 		ds, err := d.Receive(ctx, t.queue, t.batch, 5*time.Second)
 		if err != nil {
@@ -142,13 +157,20 @@ func (d *Dispatcher) runQueueTrigger(ctx context.Context, fd FunctionDeliverer, 
 		for i, dl := range ds {
 			evs[i] = dl.Event
 		}
-		err = fd.DeliverToFunction(ctx, t.function, evs)
+		err = fd.DeliverToFunction(deliverCtx, t.function, evs)
+		settleCtx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 		for _, dl := range ds {
+			var serr error
 			if err == nil {
-				_ = d.Ack(context.WithoutCancel(ctx), t.queue, dl.ID)
+				serr = d.Ack(settleCtx, t.queue, dl.ID)
 			} else {
-				_ = d.Nack(context.WithoutCancel(ctx), t.queue, dl.ID, err.Error(), 0)
+				serr = d.Nack(settleCtx, t.queue, dl.ID, err.Error(), 0)
+			}
+			if serr != nil {
+				// The queue's visibility timeout delivers it again.
+				d.log.Warn("queue trigger: settle failed", "function", t.function, "queue", t.queue, "err", serr)
 			}
 		}
+		cancel()
 	}
 }
