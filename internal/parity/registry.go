@@ -146,7 +146,7 @@ func registry() []Row {
 		// Observability.
 		row("observability.metrics", "metrics", Local, "a scraper, the Prometheus TSDB and PromQL with the Prometheus API on the console"),
 		row("observability.metrics.scrape", "scrape targets", Local, "every replica's endpoint scraped, with service and replica labels"),
-		row("observability.logs", "logs", Emulated, "emulated: output kept in memory (10,000 lines per service) for nubo logs; no retention on disk yet"),
+		row("observability.logs", "logs", Emulated, "emulated: output kept in memory (10,000 lines and 16 MiB per service, 128 MiB in all) for nubo logs; no retention on disk yet"),
 		row("observability.logs.parsers", "log parsers", NotYet, "planned: lines matched against the patterns"),
 		row("observability.logs.filters", "log filters", NotYet, "planned: records dropped, kept or redacted by jq conditions"),
 		row("observability.tracing", "tracing", NotYet, "planned: an OTLP receiver, a trace store and W3C propagation"),
