@@ -36,8 +36,11 @@ NO_COLOR environment variable is set.`
 
 func newLogsCmd(std stdio, g *globals) *cobra.Command {
 	var (
-		addr, since, tail string
-		follow, noColor   bool
+		addr, since, tail  string
+		level, grep, trace string
+		where              []string
+		output             string
+		follow, noColor    bool
 	)
 	cmd := &cobra.Command{
 		Use:               "logs [SERVICE]",
@@ -45,7 +48,9 @@ func newLogsCmd(std stdio, g *globals) *cobra.Command {
 		Short:             "Print the output of the running services",
 		Long:              logsLong,
 		Example: `  nubo logs users -f
-  nubo logs --since 10m --tail 100`,
+  nubo logs --since 10m --tail 100
+  nubo logs orders --since 1h --level error --grep timeout
+  nubo logs --where status=500 --trace 4bf92f3577b34da6a3ce929d0e0e4736 -o json`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
@@ -72,12 +77,28 @@ func newLogsCmd(std stdio, g *globals) *cobra.Command {
 			if follow {
 				q.Set("follow", "true")
 			}
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			for k, v := range map[string]string{"level": level, "grep": grep, "trace": trace} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			for _, w := range where {
+				if k, _, ok := strings.Cut(w, "="); !ok || k == "" {
+					return usageErrorf("--where %q: want FIELD=VALUE", w)
+				}
+				q.Add("where", w)
+			}
 			t, err := findEngine(g, addr)
 			if err != nil {
 				return err
 			}
 			color := isTerminal(std.out) && !noColor && os.Getenv("NO_COLOR") == ""
-			return printLogs(cmd.Context(), newEngineClient(t), q, newLinePrinter(std.out, color), follow, std.err)
+			p := newLinePrinter(std.out, color)
+			p.json = output == "json"
+			return printLogs(cmd.Context(), newEngineClient(t), q, p, follow, std.err)
 		},
 	}
 	// -f means --follow here, as in docker compose logs and kubectl logs; the
@@ -87,6 +108,11 @@ func newLogsCmd(std stdio, g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "only lines since a duration ago (5m, 1h) or an RFC 3339 time")
 	cmd.Flags().StringVar(&tail, "tail", "all", "only the last N lines kept so far (0: only new ones, with -f)")
 	cmd.Flags().BoolVar(&noColor, "no-color", false, "no colors, even on a terminal")
+	cmd.Flags().StringVar(&level, "level", "", "only records of this level or worse: debug, info, warn, error (searches the records on disk)")
+	cmd.Flags().StringVar(&grep, "grep", "", "only records whose text contains this")
+	cmd.Flags().StringArrayVar(&where, "where", nil, "only records whose field has this value: FIELD=VALUE (repeatable)")
+	cmd.Flags().StringVar(&trace, "trace", "", "only the records of one trace, by its id")
+	outputFlag(cmd, &output)
 	addrFlag(cmd, &addr)
 	return cmd
 }
@@ -168,6 +194,8 @@ type linePrinter struct {
 	w     io.Writer
 	color bool
 	width int
+	// json prints each record as a JSON line instead (--output json).
+	json bool
 }
 
 func newLinePrinter(w io.Writer, color bool) *linePrinter {
@@ -188,6 +216,11 @@ func prefix(l apitype.LogLine) (text, colorKey string) {
 }
 
 func (p *linePrinter) print(l apitype.LogLine) {
+	if p.json {
+		b, _ := json.Marshal(l)
+		fmt.Fprintf(p.w, "%s\n", b)
+		return
+	}
 	pre, key := prefix(l)
 	p.width = max(p.width, len(pre))
 	pad := strings.Repeat(" ", p.width-len(pre))

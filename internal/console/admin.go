@@ -92,6 +92,11 @@ type logsQuery struct {
 	// none is tail=0: no line kept so far, only new ones when following.
 	none   bool
 	follow bool
+	// search holds level, grep, where and trace; filtered says one is set,
+	// and then a query that does not follow is answered from the records
+	// on disk, which reach further back than the memory ring.
+	search   logs.Search
+	filtered bool
 }
 
 // parseLogsQuery reads service, since, tail and follow, naming the
@@ -120,6 +125,21 @@ func parseLogsQuery(r *http.Request, now time.Time) (logsQuery, error) {
 		}
 		q.follow = b
 	}
+	q.search = logs.Search{Service: q.Service, Since: q.Since, Level: v.Get("level"), Grep: v.Get("grep"), TraceID: v.Get("trace"), Limit: q.Tail}
+	if l := q.search.Level; l != "" && !logs.KnownLevel(l) {
+		return q, fmt.Errorf("level %q: want debug, info, warn or error", l)
+	}
+	for _, w := range v["where"] {
+		k, val, ok := strings.Cut(w, "=")
+		if !ok || k == "" {
+			return q, fmt.Errorf("where %q: want FIELD=VALUE", w)
+		}
+		if q.search.Where == nil {
+			q.search.Where = map[string]string{}
+		}
+		q.search.Where[k] = val
+	}
+	q.filtered = q.search.Level != "" || q.search.Grep != "" || q.search.TraceID != "" || len(q.search.Where) > 0
 	return q, nil
 }
 
@@ -139,12 +159,27 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no service %q has written output%s", q.Service, s.knownServices()))
 		return
 	}
+	var history []logs.Line
+	if q.filtered && !q.follow && s.cfg.History != nil {
+		if history, err = s.cfg.History.Find(q.search); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
+	if q.filtered && !q.follow && s.cfg.History != nil {
+		for _, l := range history {
+			if err := enc.Encode(l); err != nil {
+				return
+			}
+		}
+		return
+	}
 	for {
 		// Wait before Get: a line added between the two wakes the next
 		// round instead of being missed.
@@ -160,6 +195,9 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			lines = s.cfg.Logs.Get(q.Query)
 		}
 		for _, l := range lines {
+			if q.filtered && !q.search.Match(l) {
+				continue
+			}
 			if err := enc.Encode(l); err != nil {
 				return // the client went away
 			}

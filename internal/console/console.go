@@ -51,6 +51,11 @@ type Config struct {
 	// Logs is the store of process output behind /admin/v1/logs; nil
 	// answers that route with 503.
 	Logs *logs.Store
+	// History answers the log queries that search (level, grep, where,
+	// trace) from the records on disk; nil searches the memory ring only.
+	History interface {
+		Find(logs.Search) ([]logs.Line, error)
+	}
 	// Metrics serves GET /metrics; nil answers it with 404.
 	Metrics http.Handler
 	// Logger receives the server's own diagnostics; nil discards them.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -19,6 +21,11 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		consoleAddr = e.opts.ConsoleAddr
 	}
 	env := &envSource{getenv: e.opts.Getenv, out: e.out}
+	pipe, err := logs.NewPipeline(app.Observability.Logs)
+	if err != nil {
+		return nil, err
+	}
+	e.out.pipe.Store(pipe)
 
 	bc, err := newBrokerComponent(app, e.log)
 	if err != nil {
@@ -71,11 +78,21 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		}},
 		host.Func{ComponentName: "state", OnStart: func(context.Context) error {
 			lock, err := lockStateDir(app.StatePath(), LockInfo{PID: os.Getpid(), Console: consoleAddr, Spec: app.File, Started: e.started})
+			if err != nil {
+				return err
+			}
 			e.lock = lock
-			return err
-		}, OnStop: func(context.Context) error {
-			e.lock.release()
+			d, err := logs.OpenDisk(filepath.Join(app.StatePath(), "logs"), app.Observability.Logs.Retention.Duration, 0)
+			if err != nil {
+				lock.release()
+				return err
+			}
+			e.out.disk.Store(d)
 			return nil
+		}, OnStop: func(context.Context) error {
+			err := e.out.disk.Swap(nil).Close()
+			e.lock.release()
+			return err
 		}},
 		e.broker,
 		e.admin,

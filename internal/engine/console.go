@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
@@ -29,6 +30,7 @@ func (c *consoleComponent) build(routes []console.Route) error {
 		Addr:    c.addr,
 		Backend: c.e,
 		Logs:    c.e.logs,
+		History: logHistory{c.e.out},
 		Metrics: c.e.metrics.handler(),
 		Logger:  c.e.log,
 		Routes:  routes,
@@ -55,6 +57,17 @@ func (c *consoleComponent) Start(ctx context.Context) error {
 }
 
 func (c *consoleComponent) Stop(ctx context.Context) error { return c.srv.Stop(ctx) }
+
+// logHistory searches the records on disk of the running engine.
+type logHistory struct{ out *output }
+
+func (h logHistory) Find(s logs.Search) ([]logs.Line, error) {
+	d := h.out.disk.Load()
+	if d == nil {
+		return nil, nil
+	}
+	return d.Find(s)
+}
 
 // Addr is where the console listens; empty before it does.
 func (c *consoleComponent) Addr() string {

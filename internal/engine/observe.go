@@ -10,6 +10,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/alerting"
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/metrics"
 	"github.com/nubo-dev/nubo/internal/rulegroups"
 	"github.com/nubo-dev/nubo/internal/secrets"
@@ -150,7 +151,12 @@ func (o *observability) Prepare(_ context.Context, next *spec.App) (host.Change,
 	if err := alerting.Check(ncfg); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
+	pipe, err := logs.NewPipeline(next.Observability.Logs)
+	if err != nil {
+		return nil, err
+	}
 	return changeFuncs{commit: func(context.Context) error {
+		o.e.out.pipe.Store(pipe)
 		if err := o.notifier.Reconfigure(ncfg); err != nil {
 			return fmt.Errorf("alerting: %w", err)
 		}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/supervisor"
@@ -13,12 +15,19 @@ import (
 
 // output is the `docker compose up`-like stream: every line of every process
 // prefixed with `service-N |`, engine events in the same stream under
-// `nubo |`, colored per service on a terminal. Every line also goes to the
-// log store behind `nubo logs`.
+// `nubo |`, colored per service on a terminal. Every line becomes a record
+// (logs.Pipeline: parsed, then kept, dropped or redacted by the spec's log
+// filters) that goes to the memory ring behind `nubo logs -f` and to the
+// records on disk; a dropped record is not printed either.
 type output struct {
 	w     io.Writer
 	color bool
 	store *logs.Store
+	// pipe and disk are swapped by reloads and set at start.
+	pipe atomic.Pointer[logs.Pipeline]
+	disk atomic.Pointer[logs.Disk]
+
+	diskErr sync.Once // says once that records are not written
 
 	mu    sync.Mutex // guards w and width
 	width int        // the longest prefix so far, so columns line up
@@ -36,21 +45,37 @@ func newOutput(w io.Writer, color bool, store *logs.Store) *output {
 
 // Line implements supervisor.LineSink.
 func (o *output) Line(service string, replica int, stream string, line []byte) {
-	text := string(line)
-	o.store.Add(logs.Line{Service: service, Replica: replica, Stream: stream, Text: text})
-	o.print(fmt.Sprintf("%s-%d", service, replica+1), service, text)
+	if l, ok := o.record(logs.Line{Service: service, Replica: replica, Stream: stream, Text: string(line)}); ok {
+		o.print(fmt.Sprintf("%s-%d", service, replica+1), service, l.Text)
+	}
 }
 
 // buildLine streams a build's output under `service-build |`.
 func (o *output) buildLine(service, text string) {
-	o.store.Add(logs.Line{Service: service, Replica: -1, Stream: "build", Text: text})
-	o.print(service+"-build", service, text)
+	if l, ok := o.record(logs.Line{Service: service, Replica: -1, Stream: "build", Text: text}); ok {
+		o.print(service+"-build", service, l.Text)
+	}
 }
 
 // event prints an engine event about a service and keeps it in its log.
 func (o *output) event(service, text string) {
-	o.store.Add(logs.Line{Service: service, Replica: -1, Stream: "nubo", Text: text})
-	o.print("nubo", "", text)
+	if l, ok := o.record(logs.Line{Service: service, Replica: -1, Stream: "nubo", Text: text}); ok {
+		o.print("nubo", "", l.Text)
+	}
+}
+
+// record runs a line through the pipeline and keeps it, unless a filter
+// drops it.
+func (o *output) record(l logs.Line) (logs.Line, bool) {
+	l.Time = time.Now()
+	if !o.pipe.Load().Process(&l) {
+		return l, false
+	}
+	o.store.Add(l)
+	if err := o.disk.Load().Append(l); err != nil {
+		o.diskErr.Do(func() { o.print("nubo", "", "logs are no longer written to disk: "+err.Error()) })
+	}
+	return l, true
 }
 
 // Event implements supervisor.EventSink.

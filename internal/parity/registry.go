@@ -146,9 +146,9 @@ func registry() []Row {
 		// Observability.
 		row("observability.metrics", "metrics", Local, "a scraper, the Prometheus TSDB and PromQL with the Prometheus API on the console"),
 		row("observability.metrics.scrape", "scrape targets", Local, "every replica's endpoint scraped, with service and replica labels"),
-		row("observability.logs", "logs", Emulated, "emulated: output kept in memory (10,000 lines and 16 MiB per service, 128 MiB in all) for nubo logs; no retention on disk yet"),
-		row("observability.logs.parsers", "log parsers", NotYet, "planned: lines matched against the patterns"),
-		row("observability.logs.filters", "log filters", NotYet, "planned: records dropped, kept or redacted by jq conditions"),
+		row("observability.logs", "logs", Local, "every line a record (JSON and logfmt parsed), kept on disk under the state directory for retention (1 GiB at most) and searched by nubo logs --level --grep --where --trace; the last 10,000 lines (16 MiB) of each in memory for -f"),
+		row("observability.logs.parsers", "log parsers", Local, "lines that are not JSON matched against the patterns of their service; named groups become fields"),
+		row("observability.logs.filters", "log filters", Local, "jq conditions over the record, in order: drop, keep or redact before the record is printed or stored"),
 		row("observability.tracing", "tracing", NotYet, "planned: an OTLP receiver, a trace store and W3C propagation"),
 		row("observability.tracing.export", "trace export", NotYet, "planned: traces sent on to the OTLP endpoint"),
 		row("observability.alerts", "alert rules", Local, "PromQL rules evaluated by Prometheus' rules package"),
