@@ -133,7 +133,16 @@ func (s *Store) Query(ctx context.Context, expr string, ts time.Time) (promql.Ve
 	}
 	switch v := res.Value.(type) {
 	case promql.Vector:
-		return v, nil
+		// The query's buffers go back to the engine's pools on Close, and a
+		// sample's histogram may live in them: the caller gets copies.
+		out := make(promql.Vector, len(v))
+		for i, smp := range v {
+			if smp.H != nil {
+				smp.H = smp.H.Copy()
+			}
+			out[i] = smp
+		}
+		return out, nil
 	case promql.Scalar:
 		return promql.Vector{{T: v.T, F: v.V, Metric: labels.EmptyLabels()}}, nil
 	default:
