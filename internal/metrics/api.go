@@ -296,7 +296,6 @@ func runQuery(ctx context.Context, q promql.Query, expr string, limit int) (res 
 		return apiResult{err: queryError(out.Err)}
 	}
 	warnings, infos := out.Warnings.AsStrings(expr, maxWarnings, maxWarnings)
-	warnings, infos = append(warnings, infos...), nil
 	val := out.Value
 	if limit > 0 {
 		switch v := val.(type) {

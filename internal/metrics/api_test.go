@@ -124,6 +124,16 @@ func TestAPIShapes(t *testing.T) {
 			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"}`,
 		},
 		{
+			// PromQL's info annotations go under infos, its warnings under
+			// warnings, as web/api/v1 writes them.
+			"info annotation", "GET", "/api/v1/query", url.Values{"query": {`rate(up[1m])`}, "time": {"1700000060"}}, 200,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"orders"},"value":[1700000060,"0"]}]},"infos":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"up\" (1:6)"]}`,
+		},
+		{
+			"warning annotation", "GET", "/api/v1/query", url.Values{"query": {`histogram_quantile(0.9, http_requests_total)`}, "time": {"1700000060"}}, 200,
+			`{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["PromQL warning: bucket label \"le\" is missing or has a malformed value of \"\" (1:25)"]}`,
+		},
+		{
 			"execution error", "GET", "/api/v1/query", url.Values{"query": {`label_replace(http_requests_total, "code", "x", "", "")`}, "time": {"1700000060"}}, 422,
 			`{"status":"error","errorType":"execution","error":"vector cannot contain metrics with the same labelset"}`,
 		},
