@@ -1,0 +1,256 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/rulefmt"
+
+	"github.com/nubo-dev/nubo/internal/nubotest"
+)
+
+// hangingListener accepts connections and never answers on them, until the
+// test ends.
+func hangingListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// streamingServer answers every scrape with valid series, written until
+// limit bytes have gone or the scraper hangs up; limit < 0 never ends.
+func streamingServer(t *testing.T, limit int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.WriteHeader(http.StatusOK)
+		var line []byte
+		for i, sent := 0, 0; limit < 0 || sent < limit; i++ {
+			line = strconv.AppendInt(append(line[:0], "stream_series{i=\""...), int64(i), 10)
+			line = append(line, "\"} 1\n"...)
+			n, err := w.Write(line)
+			if err != nil || r.Context().Err() != nil {
+				return
+			}
+			sent += n
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestScrapeLoopsDoNotWait runs the metrics component with a healthy
+// target beside four that each used to hold up every scrape and rule
+// evaluation: one that accepts the connection and never answers, one whose
+// answer never ends, one that sends 100 MB, and an in-process handler that
+// never returns and ignores its request's context. The healthy target must
+// keep being scraped and the rules evaluated while the others are stuck,
+// and each stuck scrape must end at its deadline as a failed one (up 0).
+func TestScrapeLoopsDoNotWait(t *testing.T) {
+	t.Parallel()
+	good := startService(t)
+	good.requests.WithLabelValues("200").Add(1)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stuck := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release })
+
+	target := func(job, addr string) Target {
+		return Target{URL: "http://" + addr + "/metrics", Labels: map[string]string{"job": job, "instance": addr}}
+	}
+	targets := []Target{
+		target("good", "127.0.0.1:"+strconv.Itoa(good.port(t))),
+		target("hang", hangingListener(t)),
+		target("endless", streamingServer(t, -1)),
+		target("huge", streamingServer(t, 100<<20)),
+		{URL: "http://in-process/metrics", Handler: stuck, Labels: map[string]string{"job": "stuck", "instance": "in-process"}},
+	}
+	reg := prometheus.NewRegistry()
+	m, err := New(Config{
+		Dir:      t.TempDir(),
+		Interval: 250 * time.Millisecond,
+		Targets:  TargetFunc(func() []Target { return targets }),
+		Rules: []rulefmt.RuleGroup{{Name: "g", Rules: []rulefmt.Rule{
+			{Record: "job:up:recorded", Expr: `up{job="good"}`},
+		}}},
+		Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Stop must not wait for the stuck handler either.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+
+	// value of a query that returns at most one sample, -1 if none.
+	value := func(expr string) (float64, error) {
+		vec, err := m.Query(context.Background(), expr, time.Now())
+		if err != nil {
+			return 0, err
+		}
+		if len(vec) == 0 {
+			return -1, nil
+		}
+		return vec[0].F, nil
+	}
+	const want = 8
+	nubotest.WaitFor(t, 2*time.Minute, func() error {
+		if n, err := value(`count_over_time(up{job="good"}[1h])`); err != nil || n < want {
+			return fmt.Errorf("%v scrapes of the good target, want %d (%v)", n, want, err)
+		}
+		if n, err := value(`count_over_time(job:up:recorded[1h])`); err != nil || n < want {
+			return fmt.Errorf("%v rule evaluations, want %d (%v)", n, want, err)
+		}
+		for _, job := range []string{"hang", "endless", "huge", "stuck"} {
+			if n, err := value(`count_over_time(up{job="` + job + `"}[1h])`); err != nil || n < 3 {
+				return fmt.Errorf("%v scrapes of %s ended, want 3 (%v)", n, job, err)
+			}
+		}
+		return nil
+	})
+	if v, err := value(`min_over_time(up{job="good"}[1h])`); err != nil || v != 1 {
+		t.Errorf("the good target was down at some scrape: min up %v (%v)", v, err)
+	}
+	if v, err := value(`min_over_time(job:up:recorded[1h])`); err != nil || v != 1 {
+		t.Errorf("the rule recorded %v (%v), want 1", v, err)
+	}
+	for _, h := range m.Targets() {
+		job := h.Labels["job"]
+		if v, err := value(`max_over_time(up{job="` + job + `"}[1h])`); job != "good" && (err != nil || v != 0) {
+			t.Errorf("%s: a scrape succeeded (max up %v, %v)", job, v, err)
+		}
+		var wantErr string
+		switch job {
+		case "good":
+			continue
+		case "huge":
+			wantErr = "larger than the limit" // or the deadline, whichever comes first
+		default:
+			wantErr = "timed out"
+		}
+		if h.Health != "down" || (!strings.Contains(h.LastError, wantErr) && !strings.Contains(h.LastError, "timed out")) {
+			t.Errorf("%s: health %s, last error %q, want down with %q", job, h.Health, h.LastError, wantErr)
+		}
+	}
+	// The scraper's and the rules' own metrics, named as Prometheus names them.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		seen[f.GetName()] = true
+	}
+	for _, name := range []string{
+		"prometheus_target_interval_length_seconds",
+		"prometheus_rule_group_last_duration_seconds",
+		"prometheus_rule_group_iterations_total",
+		"prometheus_rule_group_iterations_missed_total",
+	} {
+		if !seen[name] {
+			t.Errorf("metric %s not registered", name)
+		}
+	}
+}
+
+// TestAppendStopsAtDeadline: parsing and appending are within a scrape's
+// deadline, not only the fetch, so a huge answer that arrived in time
+// cannot hold a scrape past it.
+func TestAppendStopsAtDeadline(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	sc, err := NewScraper(store, ScrapeOptions{Targets: TargetFunc(func() []Target { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := Target{URL: "http://127.0.0.1:1/metrics", Labels: map[string]string{"job": "x", "instance": "127.0.0.1:1"}}
+	l := sc.newLoop(tg, targetLabels(tg), tg.URL)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	app := store.Appender(context.Background())
+	n, err := l.appendBody(ctx, app, exposition(10*ctxCheckEvery), "text/plain; version=0.0.4", time.Now().UnixMilli())
+	_ = app.Rollback()
+	if !errors.Is(err, context.DeadlineExceeded) || n >= ctxCheckEvery {
+		t.Errorf("append past the deadline: %d samples, err %v; want fewer than %d and the deadline's error", n, err, ctxCheckEvery)
+	}
+}
+
+// TestMissedIterations counts the evaluations a group missed because the
+// previous one (or the machine) was late, as Prometheus'
+// prometheus_rule_group_iterations_missed_total does.
+func TestMissedIterations(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	ev, err := NewEvaluator(openStore(t), EvaluatorOptions{Interval: 10 * time.Second, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.SetRules([]rulefmt.RuleGroup{{Name: "g", Rules: []rulefmt.Rule{{Record: "one", Expr: "1"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(t0, 0)
+	ev.evaluate(context.Background(), start, true)
+	ev.evaluate(context.Background(), start.Add(10*time.Second), true) // on time
+	ev.evaluate(context.Background(), start.Add(40*time.Second), true) // 2 missed
+	counters := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				counters[f.GetName()] += c.GetValue()
+			}
+		}
+	}
+	if got := counters["prometheus_rule_group_iterations_missed_total"]; got != 2 {
+		t.Errorf("missed iterations %v, want 2", got)
+	}
+	if got := counters["prometheus_rule_group_iterations_total"]; got != 5 {
+		t.Errorf("scheduled iterations %v, want 5 (3 run, 2 missed)", got)
+	}
+}
