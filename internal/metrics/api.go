@@ -32,6 +32,14 @@ import (
 //	GET      /api/v1/rules, /api/v1/alerts, /api/v1/targets
 //	GET      /api/v1/metadata, /api/v1/status/buildinfo
 //	GET|POST /api/v1/query_exemplars (always empty: nubo keeps no exemplars)
+//	GET|POST /api/v1/format_query, /api/v1/parse_query
+//	GET      /api/v1/status/{config,flags,runtimeinfo,tsdb,tsdb/blocks,walreplay}
+//	GET      /api/v1/scrape_pools, /api/v1/targets/metadata, /api/v1/alertmanagers,
+//	         /api/v1/notifications, /api/v1/notifications/live
+//
+// and, for features nubo lacks, Prometheus' answers with the feature off:
+// the admin API (/api/v1/admin/tsdb/...), the remote-write and OTLP
+// receivers (/api/v1/write, /api/v1/otlp/v1/metrics).
 //
 // Prometheus' own web/api/v1 cannot be reused: its constructor needs a whole
 // server (scrape and notifier managers, remote storage, configuration).
@@ -73,6 +81,7 @@ func newAPI(parts func() apiParts, logger *slog.Logger) *API {
 	a.handle("GET /api/v1/targets", a.targets)
 	a.handle("GET /api/v1/metadata", func(*http.Request, apiParts) (any, []string, *apiError) { return map[string]any{}, nil, nil })
 	a.handle("GET /api/v1/status/buildinfo", func(*http.Request, apiParts) (any, []string, *apiError) { return buildInfo(), nil, nil })
+	a.registerStatus()
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, &apiError{typ: errNotFound, err: fmt.Errorf("%s %s: not served by nubo's Prometheus API", r.Method, r.URL.Path)})
 	})
@@ -302,12 +311,12 @@ func runQuery(ctx context.Context, q promql.Query, expr string, limit int) (res 
 		case promql.Vector:
 			if len(v) > limit {
 				val = v[:limit]
-				warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+				warnings = append(warnings, "results truncated due to limit")
 			}
 		case promql.Matrix:
 			if len(v) > limit {
 				val = v[:limit]
-				warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+				warnings = append(warnings, "results truncated due to limit")
 			}
 		}
 	}
@@ -357,7 +366,7 @@ func (a *API) series(r *http.Request, p apiParts) (res apiResult) {
 	var warnings []string
 	for set.Next() {
 		if limit > 0 && len(out) >= limit {
-			warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+			warnings = append(warnings, "results truncated due to limit")
 			break
 		}
 		out = append(out, set.At().Labels())
@@ -432,7 +441,7 @@ func (a *API) labelQuery(r *http.Request, p apiParts, query func(context.Context
 	var warnings []string
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
-		warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+		warnings = append(warnings, "results truncated due to limit")
 	}
 	return apiResult{data: out, warnings: warnings, finalizer: func() { q.Close() }}
 }

@@ -77,7 +77,7 @@ func TestAPIShapes(t *testing.T) {
 		},
 		{
 			"range with a float step and a limit", "POST", "/api/v1/query_range", url.Values{"query": {`http_requests_total`}, "start": {"1700000000"}, "end": {"1700000015"}, "step": {"15"}, "limit": {"1"}}, 200,
-			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"http_requests_total","code":"200","job":"users"},"values":[[1700000000,"1"],[1700000015,"2"]]}]},"warnings":["results truncated due to limit of 1"]}`,
+			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"http_requests_total","code":"200","job":"users"},"values":[[1700000000,"1"],[1700000015,"2"]]}]},"warnings":["results truncated due to limit"]}`,
 		},
 		{
 			"series", "GET", "/api/v1/series", url.Values{"match[]": {`http_requests_total`, `up`}}, 200,

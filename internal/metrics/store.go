@@ -46,6 +46,7 @@ type Store struct {
 	engine *promql.Engine
 	parser parser.Parser
 	opts   StoreOptions
+	opened time.Time // when the TSDB was open, its write-ahead log replayed
 }
 
 // OpenStore opens (or creates) the TSDB in opts.Dir, replaying its
@@ -93,7 +94,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 		NoStepSubqueryIntervalFn: func(int64) int64 { return opts.EvaluationInterval.Milliseconds() },
 		Parser:                   p,
 	})
-	return &Store{db: db, engine: engine, parser: p, opts: opts}, nil
+	return &Store{db: db, engine: engine, parser: p, opts: opts, opened: time.Now()}, nil
 }
 
 // Close flushes and closes the TSDB; nil-safe.
