@@ -190,12 +190,25 @@ func (s *Scraper) Run(ctx context.Context) {
 	tick := time.NewTicker(min(syncInterval, s.opts.Interval))
 	defer tick.Stop()
 	var wg sync.WaitGroup
+	// ending holds the loops stopped that may still be marking their
+	// series stale, by target: a target that comes back waits for its old
+	// loop, so that the staleness markers come before the new samples.
+	ending := map[string]<-chan struct{}{}
 	for {
 		added, removed := s.sync()
+		for key, done := range ending {
+			select {
+			case <-done:
+				delete(ending, key)
+			default:
+			}
+		}
 		for _, l := range removed {
 			l.cancel()
+			ending[l.key] = l.done
 		}
 		for _, l := range added {
+			l.prev = ending[l.key]
 			lctx, cancel := context.WithCancel(ctx)
 			l.cancel = cancel
 			wg.Add(1)
@@ -267,15 +280,6 @@ func (s *Scraper) sync() (added, removed []*scrapeLoop) {
 	for key, l := range s.loops {
 		if _, ok := current[key]; !ok {
 			removed = append(removed, l)
-		}
-	}
-	// A target that comes back while its old loop still ends waits for
-	// it, so that the old loop's staleness markers come first.
-	for _, l := range added {
-		for _, r := range removed {
-			if r.key == l.key {
-				l.prev = r.done
-			}
 		}
 	}
 	s.loops = current

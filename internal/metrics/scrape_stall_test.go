@@ -251,3 +251,68 @@ func TestMissedIterations(t *testing.T) {
 		t.Errorf("scheduled iterations %v, want 5 (3 run, 2 missed)", got)
 	}
 }
+
+// TestRunFollowsTargets runs the scraper's loops as targets come, go and
+// come back: a target gone has its series marked stale by its loop, one
+// that comes back is scraped again, and Run marks everything stale as it
+// returns.
+func TestRunFollowsTargets(t *testing.T) {
+	t.Parallel()
+	store := openStore(t)
+	svc := startService(t)
+	svc.requests.WithLabelValues("200").Inc()
+	tg := Target{URL: svc.srv.URL + "/metrics", Labels: map[string]string{"job": "users", "instance": svc.srv.Listener.Addr().String()}}
+	var (
+		mu      sync.Mutex
+		present = true
+	)
+	sc, err := NewScraper(store, ScrapeOptions{Interval: 50 * time.Millisecond, Targets: TargetFunc(func() []Target {
+		mu.Lock()
+		defer mu.Unlock()
+		if present {
+			return []Target{tg}
+		}
+		return nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setPresent := func(p bool) {
+		mu.Lock()
+		present = p
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	series := func(want int) func() error {
+		return func() error {
+			vec, err := store.Query(context.Background(), `up{job="users"} or http_requests_total`, time.Now())
+			if err != nil {
+				return err
+			}
+			if len(vec) != want {
+				return fmt.Errorf("%d series, want %d: %v", len(vec), want, vec)
+			}
+			return nil
+		}
+	}
+	nubotest.WaitFor(t, 30*time.Second, series(2))
+	setPresent(false)
+	nubotest.WaitFor(t, 30*time.Second, series(0))
+	setPresent(true)
+	nubotest.WaitFor(t, 30*time.Second, series(2))
+	cancel()
+	<-done
+	if err := series(0)(); err != nil {
+		t.Errorf("after Run returned: %v", err)
+	}
+	if h := sc.Health(); len(h) != 0 {
+		t.Errorf("health after Run returned: %+v", h)
+	}
+}
