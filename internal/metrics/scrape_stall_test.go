@@ -55,10 +55,14 @@ func hangingListener(t *testing.T) string {
 
 // streamingServer answers every scrape with valid series, written until
 // limit bytes have gone or the scraper hangs up; limit < 0 never ends.
-func streamingServer(t *testing.T, limit int) string {
+// With announce, the answer says its length up front.
+func streamingServer(t *testing.T, limit int, announce bool) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		if announce {
+			w.Header().Set("Content-Length", strconv.Itoa(limit))
+		}
 		w.WriteHeader(http.StatusOK)
 		var line []byte
 		for i, sent := 0, 0; limit < 0 || sent < limit; i++ {
@@ -76,12 +80,13 @@ func streamingServer(t *testing.T, limit int) string {
 }
 
 // TestScrapeLoopsDoNotWait runs the metrics component with a healthy
-// target beside four that each used to hold up every scrape and rule
+// target beside five that could each hold up every scrape and rule
 // evaluation: one that accepts the connection and never answers, one whose
-// answer never ends, one that sends 100 MB, and an in-process handler that
-// never returns and ignores its request's context. The healthy target must
-// keep being scraped and the rules evaluated while the others are stuck,
-// and each stuck scrape must end at its deadline as a failed one (up 0).
+// answer never ends, two that send 100 MB (one saying so up front), and an
+// in-process handler that never returns and ignores its request's context.
+// The healthy target must keep being scraped and the rules evaluated while
+// the others are stuck, and each stuck scrape must end (at its deadline or
+// at the size limit) as a failed one (up 0).
 func TestScrapeLoopsDoNotWait(t *testing.T) {
 	t.Parallel()
 	good := startService(t)
@@ -96,8 +101,9 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 	targets := []Target{
 		target("good", "127.0.0.1:"+strconv.Itoa(good.port(t))),
 		target("hang", hangingListener(t)),
-		target("endless", streamingServer(t, -1)),
-		target("huge", streamingServer(t, 100<<20)),
+		target("endless", streamingServer(t, -1, false)),
+		target("huge", streamingServer(t, 100<<20, false)),
+		target("announced", streamingServer(t, 100<<20, true)),
 		{URL: "http://in-process/metrics", Handler: stuck, Labels: map[string]string{"job": "stuck", "instance": "in-process"}},
 	}
 	reg := prometheus.NewRegistry()
@@ -147,7 +153,7 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 		if n, err := value(`count_over_time(job:up:recorded[1h])`); err != nil || n < want {
 			return fmt.Errorf("%v rule evaluations, want %d (%v)", n, want, err)
 		}
-		for _, job := range []string{"hang", "endless", "huge", "stuck"} {
+		for _, job := range []string{"hang", "endless", "huge", "announced", "stuck"} {
 			if n, err := value(`count_over_time(up{job="` + job + `"}[1h])`); err != nil || n < 3 {
 				return fmt.Errorf("%v scrapes of %s ended, want 3 (%v)", n, job, err)
 			}
@@ -165,6 +171,13 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 			continue
 		case "huge", "endless":
 			wantErr = "larger than the limit" // or the deadline, whichever comes first
+		case "announced":
+			// Refused on its Content-Length, before reading: never the
+			// deadline.
+			if h.LastError != errBodyTooLarge.Error() {
+				t.Errorf("%s: last error %q, want %q", job, h.LastError, errBodyTooLarge)
+			}
+			continue
 		default:
 			wantErr = "timed out"
 		}
@@ -180,9 +193,13 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 	seen := map[string]bool{}
 	for _, f := range families {
 		seen[f.GetName()] = true
+		if f.GetName() == "prometheus_target_scrapes_exceeded_body_size_limit_total" && f.GetMetric()[0].GetCounter().GetValue() < 3 {
+			t.Errorf("%s: %v, want at least the 3 refusals of the announced 100 MB", f.GetName(), f.GetMetric()[0].GetCounter().GetValue())
+		}
 	}
 	for _, name := range []string{
 		"prometheus_target_interval_length_seconds",
+		"prometheus_target_scrapes_exceeded_body_size_limit_total",
 		"prometheus_rule_group_last_duration_seconds",
 		"prometheus_rule_group_iterations_total",
 		"prometheus_rule_group_iterations_missed_total",
