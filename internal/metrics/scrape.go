@@ -129,6 +129,7 @@ type ScrapeOptions struct {
 	Logger *slog.Logger
 	// Registerer receives the scraper's own metrics
 	// (prometheus_target_interval_length_seconds,
+	// prometheus_target_scrape_duration_seconds,
 	// prometheus_target_scrapes_exceeded_body_size_limit_total); nil
 	// registers none.
 	Registerer prometheus.Registerer

@@ -157,6 +157,7 @@ func (l *scrapeLoop) scrape(ctx context.Context) {
 	if cerr := app.Commit(); cerr != nil {
 		l.s.log.Warn("scrape: commit samples", "target", l.currentTarget().URL, "err", cerr)
 	}
+	l.s.metrics.duration.Observe(time.Since(start).Seconds())
 	l.mu.Lock()
 	l.healthState, l.lastError = "up", ""
 	if err != nil {
@@ -388,6 +389,7 @@ func (s *Scraper) mutateLabels(target, scraped labels.Labels) labels.Labels {
 type scrapeMetrics struct {
 	intervalLength prometheus.Summary
 	bodyTooLarge   prometheus.Counter
+	duration       prometheus.Histogram // from start to commit, which scrape_duration_seconds leaves out
 }
 
 func newScrapeMetrics(reg prometheus.Registerer, interval time.Duration) (*scrapeMetrics, error) {
@@ -400,6 +402,13 @@ func newScrapeMetrics(reg prometheus.Registerer, interval time.Duration) (*scrap
 		Name: "prometheus_target_scrapes_exceeded_body_size_limit_total",
 		Help: "Total number of scrapes that hit the body size limit",
 	})
+	sd := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:                            "prometheus_target_scrape_duration_seconds",
+		Help:                            "Total duration of the scrape from start to commit completion in seconds.",
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  100,
+		NativeHistogramMinResetDuration: time.Hour,
+	})
 	if reg != nil {
 		var err error
 		if il, err = registerOrExisting(reg, il); err != nil {
@@ -408,8 +417,11 @@ func newScrapeMetrics(reg prometheus.Registerer, interval time.Duration) (*scrap
 		if tl, err = registerOrExisting(reg, tl); err != nil {
 			return nil, fmt.Errorf("metrics: scraper: %w", err)
 		}
+		if sd, err = registerOrExisting(reg, sd); err != nil {
+			return nil, fmt.Errorf("metrics: scraper: %w", err)
+		}
 	}
-	return &scrapeMetrics{intervalLength: il.WithLabelValues(interval.String()).(prometheus.Summary), bodyTooLarge: tl}, nil
+	return &scrapeMetrics{intervalLength: il.WithLabelValues(interval.String()).(prometheus.Summary), bodyTooLarge: tl, duration: sd}, nil
 }
 
 // registerOrExisting registers c, or returns the collector of the same

@@ -199,6 +199,7 @@ func TestScrapeLoopsDoNotWait(t *testing.T) {
 	}
 	for _, name := range []string{
 		"prometheus_target_interval_length_seconds",
+		"prometheus_target_scrape_duration_seconds",
 		"prometheus_target_scrapes_exceeded_body_size_limit_total",
 		"prometheus_rule_group_last_duration_seconds",
 		"prometheus_rule_group_iterations_total",
