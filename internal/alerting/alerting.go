@@ -2,9 +2,12 @@
 // evaluator (internal/metrics) reports every active alert here; this package
 // groups them by alert name, notifies channels (Alertmanager's webhook
 // payload version 4, Slack incoming webhooks, email over SMTP, nubo's log),
-// sends resolved notifications, retries failed deliveries with backoff, runs
-// escalation policies that an acknowledgement stops, and mutes what silences
-// match. The admin API for all of it is Handler.
+// sends resolved notifications, retries failed deliveries with backoff until
+// the group interval ends and then sends the group's current state (so a
+// receiver that comes up late gets the firing and the resolved alerts, as
+// from Alertmanager), runs escalation policies that an acknowledgement
+// stops, and mutes what silences match. The admin API for all of it is
+// Handler.
 //
 // It is written here rather than embedded because Alertmanager is a server
 // with no library entry point (cluster gossip, its own configuration and
@@ -239,6 +242,9 @@ func (n *Notifier) Reconfigure(cfg Config) error {
 	}
 	if cfg.Retry == (Backoff{}) {
 		cfg.Retry = n.cfg.Retry
+	}
+	if cfg.GroupInterval <= 0 {
+		cfg.GroupInterval = n.cfg.GroupInterval
 	}
 	cfg, err := withDefaults(cfg)
 	if err != nil {

@@ -92,7 +92,7 @@ func TestWebhook(t *testing.T) {
 		Channels:    map[string]*spec.Channel{"oncall": {Type: "webhook", URL: recv.srv.URL + "/alerts"}},
 		Routes:      map[string]Route{"db_down": {Channels: []string{"oncall"}}},
 		ExternalURL: "http://127.0.0.1:4500",
-		Retry:       Backoff{Attempts: 3, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		Retry:       Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 	})
 	since := time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
 	a := firing("db_down", since, "severity", "critical", "instance", "db-1")
@@ -167,19 +167,19 @@ func TestWebhook(t *testing.T) {
 	})
 }
 
-// TestWebhookGivesUp stops after the attempts and says why, without the
-// URL's path (a secret for Slack).
-func TestWebhookGivesUp(t *testing.T) {
+// TestWebhookFailure says why a delivery fails, without the URL's path (a
+// secret for Slack).
+func TestWebhookFailure(t *testing.T) {
 	t.Parallel()
 	recv := startReceiver(t, 100)
 	n := startNotifier(t, Config{
 		Channels: map[string]*spec.Channel{"chat": {Type: "slack", URL: recv.srv.URL + "/services/T000/B000/SECRET"}},
 		Routes:   map[string]Route{"db_down": {Channels: []string{"chat"}}},
-		Retry:    Backoff{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond},
+		Retry:    Backoff{Initial: time.Millisecond, Max: time.Millisecond},
 	})
 	n.Update(time.Now(), []Alert{firing("db_down", time.Now())})
 	nubotest.WaitFor(t, 10*time.Second, func() error {
-		if ch := n.Status(time.Now()).Channels[0]; ch.Failed != 3 {
+		if ch := n.Status(time.Now()).Channels[0]; ch.Failed < 3 {
 			return fmt.Errorf("%d failed attempts, want 3", ch.Failed)
 		}
 		return nil

@@ -22,10 +22,10 @@ type Route struct {
 
 func (r Route) empty() bool { return r.Escalation == "" && len(r.Channels) == 0 }
 
-// Backoff is the retry policy of failed deliveries.
+// Backoff is the retry policy of failed deliveries: a failed notification
+// is retried, each wait twice the one before, until its group interval
+// ends (see Config.GroupInterval).
 type Backoff struct {
-	// Attempts is the most deliveries of one notification. Default 5.
-	Attempts int
 	// Initial is the wait after the first failure, doubled after each
 	// further one. Default 1s.
 	Initial time.Duration
@@ -55,6 +55,12 @@ type Config struct {
 	Client *http.Client
 	// Retry is the retry policy of failed deliveries.
 	Retry Backoff
+	// GroupInterval is how long a failed notification is retried; then, as
+	// Alertmanager does at its next group_interval, the group's state as it
+	// is by then (its firing alerts, and the alerts resolved since the last
+	// delivery) is sent instead, and so on until a delivery succeeds.
+	// Default 5m, Alertmanager's default group_interval.
+	GroupInterval time.Duration
 	// Hostname completes the default sender address nubo@HOSTNAME of email
 	// channels; default os.Hostname.
 	Hostname string
@@ -149,14 +155,14 @@ func withDefaults(cfg Config) (Config, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	if cfg.Retry.Attempts <= 0 {
-		cfg.Retry.Attempts = 5
-	}
 	if cfg.Retry.Initial <= 0 {
 		cfg.Retry.Initial = time.Second
 	}
 	if cfg.Retry.Max <= 0 {
 		cfg.Retry.Max = time.Minute
+	}
+	if cfg.GroupInterval <= 0 {
+		cfg.GroupInterval = 5 * time.Minute
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()

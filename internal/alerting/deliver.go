@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -98,24 +99,30 @@ func (n *Notifier) notify(g *group, channels []string, status State, alerts []No
 }
 
 // maxQueue bounds the notifications waiting for one channel; past it the
-// oldest is dropped, since a newer one says more about the present.
+// oldest is dropped, since a newer one says more about the present. As a
+// channel queues at most one notification per group, it is reached only
+// with that many groups notifying at once.
 const maxQueue = 1024
 
-// deliverer sends one channel's notifications in order, retrying each
-// failed delivery with backoff.
+// deliverer sends one channel's notifications, retrying a failed one with
+// backoff until its group interval ends and then sending its group's
+// current state instead, until one is delivered: a receiver that comes up
+// late still gets the firing alerts and the resolved ones, as Alertmanager
+// behaves.
 type deliverer struct {
-	name  string
-	typ   string
-	conf  *spec.Channel
-	send  func(ctx context.Context, n *Notification) error
-	retry Backoff
-	n     *Notifier
+	name          string
+	typ           string
+	conf          *spec.Channel
+	send          func(ctx context.Context, n *Notification) error
+	retry         Backoff
+	groupInterval time.Duration
+	n             *Notifier
 	// running is set once the goroutine started; guarded by the
 	// Notifier's lock.
 	running bool
 
-	mu      sync.Mutex // guards the fields below
-	queue   []*Notification
+	mu      sync.Mutex      // guards the fields below
+	queue   []*Notification // at most one per group, oldest first
 	closed  bool
 	cancel  context.CancelFunc
 	wake    chan struct{}
@@ -130,12 +137,12 @@ type deliverer struct {
 func (n *Notifier) newDeliverers(cfg Config, old map[string]*deliverer) map[string]*deliverer {
 	out := map[string]*deliverer{}
 	for name, c := range cfg.Channels {
-		if d := old[name]; d != nil && reflect.DeepEqual(d.conf, c) && d.retry == cfg.Retry {
+		if d := old[name]; d != nil && reflect.DeepEqual(d.conf, c) && d.retry == cfg.Retry && d.groupInterval == cfg.GroupInterval {
 			out[name] = d
 			continue
 		}
 		out[name] = &deliverer{
-			name: name, typ: c.Type, conf: c, retry: cfg.Retry, n: n,
+			name: name, typ: c.Type, conf: c, retry: cfg.Retry, groupInterval: cfg.GroupInterval, n: n,
 			send: senderFor(name, c, cfg), wake: make(chan struct{}, 1),
 		}
 	}
@@ -156,21 +163,55 @@ func (n *Notifier) startDeliverer(d *deliverer) {
 	}()
 }
 
+// enqueue queues nt. A notification of the same group still waiting is
+// replaced by nt, which then also carries the alerts the older one
+// resolved: the receiver gets the group's latest state, and no resolution
+// is lost.
 func (d *deliverer) enqueue(nt *Notification) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
+	defer d.wakeLocked()
+	for i, q := range d.queue {
+		if q.Group == nt.Group {
+			d.queue[i] = supersede(q, nt)
+			return
+		}
+	}
 	if len(d.queue) >= maxQueue {
 		d.n.log.Warn("notification dropped: queue full", "channel", d.name, "alert", d.queue[0].Group)
 		d.queue = d.queue[1:]
 	}
 	d.queue = append(d.queue, nt)
+}
+
+func (d *deliverer) wakeLocked() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// supersede returns nt with the resolved alerts of old that nt does not
+// mention, since old will never be sent. d.mu held.
+func supersede(old, nt *Notification) *Notification {
+	in := make(map[string]bool, len(nt.Alerts))
+	for _, a := range nt.Alerts {
+		in[a.Fingerprint] = true
+	}
+	out := *nt
+	out.Alerts = slices.Clone(nt.Alerts)
+	for _, a := range old.Alerts {
+		if a.Status == StateResolved && !in[a.Fingerprint] {
+			out.Alerts = append(out.Alerts, a)
+		}
+	}
+	if out.Escalation == "" {
+		out.Escalation = old.Escalation
+	}
+	return &out
 }
 
 // close drops d's queue and stops its goroutine.
@@ -203,10 +244,17 @@ func (d *deliverer) run(ctx context.Context) {
 				continue
 			}
 		}
-		d.deliver(ctx, nt)
+		delivered := d.deliver(ctx, nt)
 		if ctx.Err() != nil {
 			d.dropQueued()
 			return
+		}
+		if !delivered {
+			// The group interval is over: send the group's state as it is
+			// now, after the other groups' notifications waiting.
+			if cur := d.n.currentState(d.name, nt); cur != nil {
+				d.enqueue(cur)
+			}
 		}
 	}
 }
@@ -224,36 +272,74 @@ func (d *deliverer) dropQueued() {
 const attemptTimeout = 30 * time.Second
 
 // deliver sends nt, retrying with exponential backoff until it succeeds,
-// the attempts run out or ctx ends.
-func (d *deliverer) deliver(ctx context.Context, nt *Notification) {
+// ctx ends or the group interval has passed; it reports whether nt was
+// delivered.
+func (d *deliverer) deliver(ctx context.Context, nt *Notification) bool {
+	deadline := time.Now().Add(d.groupInterval)
 	wait := d.retry.Initial
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, time.Until(deadline)))
 		err := d.send(actx, nt)
 		cancel()
 		d.record(err)
 		if err == nil {
-			d.n.log.Debug("notification sent", "channel", d.name, "alert", nt.Group, "status", nt.Status)
-			return
+			d.n.log.Debug("notification sent", "channel", d.name, "alert", nt.Group, "status", nt.Status, "attempt", attempt)
+			return true
 		}
 		if ctx.Err() != nil {
 			d.n.log.Warn("notification dropped on stop", "channel", d.name, "alert", nt.Group, "err", err)
-			return
-		}
-		if attempt >= d.retry.Attempts {
-			d.n.log.Error("notification failed; giving up", "channel", d.name, "alert", nt.Group, "attempts", attempt, "err", err)
-			return
+			return false
 		}
 		d.n.log.Warn("notification failed; will retry", "channel", d.name, "alert", nt.Group, "attempt", attempt, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(min(wait, time.Until(deadline)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			d.n.log.Warn("notification dropped on stop", "channel", d.name, "alert", nt.Group)
-			return
+			return false
 		case <-t.C:
 		}
+		if !time.Now().Before(deadline) {
+			d.n.log.Error("notification failed for a group interval; sending the group's current state", "channel", d.name, "alert", nt.Group, "attempts", attempt, "err", err)
+			return false
+		}
 		wait = min(2*wait, d.retry.Max)
+	}
+}
+
+// currentState is what a channel should now be told of the group of a
+// notification that could not be delivered: its firing alerts, if the
+// channel was notified of its open incident, and the alerts failed
+// resolved that do not fire again. A firing alert of failed that neither
+// fires nor resolved was silenced, and is left out: nothing was fixed. Nil
+// if nothing is left to say.
+func (n *Notifier) currentState(channel string, failed *Notification) *Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var alerts []NotifiedAlert
+	if g := n.groups[failed.Group]; g != nil && g.inc != nil && slices.Contains(g.inc.notified, channel) {
+		alerts = g.firingAlerts()
+	}
+	firing := len(alerts) > 0
+	in := make(map[string]bool, len(alerts))
+	for _, a := range alerts {
+		in[a.Fingerprint] = true
+	}
+	for _, a := range failed.Alerts {
+		if a.Status == StateResolved && !in[a.Fingerprint] {
+			alerts = append(alerts, a)
+		}
+	}
+	if len(alerts) == 0 {
+		return nil
+	}
+	status := StateResolved
+	if firing {
+		status = StateFiring
+	}
+	return &Notification{
+		Receiver: channel, Status: status, Group: failed.Group, Alerts: alerts,
+		Escalation: failed.Escalation, ExternalURL: n.cfg.ExternalURL,
 	}
 }
 

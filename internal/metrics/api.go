@@ -32,6 +32,14 @@ import (
 //	GET      /api/v1/rules, /api/v1/alerts, /api/v1/targets
 //	GET      /api/v1/metadata, /api/v1/status/buildinfo
 //	GET|POST /api/v1/query_exemplars (always empty: nubo keeps no exemplars)
+//	GET|POST /api/v1/format_query, /api/v1/parse_query
+//	GET      /api/v1/status/{config,flags,runtimeinfo,tsdb,tsdb/blocks,walreplay}
+//	GET      /api/v1/scrape_pools, /api/v1/targets/metadata, /api/v1/alertmanagers,
+//	         /api/v1/notifications, /api/v1/notifications/live
+//
+// and, for features nubo lacks, Prometheus' answers with the feature off:
+// the admin API (/api/v1/admin/tsdb/...), the remote-write and OTLP
+// receivers (/api/v1/write, /api/v1/otlp/v1/metrics).
 //
 // Prometheus' own web/api/v1 cannot be reused: its constructor needs a whole
 // server (scrape and notifier managers, remote storage, configuration).
@@ -61,18 +69,19 @@ func newAPI(parts func() apiParts, logger *slog.Logger) *API {
 	}
 	a := &API{parts: parts, log: logger.With("component", "api"), mux: http.NewServeMux()}
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		a.handle(method+" /api/v1/query", a.query)
-		a.handle(method+" /api/v1/query_range", a.queryRange)
-		a.handle(method+" /api/v1/series", a.series)
-		a.handle(method+" /api/v1/labels", a.labelNames)
+		a.handleResult(method+" /api/v1/query", a.query)
+		a.handleResult(method+" /api/v1/query_range", a.queryRange)
+		a.handleResult(method+" /api/v1/series", a.series)
+		a.handleResult(method+" /api/v1/labels", a.labelNames)
 		a.handle(method+" /api/v1/query_exemplars", func(*http.Request, apiParts) (any, []string, *apiError) { return []any{}, nil, nil })
 	}
-	a.handle("GET /api/v1/label/{name}/values", a.labelValues)
+	a.handleResult("GET /api/v1/label/{name}/values", a.labelValues)
 	a.handle("GET /api/v1/rules", a.rules)
 	a.handle("GET /api/v1/alerts", a.alerts)
 	a.handle("GET /api/v1/targets", a.targets)
 	a.handle("GET /api/v1/metadata", func(*http.Request, apiParts) (any, []string, *apiError) { return map[string]any{}, nil, nil })
 	a.handle("GET /api/v1/status/buildinfo", func(*http.Request, apiParts) (any, []string, *apiError) { return buildInfo(), nil, nil })
+	a.registerStatus()
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, &apiError{typ: errNotFound, err: fmt.Errorf("%s %s: not served by nubo's Prometheus API", r.Method, r.URL.Path)})
 	})
@@ -85,7 +94,29 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // apiFunc answers one endpoint: data, warnings, or an error.
 type apiFunc func(r *http.Request, p apiParts) (any, []string, *apiError)
 
+// apiResult is what an endpoint answers. finalizer, when set, runs after the
+// answer is written: a query's result lives in buffers the engine pools, and
+// closing the query before encoding would hand them to another query while
+// this answer still reads them (as web/api/v1's apiFuncResult does).
+type apiResult struct {
+	data      any
+	warnings  []string
+	infos     []string
+	err       *apiError
+	finalizer func()
+}
+
+// resultFunc answers one endpoint with an apiResult.
+type resultFunc func(r *http.Request, p apiParts) apiResult
+
 func (a *API) handle(pattern string, f apiFunc) {
+	a.handleResult(pattern, func(r *http.Request, p apiParts) apiResult {
+		data, warnings, err := f(r, p)
+		return apiResult{data: data, warnings: warnings, err: err}
+	})
+}
+
+func (a *API) handleResult(pattern string, f resultFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p := a.parts()
 		if p.store == nil {
@@ -96,12 +127,15 @@ func (a *API) handle(pattern string, f apiFunc) {
 			writeAPIError(w, &apiError{typ: errBadData, err: fmt.Errorf("error parsing form values: %w", err)})
 			return
 		}
-		data, warnings, apiErr := f(r, p)
-		if apiErr != nil {
-			writeAPIError(w, apiErr)
+		res := f(r, p)
+		if res.finalizer != nil {
+			defer res.finalizer()
+		}
+		if res.err != nil {
+			writeAPIError(w, res.err)
 			return
 		}
-		writeAPI(w, response{Status: "success", Data: data, Warnings: warnings})
+		writeAPI(w, response{Status: "success", Data: res.data, Warnings: res.warnings, Infos: res.infos})
 	})
 }
 
@@ -188,27 +222,27 @@ const (
 	maxTimeMs = math.MaxInt64 / 2
 )
 
-func (a *API) query(r *http.Request, p apiParts) (any, []string, *apiError) {
+func (a *API) query(r *http.Request, p apiParts) apiResult {
 	ts := time.Now()
 	if v := r.FormValue("time"); v != "" {
 		t, err := parseTime(v)
 		if err != nil {
-			return nil, nil, invalidParam("time", err)
+			return apiResult{err: invalidParam("time", err)}
 		}
 		ts = t
 	}
 	limit, apiErr := limitParam(r)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return apiResult{err: apiErr}
 	}
 	ctx, cancel, apiErr := timeoutContext(r)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return apiResult{err: apiErr}
 	}
 	defer cancel()
 	q, err := p.store.engine.NewInstantQuery(ctx, p.store.db, nil, r.FormValue("query"), ts)
 	if err != nil {
-		return nil, nil, invalidParam("query", err)
+		return apiResult{err: invalidParam("query", err)}
 	}
 	return runQuery(ctx, q, r.FormValue("query"), limit)
 }
@@ -216,40 +250,40 @@ func (a *API) query(r *http.Request, p apiParts) (any, []string, *apiError) {
 // maxPoints bounds a range query's points per series, as Prometheus does.
 const maxPoints = 11000
 
-func (a *API) queryRange(r *http.Request, p apiParts) (any, []string, *apiError) {
+func (a *API) queryRange(r *http.Request, p apiParts) apiResult {
 	start, err := parseTime(r.FormValue("start"))
 	if err != nil {
-		return nil, nil, invalidParam("start", err)
+		return apiResult{err: invalidParam("start", err)}
 	}
 	end, err := parseTime(r.FormValue("end"))
 	if err != nil {
-		return nil, nil, invalidParam("end", err)
+		return apiResult{err: invalidParam("end", err)}
 	}
 	if end.Before(start) {
-		return nil, nil, invalidParam("end", errors.New("end timestamp must not be before start time"))
+		return apiResult{err: invalidParam("end", errors.New("end timestamp must not be before start time"))}
 	}
 	step, err := parseDuration(r.FormValue("step"))
 	if err != nil {
-		return nil, nil, invalidParam("step", err)
+		return apiResult{err: invalidParam("step", err)}
 	}
 	if step <= 0 {
-		return nil, nil, invalidParam("step", errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"))
+		return apiResult{err: invalidParam("step", errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"))}
 	}
 	if end.Sub(start)/step > maxPoints {
-		return nil, nil, &apiError{typ: errBadData, err: errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}
+		return apiResult{err: &apiError{typ: errBadData, err: errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}}
 	}
 	limit, apiErr := limitParam(r)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return apiResult{err: apiErr}
 	}
 	ctx, cancel, apiErr := timeoutContext(r)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return apiResult{err: apiErr}
 	}
 	defer cancel()
 	q, err := p.store.engine.NewRangeQuery(ctx, p.store.db, nil, r.FormValue("query"), start, end, step)
 	if err != nil {
-		return nil, nil, invalidParam("query", err)
+		return apiResult{err: invalidParam("query", err)}
 	}
 	return runQuery(ctx, q, r.FormValue("query"), limit)
 }
@@ -257,26 +291,32 @@ func (a *API) queryRange(r *http.Request, p apiParts) (any, []string, *apiError)
 // maxWarnings bounds the warnings and infos of one answer.
 const maxWarnings = 10
 
-func runQuery(ctx context.Context, q promql.Query, expr string, limit int) (any, []string, *apiError) {
-	defer q.Close()
-	res := q.Exec(ctx)
-	if res.Err != nil {
-		return nil, nil, queryError(res.Err)
+// runQuery executes q. The answer's finalizer closes q: its result is read
+// until the answer is written.
+func runQuery(ctx context.Context, q promql.Query, expr string, limit int) (res apiResult) {
+	// A panic, or a return without the finalizer, must still close q.
+	defer func() {
+		if res.finalizer == nil {
+			q.Close()
+		}
+	}()
+	out := q.Exec(ctx)
+	if out.Err != nil {
+		return apiResult{err: queryError(out.Err)}
 	}
-	warnings, infos := res.Warnings.AsStrings(expr, maxWarnings, maxWarnings)
-	warnings = append(warnings, infos...)
-	val := res.Value
+	warnings, infos := out.Warnings.AsStrings(expr, maxWarnings, maxWarnings)
+	val := out.Value
 	if limit > 0 {
 		switch v := val.(type) {
 		case promql.Vector:
 			if len(v) > limit {
 				val = v[:limit]
-				warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+				warnings = append(warnings, "results truncated due to limit")
 			}
 		case promql.Matrix:
 			if len(v) > limit {
 				val = v[:limit]
-				warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+				warnings = append(warnings, "results truncated due to limit")
 			}
 		}
 	}
@@ -291,22 +331,28 @@ func runQuery(ctx context.Context, q promql.Query, expr string, limit int) (any,
 			val = promql.Matrix{}
 		}
 	}
-	return queryData{ResultType: val.Type(), Result: val}, warnings, nil
+	return apiResult{data: queryData{ResultType: val.Type(), Result: val}, warnings: warnings, infos: infos, finalizer: q.Close}
 }
 
-func (a *API) series(r *http.Request, p apiParts) (any, []string, *apiError) {
+func (a *API) series(r *http.Request, p apiParts) (res apiResult) {
 	if len(r.Form["match[]"]) == 0 {
-		return nil, nil, &apiError{typ: errBadData, err: errors.New("no match[] parameter provided")}
+		return apiResult{err: &apiError{typ: errBadData, err: errors.New("no match[] parameter provided")}}
 	}
 	sets, mint, maxt, limit, apiErr := a.selection(r, p)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return apiResult{err: apiErr}
 	}
 	q, err := p.store.db.Querier(mint, maxt)
 	if err != nil {
-		return nil, nil, &apiError{typ: errExec, err: err}
+		return apiResult{err: &apiError{typ: errExec, err: err}}
 	}
-	defer q.Close()
+	// The labels may point into the blocks' index, which the querier keeps
+	// readable: it is closed after the answer is written.
+	defer func() {
+		if res.finalizer == nil {
+			q.Close()
+		}
+	}()
 	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series", Limit: limit}
 	var ss []storage.SeriesSet
 	for _, ms := range sets {
@@ -320,28 +366,28 @@ func (a *API) series(r *http.Request, p apiParts) (any, []string, *apiError) {
 	var warnings []string
 	for set.Next() {
 		if limit > 0 && len(out) >= limit {
-			warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+			warnings = append(warnings, "results truncated due to limit")
 			break
 		}
 		out = append(out, set.At().Labels())
 	}
 	if err := set.Err(); err != nil {
-		return nil, nil, queryError(err)
+		return apiResult{err: queryError(err)}
 	}
 	for _, w := range set.Warnings().AsErrors() {
 		warnings = append(warnings, w.Error())
 	}
-	return out, warnings, nil
+	return apiResult{data: out, warnings: warnings, finalizer: func() { q.Close() }}
 }
 
-func (a *API) labelNames(r *http.Request, p apiParts) (any, []string, *apiError) {
+func (a *API) labelNames(r *http.Request, p apiParts) apiResult {
 	return a.labelQuery(r, p, func(ctx context.Context, q storage.Querier, h *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
 		names, _, err := q.LabelNames(ctx, h, ms...)
 		return names, err
 	})
 }
 
-func (a *API) labelValues(r *http.Request, p apiParts) (any, []string, *apiError) {
+func (a *API) labelValues(r *http.Request, p apiParts) apiResult {
 	name := r.PathValue("name")
 	// Prometheus' escaping of UTF-8 label names in this path: U__ then the
 	// name with _XX_ escapes.
@@ -349,7 +395,7 @@ func (a *API) labelValues(r *http.Request, p apiParts) (any, []string, *apiError
 		name = model.UnescapeName(name, model.ValueEncodingEscaping)
 	}
 	if name == "" {
-		return nil, nil, invalidParam("label_name", errors.New("empty label name"))
+		return apiResult{err: invalidParam("label_name", errors.New("empty label name"))}
 	}
 	return a.labelQuery(r, p, func(ctx context.Context, q storage.Querier, h *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
 		vals, _, err := q.LabelValues(ctx, name, h, ms...)
@@ -359,16 +405,21 @@ func (a *API) labelValues(r *http.Request, p apiParts) (any, []string, *apiError
 
 // labelQuery answers /labels and /label/NAME/values: the union, sorted, of
 // what query returns for each match[] (or for everything).
-func (a *API) labelQuery(r *http.Request, p apiParts, query func(context.Context, storage.Querier, *storage.LabelHints, ...*labels.Matcher) ([]string, error)) (any, []string, *apiError) {
+func (a *API) labelQuery(r *http.Request, p apiParts, query func(context.Context, storage.Querier, *storage.LabelHints, ...*labels.Matcher) ([]string, error)) (res apiResult) {
 	sets, mint, maxt, limit, apiErr := a.selection(r, p)
 	if apiErr != nil {
-		return nil, nil, apiErr
+		return apiResult{err: apiErr}
 	}
 	q, err := p.store.db.Querier(mint, maxt)
 	if err != nil {
-		return nil, nil, &apiError{typ: errExec, err: err}
+		return apiResult{err: &apiError{typ: errExec, err: err}}
 	}
-	defer q.Close()
+	// The names may point into the blocks' index: see series.
+	defer func() {
+		if res.finalizer == nil {
+			q.Close()
+		}
+	}()
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
@@ -377,7 +428,7 @@ func (a *API) labelQuery(r *http.Request, p apiParts, query func(context.Context
 	for _, ms := range sets {
 		vals, err := query(r.Context(), q, &storage.LabelHints{Limit: limit}, ms...)
 		if err != nil {
-			return nil, nil, queryError(err)
+			return apiResult{err: queryError(err)}
 		}
 		for _, v := range vals {
 			if !seen[v] {
@@ -390,9 +441,9 @@ func (a *API) labelQuery(r *http.Request, p apiParts, query func(context.Context
 	var warnings []string
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
-		warnings = append(warnings, fmt.Sprintf("results truncated due to limit of %d", limit))
+		warnings = append(warnings, "results truncated due to limit")
 	}
-	return out, warnings, nil
+	return apiResult{data: out, warnings: warnings, finalizer: func() { q.Close() }}
 }
 
 // selection reads match[], start, end and limit.

@@ -77,7 +77,7 @@ func TestAPIShapes(t *testing.T) {
 		},
 		{
 			"range with a float step and a limit", "POST", "/api/v1/query_range", url.Values{"query": {`http_requests_total`}, "start": {"1700000000"}, "end": {"1700000015"}, "step": {"15"}, "limit": {"1"}}, 200,
-			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"http_requests_total","code":"200","job":"users"},"values":[[1700000000,"1"],[1700000015,"2"]]}]},"warnings":["results truncated due to limit of 1"]}`,
+			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"http_requests_total","code":"200","job":"users"},"values":[[1700000000,"1"],[1700000015,"2"]]}]},"warnings":["results truncated due to limit"]}`,
 		},
 		{
 			"series", "GET", "/api/v1/series", url.Values{"match[]": {`http_requests_total`, `up`}}, 200,
@@ -122,6 +122,16 @@ func TestAPIShapes(t *testing.T) {
 		{
 			"parse error", "GET", "/api/v1/query", url.Values{"query": {`sum(`}}, 400,
 			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"}`,
+		},
+		{
+			// PromQL's info annotations go under infos, its warnings under
+			// warnings, as web/api/v1 writes them.
+			"info annotation", "GET", "/api/v1/query", url.Values{"query": {`rate(up[1m])`}, "time": {"1700000060"}}, 200,
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"orders"},"value":[1700000060,"0"]}]},"infos":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"up\" (1:6)"]}`,
+		},
+		{
+			"warning annotation", "GET", "/api/v1/query", url.Values{"query": {`histogram_quantile(0.9, http_requests_total)`}, "time": {"1700000060"}}, 200,
+			`{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["PromQL warning: bucket label \"le\" is missing or has a malformed value of \"\" (1:25)"]}`,
 		},
 		{
 			"execution error", "GET", "/api/v1/query", url.Values{"query": {`label_replace(http_requests_total, "code", "x", "", "")`}, "time": {"1700000060"}}, 422,

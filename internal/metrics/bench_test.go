@@ -94,14 +94,15 @@ func BenchmarkIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st := sc.newTargetState(Target{URL: "http://127.0.0.1:1/metrics", Labels: map[string]string{"job": "users", "instance": "127.0.0.1:1", "service": "users", "replica": "0"}})
+	tg := Target{URL: "http://127.0.0.1:1/metrics", Labels: map[string]string{"job": "users", "instance": "127.0.0.1:1", "service": "users", "replica": "0"}}
+	st := sc.newLoop(tg, targetLabels(tg), tg.URL)
 	body := exposition(1000)
 	ts := time.Unix(t0, 0)
 	samples := 0
 	for b.Loop() {
 		st.round++
 		app := store.Appender(context.Background())
-		n, err := sc.appendBody(app, st, body, "text/plain; version=0.0.4", ts.UnixMilli())
+		n, err := st.appendBody(context.Background(), app, body, "text/plain; version=0.0.4", ts.UnixMilli())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -130,18 +131,19 @@ func BenchmarkRSS10kSeries(b *testing.B) {
 		}
 		sc, _ := NewScraper(store, ScrapeOptions{Targets: TargetFunc(func() []Target { return nil })})
 		body := exposition(1000)
-		var states []*targetState
+		var states []*scrapeLoop
 		for i := range 10 {
-			states = append(states, sc.newTargetState(Target{URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", 41000+i), Labels: map[string]string{
+			tg := Target{URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", 41000+i), Labels: map[string]string{
 				"job": "users", "instance": fmt.Sprintf("127.0.0.1:%d", 41000+i), "service": "users", "replica": strconv.Itoa(i),
-			}}))
+			}}
+			states = append(states, sc.newLoop(tg, targetLabels(tg), tg.URL))
 		}
 		ts := time.Unix(t0, 0)
 		for range 240 {
 			for _, st := range states {
 				st.round++
 				app := store.Appender(context.Background())
-				if _, err := sc.appendBody(app, st, body, "text/plain; version=0.0.4", ts.UnixMilli()); err != nil {
+				if _, err := st.appendBody(context.Background(), app, body, "text/plain; version=0.0.4", ts.UnixMilli()); err != nil {
 					b.Fatal(err)
 				}
 				if err := app.Commit(); err != nil {

@@ -41,6 +41,9 @@ type Config struct {
 	// Interval of scrapes and rule evaluations
 	// (observability.metrics.interval); default 15s.
 	Interval time.Duration
+	// ScrapeTimeout bounds one scrape, from request to last sample
+	// appended; default the smaller of 10s and Interval.
+	ScrapeTimeout time.Duration
 	// Labels are added to every series and alert that lacks them
 	// (observability.metrics.labels).
 	Labels map[string]string
@@ -123,7 +126,10 @@ func (m *Metrics) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	scraper, err := NewScraper(store, ScrapeOptions{Targets: m.cfg.Targets, Labels: m.cfg.Labels, Interval: m.cfg.Interval, Logger: m.cfg.Logger})
+	scraper, err := NewScraper(store, ScrapeOptions{
+		Targets: m.cfg.Targets, Labels: m.cfg.Labels, Interval: m.cfg.Interval, Timeout: m.cfg.ScrapeTimeout,
+		Logger: m.cfg.Logger, Registerer: m.cfg.Registerer,
+	})
 	if err != nil {
 		store.Close()
 		return err

@@ -187,14 +187,30 @@ func (e *Evaluator) buildGroup(rg rulefmt.RuleGroup) (*rules.Group, error) {
 // Evaluate evaluates every group due at ts, in order, then reports the
 // alerts to Notify.
 func (e *Evaluator) Evaluate(ctx context.Context, ts time.Time) {
+	e.evaluate(ctx, ts, false)
+}
+
+// evaluate is Evaluate; on schedule (from Run), a group whose last
+// evaluation is more than one of its intervals old counts the iterations it
+// missed, as Prometheus' group loop does.
+func (e *Evaluator) evaluate(ctx context.Context, ts time.Time, scheduled bool) {
 	e.mu.Lock()
 	for _, g := range e.removed {
 		g.Eval(ctx, ts)
 	}
 	e.removed = nil
 	for _, g := range e.groups {
-		if last := g.GetLastEvalTimestamp(); !last.IsZero() && ts.Before(last.Add(g.Interval()-e.opts.Interval/2)) {
+		last := g.GetLastEvalTimestamp()
+		if !last.IsZero() && ts.Before(last.Add(g.Interval()-e.opts.Interval/2)) {
 			continue
+		}
+		if scheduled && !last.IsZero() {
+			// Half an interval of lateness is the tick's jitter, not a miss.
+			if missed := (ts.Sub(last)+g.Interval()/2)/g.Interval() - 1; missed > 0 {
+				key := rules.GroupKey(g.File(), g.Name())
+				e.mopts.Metrics.IterationsMissed.WithLabelValues(key).Add(float64(missed))
+				e.mopts.Metrics.IterationsScheduled.WithLabelValues(key).Add(float64(missed))
+			}
 		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
 	}
@@ -223,7 +239,7 @@ func (e *Evaluator) Run(ctx context.Context) {
 	defer tick.Stop()
 	for n := 1; ; n++ {
 		now := time.Now()
-		e.Evaluate(ctx, now)
+		e.evaluate(ctx, now, true)
 		if n == 2 {
 			e.restoreForState(now)
 		}

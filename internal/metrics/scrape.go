@@ -3,22 +3,15 @@ package metrics
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/textparse"
-	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
@@ -123,55 +116,42 @@ type ScrapeOptions struct {
 	// Labels are added to every series that lacks them
 	// (observability.metrics.labels), as Prometheus' external labels.
 	Labels map[string]string
-	// Interval between scrapes; default 15s.
+	// Interval between two scrapes of one target; default 15s.
 	Interval time.Duration
-	// Timeout of one scrape; default the smaller of 10s and Interval.
+	// Timeout of one scrape, from the request to the last sample appended;
+	// default the smaller of 10s and Interval, and never more than Interval
+	// (Prometheus refuses a scrape_timeout above scrape_interval).
 	Timeout time.Duration
 	// Client fetches URLs; default one that ignores the proxy environment
 	// (every target is on this machine).
 	Client *http.Client
 	// Logger receives scrape failures at debug level.
 	Logger *slog.Logger
+	// Registerer receives the scraper's own metrics
+	// (prometheus_target_interval_length_seconds,
+	// prometheus_target_scrape_duration_seconds,
+	// prometheus_target_scrapes_exceeded_body_size_limit_total); nil
+	// registers none.
+	Registerer prometheus.Registerer
 }
 
 // Scraper scrapes targets into a Store, with Prometheus' semantics: target
 // labels, an up series and scrape_duration_seconds and
 // scrape_samples_scraped per target, and staleness markers for series that
 // disappear, targets that go away and scrapes that fail.
+//
+// As in Prometheus' scrape pool, each target has a loop of its own, and one
+// scrape (fetch, parse and append) ends at its deadline, so a target that
+// never answers, answers without end or answers too much delays nothing
+// but itself.
 type Scraper struct {
-	store *Store
-	opts  ScrapeOptions
-	log   *slog.Logger
+	store   *Store
+	opts    ScrapeOptions
+	log     *slog.Logger
+	metrics *scrapeMetrics
 
-	mu      sync.Mutex // guards targets; held for a whole round
-	targets map[string]*targetState
-
-	healthMu sync.Mutex // guards health
-	health   []TargetHealth
-}
-
-// targetState is what the scraper keeps of one target between scrapes.
-type targetState struct {
-	target Target
-	lset   labels.Labels // target labels, sorted
-	key    string
-	// cache maps a series as the target writes it to its labels and
-	// reference, so that a steady target costs one map lookup per sample.
-	cache   map[string]*cacheEntry
-	symbols *labels.SymbolTable
-	round   uint64
-
-	health       string
-	lastError    string
-	lastScrape   time.Time
-	lastDuration time.Duration
-	lastSamples  int
-}
-
-type cacheEntry struct {
-	lset  labels.Labels
-	ref   storage.SeriesRef
-	round uint64 // the last round that saw the series
+	mu    sync.Mutex // guards loops
+	loops map[string]*scrapeLoop
 }
 
 // NewScraper checks opts and returns a Scraper; it scrapes nothing yet.
@@ -183,312 +163,134 @@ func NewScraper(store *Store, opts ScrapeOptions) (*Scraper, error) {
 		opts.Interval = 15 * time.Second
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = min(10*time.Second, opts.Interval)
+		opts.Timeout = 10 * time.Second
 	}
+	opts.Timeout = min(opts.Timeout, opts.Interval)
 	if opts.Client == nil {
 		opts.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 2 * opts.Interval}}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Scraper{store: store, opts: opts, log: opts.Logger.With("component", "scrape"), targets: map[string]*targetState{}}, nil
+	m, err := newScrapeMetrics(opts.Registerer, opts.Interval)
+	if err != nil {
+		return nil, err
+	}
+	return &Scraper{store: store, opts: opts, log: opts.Logger.With("component", "scrape"), metrics: m, loops: map[string]*scrapeLoop{}}, nil
 }
 
-// Run scrapes every interval until ctx ends, then marks every series of
-// every target stale.
+// syncInterval is how often Run asks the source for its targets at most,
+// as often as Prometheus' discovery updates its scrape pools, so that a new
+// replica is scraped within seconds whatever the interval.
+const syncInterval = 5 * time.Second
+
+// Run follows the targets until ctx ends: a loop per target scrapes it
+// every interval, from when it appears until it goes away, then marks its
+// series stale. Run returns once every loop has.
 func (s *Scraper) Run(ctx context.Context) {
-	tick := time.NewTicker(s.opts.Interval)
+	tick := time.NewTicker(min(syncInterval, s.opts.Interval))
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	// ending holds the loops stopped that may still be marking their
+	// series stale, by target: a target that comes back waits for its old
+	// loop, so that the staleness markers come before the new samples.
+	ending := map[string]<-chan struct{}{}
 	for {
-		s.Scrape(ctx)
+		added, removed := s.sync()
+		for key, done := range ending {
+			select {
+			case <-done:
+				delete(ending, key)
+			default:
+			}
+		}
+		for _, l := range removed {
+			l.cancel()
+			ending[l.key] = l.done
+		}
+		for _, l := range added {
+			l.prev = ending[l.key]
+			lctx, cancel := context.WithCancel(ctx)
+			l.cancel = cancel
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.run(lctx)
+			}()
+		}
 		select {
 		case <-ctx.Done():
-			s.staleAll()
+			wg.Wait()
+			s.mu.Lock()
+			s.loops = map[string]*scrapeLoop{}
+			s.mu.Unlock()
 			return
 		case <-tick.C:
 		}
 	}
 }
 
-// maxConcurrentScrapes bounds the scrapes in flight in one round.
-const maxConcurrentScrapes = 16
-
-// Scrape runs one round: it asks the source for the targets, forgets (and
-// marks stale) those gone, and scrapes the others concurrently.
+// Scrape asks the source for the targets, marks the series of those gone
+// stale, and scrapes every target once, concurrently; it returns when every
+// scrape has ended. It is for a Scraper that does not Run: tests and
+// benchmarks, at chosen times.
 func (s *Scraper) Scrape(ctx context.Context) {
+	_, removed := s.sync()
+	for _, l := range removed {
+		l.markStale(time.Now())
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	current := map[string]*targetState{}
-	for _, t := range s.opts.Targets.Targets() {
-		st := s.newTargetState(t)
-		if old, ok := s.targets[st.key]; ok {
-			old.target = t // a handler may have been replaced
-			st = old
-		}
-		current[st.key] = st
+	loops := make([]*scrapeLoop, 0, len(s.loops))
+	for _, l := range s.loops {
+		loops = append(loops, l)
 	}
-	for key, st := range s.targets {
-		if _, ok := current[key]; !ok {
-			s.stale(st, time.Now())
-		}
-	}
-	s.targets = current
-
-	sem := make(chan struct{}, maxConcurrentScrapes)
+	s.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, st := range current {
+	for _, l := range loops {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s.scrapeTarget(ctx, st)
+			defer wg.Done()
+			l.scrape(ctx)
 		}()
 	}
 	wg.Wait()
-	s.snapshotHealth()
 }
 
-// snapshotHealth keeps the targets' state after a round for Health, which
-// must not wait for a round in flight. s.mu held.
-func (s *Scraper) snapshotHealth() {
-	out := make([]TargetHealth, 0, len(s.targets))
-	for _, st := range s.targets {
-		out = append(out, TargetHealth{
-			URL: st.target.URL, Labels: st.lset.Map(), Health: st.health, LastError: st.lastError,
-			LastScrape: st.lastScrape, LastDuration: st.lastDuration, Samples: st.lastSamples,
-		})
+// sync compares the source's targets with the loops: it returns the loops
+// added and those removed, which the caller starts and stops.
+func (s *Scraper) sync() (added, removed []*scrapeLoop) {
+	targets := s.opts.Targets.Targets()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	current := make(map[string]*scrapeLoop, len(targets))
+	for _, t := range targets {
+		lset := targetLabels(t)
+		key := t.URL + lset.String()
+		if _, dup := current[key]; dup {
+			continue
+		}
+		if l, ok := s.loops[key]; ok {
+			l.setTarget(t) // a handler may have been replaced
+			current[key] = l
+			continue
+		}
+		l := s.newLoop(t, lset, key)
+		current[key] = l
+		added = append(added, l)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })
-	s.healthMu.Lock()
-	s.health = out
-	s.healthMu.Unlock()
+	for key, l := range s.loops {
+		if _, ok := current[key]; !ok {
+			removed = append(removed, l)
+		}
+	}
+	s.loops = current
+	return added, removed
 }
 
-func (s *Scraper) newTargetState(t Target) *targetState {
+func targetLabels(t Target) labels.Labels {
 	b := labels.NewBuilder(labels.EmptyLabels())
 	for k, v := range t.Labels {
 		if v != "" {
-			b.Set(k, v)
-		}
-	}
-	lset := b.Labels()
-	return &targetState{target: t, lset: lset, key: t.URL + lset.String(), cache: map[string]*cacheEntry{}, symbols: labels.NewSymbolTable(), health: "unknown"}
-}
-
-// scrapeTarget scrapes one target and appends its samples and report
-// series in one transaction.
-func (s *Scraper) scrapeTarget(ctx context.Context, st *targetState) {
-	start := time.Now()
-	ts := start.UnixMilli()
-	st.round++
-	body, ctype, err := s.fetch(ctx, st.target)
-	app := s.store.Appender(ctx)
-	n := 0
-	if err == nil {
-		n, err = s.appendBody(app, st, body, ctype, ts)
-		if err != nil {
-			_ = app.Rollback()
-			app = s.store.Appender(ctx)
-		}
-	}
-	// Series seen before and not now are stale; after a failed scrape, all.
-	for key, ce := range st.cache {
-		if ce.round != st.round || err != nil {
-			_, _ = app.Append(ce.ref, ce.lset, 0, ts, math.Float64frombits(value.StaleNaN), nil, nil, storage.AOptions{})
-			delete(st.cache, key)
-		}
-	}
-	dur := time.Since(start)
-	up := 1.0
-	st.health, st.lastError = "up", ""
-	if err != nil {
-		up, st.health, st.lastError = 0, "down", err.Error()
-		s.log.Debug("scrape failed", "target", st.target.URL, "err", err)
-	}
-	st.lastScrape, st.lastDuration, st.lastSamples = start, dur, n
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{{"up", up}, {"scrape_duration_seconds", dur.Seconds()}, {"scrape_samples_scraped", float64(n)}} {
-		_, _ = app.Append(0, s.reportLabels(st, r.name), 0, ts, r.v, nil, nil, storage.AOptions{})
-	}
-	if err := app.Commit(); err != nil {
-		s.log.Warn("scrape: commit samples", "target", st.target.URL, "err", err)
-	}
-}
-
-func (s *Scraper) reportLabels(st *targetState, name string) labels.Labels {
-	b := labels.NewBuilder(st.lset)
-	b.Set(labels.MetricName, name)
-	for k, v := range s.opts.Labels {
-		if b.Get(k) == "" {
-			b.Set(k, v)
-		}
-	}
-	return b.Labels()
-}
-
-// stale marks every series of a target that went away, and its report
-// series.
-func (s *Scraper) stale(st *targetState, now time.Time) {
-	app := s.store.Appender(context.Background())
-	ts := now.UnixMilli()
-	nan := math.Float64frombits(value.StaleNaN)
-	for _, ce := range st.cache {
-		_, _ = app.Append(ce.ref, ce.lset, 0, ts, nan, nil, nil, storage.AOptions{})
-	}
-	for _, name := range []string{"up", "scrape_duration_seconds", "scrape_samples_scraped"} {
-		_, _ = app.Append(0, s.reportLabels(st, name), 0, ts, nan, nil, nil, storage.AOptions{})
-	}
-	if err := app.Commit(); err != nil {
-		s.log.Warn("scrape: commit staleness markers", "target", st.target.URL, "err", err)
-	}
-	st.cache = map[string]*cacheEntry{}
-}
-
-func (s *Scraper) staleAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	for _, st := range s.targets {
-		s.stale(st, now)
-	}
-	s.targets = map[string]*targetState{}
-	s.snapshotHealth()
-}
-
-// maxBody bounds one scrape's answer.
-const maxBody = 64 << 20
-
-// acceptHeader prefers the Prometheus text format, which every client
-// library writes, then OpenMetrics.
-const acceptHeader = "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
-
-func (s *Scraper) fetch(ctx context.Context, t Target) ([]byte, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	req.Header.Set("Accept", acceptHeader)
-	req.Header.Set("User-Agent", "nubo-scraper")
-	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(s.opts.Timeout.Seconds(), 'f', -1, 64))
-	if t.Handler != nil {
-		rec := httptest.NewRecorder()
-		t.Handler.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			return nil, "", fmt.Errorf("server returned HTTP status %d", rec.Code)
-		}
-		return rec.Body.Bytes(), rec.Header().Get("Content-Type"), nil
-	}
-	resp, err := s.opts.Client.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, "", fmt.Errorf("server returned HTTP status %s", resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if len(body) > maxBody {
-		return nil, "", fmt.Errorf("answer larger than %d MiB", maxBody>>20)
-	}
-	return body, resp.Header.Get("Content-Type"), nil
-}
-
-// appendBody parses an exposition and appends its samples at ts (or at a
-// sample's own timestamp). Samples the TSDB refuses as out of order or
-// duplicated are skipped, as Prometheus does; a parse error fails the whole
-// scrape.
-func (s *Scraper) appendBody(app storage.AppenderV2, st *targetState, body []byte, ctype string, ts int64) (int, error) {
-	p, err := textparse.New(body, ctype, st.symbols, textparse.ParserOptions{FallbackContentType: "text/plain"})
-	if p == nil {
-		return 0, fmt.Errorf("unreadable answer: %w", err)
-	}
-	n := 0
-	for {
-		et, err := p.Next()
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
-			return n, fmt.Errorf("parse the answer: %w", err)
-		}
-		var (
-			ser []byte
-			t   *int64
-			v   float64
-			h   = (*histogramPair)(nil)
-		)
-		switch et {
-		case textparse.EntrySeries:
-			ser, t, v = p.Series()
-		case textparse.EntryHistogram:
-			var hp histogramPair
-			ser, t, hp.h, hp.fh = p.Histogram()
-			h = &hp
-		default:
-			continue
-		}
-		ce, ok := st.cache[string(ser)]
-		if !ok {
-			var lset labels.Labels
-			p.Labels(&lset)
-			ce = &cacheEntry{lset: s.mutateLabels(st, lset)}
-			st.cache[string(ser)] = ce
-		}
-		sts := ts
-		if t != nil {
-			sts = *t
-		}
-		var ref storage.SeriesRef
-		if h != nil {
-			ref, err = app.Append(ce.ref, ce.lset, 0, sts, 0, h.h, h.fh, storage.AOptions{})
-		} else {
-			ref, err = app.Append(ce.ref, ce.lset, 0, sts, v, nil, nil, storage.AOptions{})
-		}
-		n++
-		switch {
-		case err == nil:
-			ce.ref = ref
-		case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrOutOfBounds),
-			errors.Is(err, storage.ErrTooOldSample), errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
-			// Kept as Prometheus keeps them: dropped, the scrape goes on.
-		default:
-			return n, fmt.Errorf("append %s: %w", ce.lset, err)
-		}
-		ce.round = st.round
-	}
-}
-
-// histogramPair is a native histogram sample, integer or float.
-type histogramPair struct {
-	h  *histogram.Histogram
-	fh *histogram.FloatHistogram
-}
-
-// mutateLabels adds a target's labels to a scraped series' labels, keeping
-// a scraped label that clashes as exported_NAME (honor_labels: false), and
-// the global labels the series lacks.
-func (s *Scraper) mutateLabels(st *targetState, scraped labels.Labels) labels.Labels {
-	b := labels.NewBuilder(scraped)
-	st.lset.Range(func(l labels.Label) {
-		if v := scraped.Get(l.Name); v != "" {
-			name := "exported_" + l.Name
-			for scraped.Get(name) != "" {
-				name = "exported_" + name
-			}
-			b.Set(name, v)
-		}
-		b.Set(l.Name, l.Value)
-	})
-	for k, v := range s.opts.Labels {
-		if b.Get(k) == "" {
 			b.Set(k, v)
 		}
 	}
@@ -513,9 +315,19 @@ type TargetHealth struct {
 	Samples int
 }
 
-// Health lists the targets of the last round, by URL.
+// Health lists the targets, by URL, as their last scrape left them; it
+// does not wait for a scrape in flight.
 func (s *Scraper) Health() []TargetHealth {
-	s.healthMu.Lock()
-	defer s.healthMu.Unlock()
-	return append([]TargetHealth(nil), s.health...)
+	s.mu.Lock()
+	loops := make([]*scrapeLoop, 0, len(s.loops))
+	for _, l := range s.loops {
+		loops = append(loops, l)
+	}
+	s.mu.Unlock()
+	out := make([]TargetHealth, 0, len(loops))
+	for _, l := range loops {
+		out = append(out, l.health())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })
+	return out
 }

@@ -46,6 +46,7 @@ type Store struct {
 	engine *promql.Engine
 	parser parser.Parser
 	opts   StoreOptions
+	opened time.Time // when the TSDB was open, its write-ahead log replayed
 }
 
 // OpenStore opens (or creates) the TSDB in opts.Dir, replaying its
@@ -93,7 +94,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 		NoStepSubqueryIntervalFn: func(int64) int64 { return opts.EvaluationInterval.Milliseconds() },
 		Parser:                   p,
 	})
-	return &Store{db: db, engine: engine, parser: p, opts: opts}, nil
+	return &Store{db: db, engine: engine, parser: p, opts: opts, opened: time.Now()}, nil
 }
 
 // Close flushes and closes the TSDB; nil-safe.
@@ -133,7 +134,16 @@ func (s *Store) Query(ctx context.Context, expr string, ts time.Time) (promql.Ve
 	}
 	switch v := res.Value.(type) {
 	case promql.Vector:
-		return v, nil
+		// The query's buffers go back to the engine's pools on Close, and a
+		// sample's histogram may live in them: the caller gets copies.
+		out := make(promql.Vector, len(v))
+		for i, smp := range v {
+			if smp.H != nil {
+				smp.H = smp.H.Copy()
+			}
+			out[i] = smp
+		}
+		return out, nil
 	case promql.Scalar:
 		return promql.Vector{{T: v.T, F: v.V, Metric: labels.EmptyLabels()}}, nil
 	default:
