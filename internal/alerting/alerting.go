@@ -51,56 +51,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/model"
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
-// State is an alert's state, as Prometheus names it.
-type State string
+// State is apitype.AlertState.
+type State = apitype.AlertState
 
 // Alert states. Rules report pending and firing alerts; resolved appears in
 // notifications only.
 const (
-	StatePending  State = "pending"
-	StateFiring   State = "firing"
-	StateResolved State = "resolved"
+	StatePending  = apitype.AlertPending
+	StateFiring   = apitype.AlertFiring
+	StateResolved = apitype.AlertResolved
 )
 
 // AlertNameLabel is the label that holds an alert's name.
-const AlertNameLabel = "alertname"
+const AlertNameLabel = apitype.AlertNameLabel
 
-// Alert is one instance of an alerting rule: one series of its expression,
-// with the rule's labels and annotations expanded.
-type Alert struct {
-	// Labels identify the alert; alertname is the rule's name.
-	Labels map[string]string `json:"labels"`
-	// Annotations are the rule's annotations, expanded.
-	Annotations map[string]string `json:"annotations,omitempty"`
-	// State is pending or firing.
-	State State `json:"state"`
-	// Value is the expression's value at the last evaluation, as Prometheus
-	// writes it ("0.052", "NaN", "+Inf").
-	Value string `json:"value"`
-	// ActiveAt is when the expression first returned this series.
-	ActiveAt time.Time `json:"activeAt"`
-	// FiredAt is when the alert began to fire; zero while pending.
-	FiredAt time.Time `json:"firedAt,omitzero"`
-	// GeneratorURL links to the expression in the console.
-	GeneratorURL string `json:"generatorURL,omitempty"`
-}
+// Alert is apitype.Alert: the wire type lives there.
+type Alert = apitype.Alert
 
-// Name is the alert's name, its alertname label.
-func (a Alert) Name() string { return a.Labels[AlertNameLabel] }
-
-// Fingerprint identifies an alert by its labels, as Alertmanager does.
-func (a Alert) Fingerprint() string { return fingerprint(a.Labels) }
-
-func fingerprint(l map[string]string) string {
-	ls := make(model.LabelSet, len(l))
-	for k, v := range l {
-		ls[model.LabelName(k)] = model.LabelValue(v)
-	}
-	return ls.Fingerprint().String()
-}
+func fingerprint(l map[string]string) string { return apitype.LabelsFingerprint(l) }
 
 // ErrNotFound is returned for an alert, silence or channel that does not
 // exist; the admin API answers it with 404.
@@ -120,7 +91,7 @@ type Notifier struct {
 	cfg        Config
 	deliverers map[string]*deliverer
 	groups     map[string]*group
-	silences   map[string]*Silence
+	silences   map[string]*silence
 	runCtx     context.Context // set by Start; deliverers run under it
 	started    bool
 	stopped    bool
@@ -144,13 +115,8 @@ type incident struct {
 	esc      *escalation
 }
 
-// Ack records an acknowledgement.
-type Ack struct {
-	// By names who acknowledged.
-	By string `json:"by,omitempty"`
-	// At is when.
-	At time.Time `json:"at"`
-}
+// Ack is apitype.Ack: the wire type lives there.
+type Ack = apitype.Ack
 
 // New checks cfg and returns a Notifier; it starts nothing.
 func New(cfg Config) (*Notifier, error) {
@@ -163,7 +129,7 @@ func New(cfg Config) (*Notifier, error) {
 		kick:     make(chan struct{}, 1),
 		cfg:      cfg,
 		groups:   map[string]*group{},
-		silences: map[string]*Silence{},
+		silences: map[string]*silence{},
 	}
 	n.deliverers = n.newDeliverers(cfg, nil)
 	return n, nil
@@ -334,7 +300,7 @@ func (n *Notifier) reconcile(g *group, now time.Time) {
 			n.notify(g, g.inc.notified, StateResolved, resolved, "")
 		}
 		n.log.Info("incident closed", "alert", g.name, "resolved", len(resolved))
-		if n.route(g.name).empty() && len(resolved) > 0 {
+		if routeEmpty(n.route(g.name)) && len(resolved) > 0 {
 			n.cfg.LogLine(fmt.Sprintf("alert %s resolved", g.name))
 		}
 		g.inc = nil
@@ -356,7 +322,7 @@ func (n *Notifier) open(g *group, now time.Time) {
 	}
 	g.inc = &incident{opened: opened}
 	r := n.route(g.name)
-	if r.empty() {
+	if routeEmpty(r) {
 		n.cfg.LogLine(fmt.Sprintf("alert %s firing (%s); no channel or escalation routes it", g.name, countAlerts(len(g.firing))))
 		return
 	}

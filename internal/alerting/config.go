@@ -9,18 +9,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
-// Route says where an alert's notifications go.
-type Route struct {
-	// Escalation names an escalation policy.
-	Escalation string `json:"escalation,omitempty"`
-	// Channels are notified directly when the alert fires.
-	Channels []string `json:"channels,omitempty"`
-}
+// Route is apitype.Route: the wire type lives there.
+type Route = apitype.Route
 
-func (r Route) empty() bool { return r.Escalation == "" && len(r.Channels) == 0 }
+func routeEmpty(r Route) bool { return r.Escalation == "" && len(r.Channels) == 0 }
 
 // Backoff is the retry policy of failed deliveries: a failed notification
 // is retried, each wait twice the one before, until its group interval

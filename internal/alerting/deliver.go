@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -354,23 +355,8 @@ func (d *deliverer) record(err error) {
 	d.lastErr, d.lastAt = err.Error(), time.Now()
 }
 
-// ChannelStatus counts a channel's deliveries.
-type ChannelStatus struct {
-	// Name of the channel.
-	Name string `json:"name"`
-	// Type of the channel.
-	Type string `json:"type"`
-	// Sent counts successful deliveries.
-	Sent int `json:"sent"`
-	// Failed counts failed attempts, retries included.
-	Failed int `json:"failed"`
-	// Queued counts notifications waiting.
-	Queued int `json:"queued"`
-	// LastError is the last failure's message.
-	LastError string `json:"lastError,omitempty"`
-	// LastErrorAt is when it happened.
-	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
-}
+// ChannelStatus is apitype.ChannelStatus: the wire type lives there.
+type ChannelStatus = apitype.ChannelStatus
 
 func (d *deliverer) status() ChannelStatus {
 	d.mu.Lock()

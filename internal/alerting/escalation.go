@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -94,24 +95,8 @@ func (e *escalation) settle(p *spec.EscalationPolicy, acked bool) {
 	e.done = true
 }
 
-// EscalationStatus is an incident's progress through its policy.
-type EscalationStatus struct {
-	// Policy names the escalation policy.
-	Policy string `json:"policy"`
-	// Step is the last step run or skipped in the current pass, from 1; 0
-	// before the first.
-	Step int `json:"step"`
-	// Steps is the number of steps of the policy.
-	Steps int `json:"steps"`
-	// Repeat is the repeat under way, 0 in the first pass.
-	Repeat int `json:"repeat"`
-	// MaxRepeat is the most repeats of the policy.
-	MaxRepeat int `json:"maxRepeat"`
-	// Next is when the next step is due; zero once done.
-	Next time.Time `json:"next,omitzero"`
-	// Done is set once no step is left to run.
-	Done bool `json:"done"`
-}
+// EscalationStatus is apitype.Escalation: the wire type lives there.
+type EscalationStatus = apitype.Escalation
 
 func (e *escalation) status(p *spec.EscalationPolicy) *EscalationStatus {
 	s := &EscalationStatus{Policy: e.policy, Step: e.ran, Repeat: e.pass, Done: e.done}

@@ -16,25 +16,16 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
-// Silence mutes the alerts its matchers all match, from StartsAt to EndsAt.
-type Silence struct {
-	// ID identifies the silence.
-	ID string `json:"id"`
-	// Matchers, written as PromQL label matchers: alertname="x", severity=~"crit.*".
-	Matchers string `json:"matchers"`
-	// StartsAt is when it was created.
-	StartsAt time.Time `json:"startsAt"`
-	// EndsAt is when it ends (or ended, if expired early).
-	EndsAt time.Time `json:"endsAt"`
-	// CreatedBy names who created it.
-	CreatedBy string `json:"createdBy,omitempty"`
-	// Comment says why.
-	Comment string `json:"comment,omitempty"`
-	// State is active or expired, at the time of the answer.
-	State string `json:"state"`
+// Silence is apitype.Silence: the wire type lives there.
+type Silence = apitype.Silence
 
+// silence is a Silence with its parsed matchers.
+type silence struct {
+	Silence
 	matchers []*labels.Matcher
 	// ended is set once the silence's end has been applied: the first
 	// pass after it re-notifies what it muted.
@@ -130,7 +121,7 @@ func matchersText(ms []*labels.Matcher) string {
 	return strings.Join(parts, ", ")
 }
 
-func (s *Silence) matches(l map[string]string) bool {
+func (s *silence) matches(l map[string]string) bool {
 	for _, m := range s.matchers {
 		if !m.Matches(l[m.Name]) {
 			return false
@@ -139,10 +130,10 @@ func (s *Silence) matches(l map[string]string) bool {
 	return true
 }
 
-func (s *Silence) active(now time.Time) bool { return now.Before(s.EndsAt) }
+func (s *silence) active(now time.Time) bool { return now.Before(s.EndsAt) }
 
 // silencedBy returns the first active silence matching l, or nil. Lock held.
-func (n *Notifier) silencedBy(l map[string]string, now time.Time) *Silence {
+func (n *Notifier) silencedBy(l map[string]string, now time.Time) *silence {
 	for _, id := range sortedKeys(n.silences) {
 		if s := n.silences[id]; s.active(now) && s.matches(l) {
 			return s
@@ -165,10 +156,10 @@ func (n *Notifier) AddSilence(matchers string, d time.Duration, by, comment stri
 	if _, err := rand.Read(id); err != nil {
 		return Silence{}, err
 	}
-	s := &Silence{
+	s := &silence{Silence: Silence{
 		ID: hex.EncodeToString(id), Matchers: matchersText(ms), StartsAt: now, EndsAt: now.Add(d),
-		CreatedBy: by, Comment: comment, matchers: ms,
-	}
+		CreatedBy: by, Comment: comment,
+	}, matchers: ms}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.silences[s.ID] = s
@@ -215,9 +206,8 @@ func (n *Notifier) silenceViews(now time.Time) []Silence {
 	return out
 }
 
-func (s *Silence) view(now time.Time) Silence {
-	v := *s
-	v.matchers, v.ended = nil, false
+func (s *silence) view(now time.Time) Silence {
+	v := s.Silence
 	v.State = "expired"
 	if s.active(now) {
 		v.State = "active"
@@ -281,9 +271,10 @@ func (n *Notifier) loadSilences() error {
 			n.log.Warn("saved silence dropped", "id", s.ID, "err", err)
 			continue
 		}
-		s.matchers, s.State = ms, ""
-		s.ended = !s.active(time.Now())
-		n.silences[s.ID] = &s
+		s.State = ""
+		sil := &silence{Silence: s, matchers: ms}
+		sil.ended = !sil.active(time.Now())
+		n.silences[s.ID] = sil
 	}
 	return nil
 }
@@ -296,8 +287,8 @@ func (n *Notifier) saveSilences() error {
 	}
 	list := make([]Silence, 0, len(n.silences))
 	for _, id := range sortedKeys(n.silences) {
-		s := *n.silences[id]
-		s.matchers, s.State, s.ended = nil, "", false
+		s := n.silences[id].Silence
+		s.State = ""
 		list = append(list, s)
 	}
 	data, err := json.MarshalIndent(list, "", "  ")

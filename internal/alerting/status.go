@@ -3,53 +3,18 @@ package alerting
 import (
 	"sort"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
 )
 
-// Status is everything the notifier knows: the answer of GET /admin/v1/alerts.
-type Status struct {
-	// Alerts are the alert groups with a pending or firing alert, or an
-	// open incident, by name.
-	Alerts []AlertStatus `json:"alerts"`
-	// Silences are the active silences and those expired in the last day.
-	Silences []Silence `json:"silences"`
-	// Channels count each channel's deliveries, by name.
-	Channels []ChannelStatus `json:"channels"`
-}
+// Status is apitype.Alerts: the wire type lives there.
+type Status = apitype.Alerts
 
-// AlertStatus is one alert name: its alerts, incident and escalation.
-type AlertStatus struct {
-	// Name is the alert name.
-	Name string `json:"name"`
-	// State is firing when any alert fires, else pending.
-	State State `json:"state"`
-	// Severity is the severity label, when all alerts share one.
-	Severity string `json:"severity,omitempty"`
-	// ActiveAt is when the oldest alert became active.
-	ActiveAt time.Time `json:"activeAt"`
-	// FiredAt is when the incident opened; zero while only pending.
-	FiredAt time.Time `json:"firedAt,omitzero"`
-	// Silenced is set when every firing alert is silenced.
-	Silenced bool `json:"silenced"`
-	// Acknowledged is the incident's acknowledgement, if any.
-	Acknowledged *Ack `json:"acknowledged,omitempty"`
-	// Route says where notifications go.
-	Route Route `json:"route"`
-	// Escalation is the incident's escalation, if its route has a policy.
-	Escalation *EscalationStatus `json:"escalation,omitempty"`
-	// Notified lists the channels notified during the incident.
-	Notified []string `json:"notified,omitempty"`
-	// Instances are the alerts, oldest first.
-	Instances []Instance `json:"instances"`
-}
+// AlertStatus is apitype.AlertStatus: the wire type lives there.
+type AlertStatus = apitype.AlertStatus
 
-// Instance is one alert of a group.
-type Instance struct {
-	Alert
-	// Fingerprint identifies the alert by its labels.
-	Fingerprint string `json:"fingerprint"`
-	// SilencedBy is the ID of the silence that mutes it.
-	SilencedBy string `json:"silencedBy,omitempty"`
-}
+// Instance is apitype.AlertInstance: the wire type lives there.
+type Instance = apitype.AlertInstance
 
 // Status returns the alerts, silences and channels as of now.
 func (n *Notifier) Status(now time.Time) Status {

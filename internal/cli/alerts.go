@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nubo-dev/nubo/internal/alerting"
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -46,7 +47,7 @@ func newAlertsCmd(std stdio, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var st alerting.Status
+			var st apitype.Alerts
 			raw, err := newEngineClient(t).getJSON(cmd.Context(), "/admin/v1/alerts", &st)
 			if err != nil {
 				return err
@@ -81,7 +82,7 @@ until the alert resolves.`,
 				return err
 			}
 			q := url.Values{"by": {orDefault(by, whoAmI())}}
-			var st alerting.AlertStatus
+			var st apitype.AlertStatus
 			path := "/admin/v1/alerts/" + url.PathEscape(args[0]) + "/ack?" + q.Encode()
 			if err := newEngineClient(t).send(cmd.Context(), http.MethodPost, path, &st); err != nil {
 				return err
@@ -134,7 +135,7 @@ alertname=high_error_rate,severity=~"crit.*" (braces and quotes optional).`,
 			if comment != "" {
 				q.Set("comment", comment)
 			}
-			var s alerting.Silence
+			var s apitype.Silence
 			if err := newEngineClient(t).send(cmd.Context(), http.MethodPost, "/admin/v1/silences?"+q.Encode(), &s); err != nil {
 				return err
 			}
@@ -160,7 +161,7 @@ func newAlertsUnsilenceCmd(std stdio, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var s alerting.Silence
+			var s apitype.Silence
 			if err := newEngineClient(t).send(cmd.Context(), http.MethodDelete, "/admin/v1/silences/"+url.PathEscape(args[0]), &s); err != nil {
 				return err
 			}
@@ -207,7 +208,7 @@ func orDefault(v, def string) string {
 }
 
 // writeAlerts prints the alerts table, then the active silences.
-func writeAlerts(w io.Writer, st alerting.Status, now time.Time) {
+func writeAlerts(w io.Writer, st apitype.Alerts, now time.Time) {
 	if len(st.Alerts) == 0 {
 		fmt.Fprintln(w, "no alerts pending or firing")
 	} else {
@@ -231,7 +232,7 @@ func writeAlerts(w io.Writer, st alerting.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
-	var active []alerting.Silence
+	var active []apitype.Silence
 	for _, s := range st.Silences {
 		if s.State == "active" {
 			active = append(active, s)
@@ -251,7 +252,7 @@ func writeAlerts(w io.Writer, st alerting.Status, now time.Time) {
 
 // escalationText is "critical step 1/2, next in 14m", with the repeat when
 // one is under way, or "critical done".
-func escalationText(e *alerting.EscalationStatus, now time.Time) string {
+func escalationText(e *apitype.Escalation, now time.Time) string {
 	if e == nil {
 		return "-"
 	}
@@ -266,10 +267,10 @@ func escalationText(e *alerting.EscalationStatus, now time.Time) string {
 }
 
 // instancesText is "1", or "3 (1 pending, 1 silenced)".
-func instancesText(in []alerting.Instance) string {
+func instancesText(in []apitype.AlertInstance) string {
 	pending, silenced := 0, 0
 	for _, i := range in {
-		if i.State == alerting.StatePending {
+		if i.State == apitype.AlertPending {
 			pending++
 		}
 		if i.SilencedBy != "" {
