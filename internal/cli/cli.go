@@ -127,6 +127,7 @@ file into Kubernetes manifests.`,
 		newOpenAPICmd(std, g),
 		newServeCmd(std),
 		newMCPCmd(std, g),
+		newAuditCmd(std, g),
 	)
 	return root
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/audit"
 	"github.com/nubo-dev/nubo/internal/engine"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/spf13/cobra"
@@ -150,6 +151,7 @@ func (c *engineClient) doBody(ctx context.Context, method, path, contentType str
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set(audit.ActorHeader, audit.Actor("cli"))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,7 +45,10 @@ func newDeployCmd(std stdio, g *globals) *cobra.Command {
 				return err
 			}
 			opts.Out = std.out
-			return c.Deploy(cmd.Context(), res.Objects, app.Name, app.Namespace, opts)
+			err = c.Deploy(cmd.Context(), res.Objects, app.Name, app.Namespace, opts)
+			g.stateDirOf(app)
+			auditCLI(app, "deploy", "namespace "+app.Namespace, fmt.Sprintf("%d objects", len(res.Objects)), err)
+			return err
 		},
 	}
 	flags.add(cmd)

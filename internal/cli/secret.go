@@ -87,7 +87,9 @@ anyway, with a warning.`,
 			if w := undeclared(app, name, key); w != "" {
 				fmt.Fprintf(std.err, "nubo: warning: %s; storing it anyway\n", w)
 			}
-			if err := store.Set(name, key, secrets.NewValue(value)); err != nil {
+			err = store.Set(name, key, secrets.NewValue(value))
+			auditCLI(app, "secret-set", name+" "+key, "", err)
+			if err != nil {
 				return fmt.Errorf("set secret %q key %q: %w", name, key, err)
 			}
 			if shadowed(app, name, key) {
@@ -308,11 +310,16 @@ func newSecretRmCmd(std stdio, g *globals) *cobra.Command {
 				key = args[1]
 				what = fmt.Sprintf("secret %q key %q", name, key)
 			}
-			_, store, err := openSecrets(g)
+			app, store, err := openSecrets(g)
 			if err != nil {
 				return err
 			}
 			removed, err := store.Delete(name, key)
+			if err == nil && !removed {
+				auditCLI(app, "secret-rm", strings.TrimSpace(name+" "+key), "not in the store", errors.New("not in the store"))
+			} else {
+				auditCLI(app, "secret-rm", strings.TrimSpace(name+" "+key), "", err)
+			}
 			if err != nil {
 				return fmt.Errorf("remove %s: %w", what, err)
 			}

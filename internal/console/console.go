@@ -56,6 +56,9 @@ type Config struct {
 	History interface {
 		Find(logs.Search) ([]logs.Line, error)
 	}
+	// Audit records the changes made through the console (requests that
+	// name their actor); nil records nothing.
+	Audit Auditor
 	// Metrics serves GET /metrics; nil answers it with 404.
 	Metrics http.Handler
 	// Logger receives the server's own diagnostics; nil discards them.
@@ -141,7 +144,7 @@ func (s *Server) routes() (http.Handler, error) {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API takes state-changing requests from its own origin and from non-browser clients only")
 	}))
-	return csrf.Handler(s.guard(jsonNotFound(mux))), nil
+	return csrf.Handler(s.guard(s.audited(jsonNotFound(mux)))), nil
 }
 
 // handle registers a route of another part of the engine. ServeMux panics on

@@ -26,6 +26,9 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		return nil, err
 	}
 	e.out.pipe.Store(pipe)
+	if e.audit == nil {
+		e.audit = newAuditTrail(app, e.metrics.reg)
+	}
 
 	bc, err := newBrokerComponent(app, e.log)
 	if err != nil {

@@ -31,6 +31,7 @@ func (c *consoleComponent) build(routes []console.Route) error {
 		Backend: c.e,
 		Logs:    c.e.logs,
 		History: logHistory{c.e.out},
+		Audit:   c.e.audit,
 		Metrics: c.e.metrics.handler(),
 		Logger:  c.e.log,
 		Routes:  routes,

@@ -87,6 +87,7 @@ type Engine struct {
 	gateway  *gatewayComponent
 	events   *eventsComponent
 	services *servicesComponent
+	audit    *auditTrail
 
 	mu   sync.Mutex // guards the fields below
 	app  *spec.App

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/nubo-dev/nubo/internal/audit"
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -234,6 +235,7 @@ func (e *Engine) reload(ctx context.Context) {
 		} else {
 			e.out.event("", "  "+err.Error())
 		}
+		_, _ = e.audit.Append(audit.Record{Actor: "engine:watch", Action: "reload", Target: old.File, Detail: "does not load"}, err)
 		return
 	}
 	if e.opts.StateDir != "" {
@@ -242,6 +244,7 @@ func (e *Engine) reload(ctx context.Context) {
 	vals, err := e.resolveSecrets(next)
 	if err != nil {
 		e.out.event("", fmt.Sprintf("%s changed but its secrets do not resolve; keeping the running system: %v", old.File, err))
+		_, _ = e.audit.Append(audit.Record{Actor: "engine:watch", Action: "reload", Target: old.File, Detail: "secrets do not resolve"}, err)
 		return
 	}
 	if old.Gateway == nil && next.Gateway != nil {
@@ -258,6 +261,13 @@ func (e *Engine) reload(ctx context.Context) {
 		e.app, e.vals = next, vals
 	}
 	e.mu.Unlock()
+	detail := "spec " + specDigest(next)
+	if len(changed) > 0 {
+		detail += "; changed: " + strings.Join(changed, ", ")
+	}
+	if _, aerr := e.audit.Append(audit.Record{Actor: "engine:watch", Action: "reload", Target: old.File, Detail: detail}, err); aerr != nil {
+		e.log.Error("audit: reload not recorded", "err", aerr)
+	}
 	switch {
 	case errors.As(err, &re) && !re.Committed:
 		e.out.event("", fmt.Sprintf("%s changed but %s refuses it; keeping the running system: %v", old.File, re.Component, re.Err))

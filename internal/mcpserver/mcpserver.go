@@ -26,6 +26,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/audit"
 )
 
 // Config is what the server needs.
@@ -252,6 +253,7 @@ func (e *engineAPI) send(ctx context.Context, method, path, contentType string, 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set(audit.ActorHeader, audit.Actor("mcp"))
 	resp, err := e.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("the engine at %s does not answer (is nubo up running?): %w", e.base, err)
