@@ -90,4 +90,3 @@ func (c *codeRecorder) WriteHeader(code int) {
 }
 
 func (c *codeRecorder) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
