@@ -59,7 +59,13 @@ func TestAuditTrail(t *testing.T) {
 		if r.code != 0 {
 			return fmt.Errorf("%s", r)
 		}
-		return json.Unmarshal([]byte(r.stdout), &st)
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			return err
+		}
+		if len(st.Services) != 1 || st.Services[0].Ready != 1 {
+			return fmt.Errorf("idle not ready yet")
+		}
+		return nil
 	})
 	if r := run("", "restart", "idle"); r.code != 0 {
 		t.Fatalf("restart: %s", r)
@@ -67,6 +73,20 @@ func TestAuditTrail(t *testing.T) {
 	if r := run("", "restart", "nope"); r.code == 0 {
 		t.Fatalf("restart of an unknown service succeeded: %s", r)
 	}
+	if r := run("", "scale", "idle", "2"); r.code != 0 {
+		t.Fatalf("scale: %s", r)
+	}
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		var s apitype.Status
+		r := run("", "status", "-o", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+			return err
+		}
+		if len(s.Services) != 1 || s.Services[0].Ready != 2 {
+			return fmt.Errorf("not 2 ready replicas yet: %+v", s.Services)
+		}
+		return nil
+	})
 	if r := run(`{"n":1}`, "publish", "queue", "jobs", "--type", "t", "--data", "-"); r.code != 0 {
 		t.Fatalf("publish: %s", r)
 	}
@@ -90,7 +110,7 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("record %d: actor %q", rec.Seq, rec.Actor)
 		}
 	}
-	want := []string{"secret-set api TOKEN ok", "restart idle ok", "restart nope failed", "publish queue:jobs ok"}
+	want := []string{"secret-set api TOKEN ok", "restart idle ok", "restart nope failed", "scale idle ok", "publish queue:jobs ok"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -98,7 +118,7 @@ func TestAuditTrail(t *testing.T) {
 	if strings.Contains(string(trail), "s3cret-value") {
 		t.Error("a secret's value is in the audit trail")
 	}
-	if r := run("", "audit", "verify"); r.code != 0 || !strings.Contains(r.stdout, "4 records, the chain holds") {
+	if r := run("", "audit", "verify"); r.code != 0 || !strings.Contains(r.stdout, "5 records, the chain holds") {
 		t.Errorf("verify: %s", r)
 	}
 	edited := strings.Replace(string(trail), `"target":"idle"`, `"target":"other"`, 1)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v1/status", s.status)
 	mux.HandleFunc("GET /admin/v1/logs", s.logs)
 	mux.HandleFunc("POST /admin/v1/services/{name}/restart", s.restart)
+	mux.HandleFunc("POST /admin/v1/services/{name}/scale", s.scale)
 	mux.HandleFunc("POST /admin/v1/shutdown", s.shutdown)
 }
 
@@ -55,6 +57,57 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.log.Info("restart requested", "service", name)
 		writeJSON(w, http.StatusAccepted, Accepted{Status: "restarting", Service: name})
+	}
+}
+
+// Scaler is a Backend that scales services by hand (the engine is one).
+type Scaler interface {
+	// ScaleService sets a service's replica count until the spec changes
+	// it; ErrNotFound for an unknown service, ErrConflict for one that
+	// autoscales.
+	ScaleService(ctx context.Context, name string, replicas int) error
+}
+
+// ErrConflict is wrapped by a Backend's error when the request cannot apply
+// to the thing as it is; the API answers it with 409.
+var ErrConflict = errors.New("conflict")
+
+// ScaleRequest is the body of POST /admin/v1/services/{name}/scale.
+type ScaleRequest struct {
+	Replicas int `json:"replicas"`
+}
+
+// maxReplicas bounds a scale by hand: a typo must not start a thousand
+// processes.
+const maxReplicas = 100
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	sc, ok := s.cfg.Backend.(Scaler)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this engine does not scale services by hand")
+		return
+	}
+	var req ScaleRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf(`body: want {"replicas": N}: %v`, err))
+		return
+	}
+	if req.Replicas < 0 || req.Replicas > maxReplicas {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("replicas %d: want 0 to %d", req.Replicas, maxReplicas))
+		return
+	}
+	err := sc.ScaleService(r.Context(), name, req.Replicas)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no service %q%s", name, s.knownServices()))
+	case errors.Is(err, ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("scale service %q: %v", name, err))
+	default:
+		s.log.Info("scale requested", "service", name, "replicas", req.Replicas)
+		writeJSON(w, http.StatusAccepted, Accepted{Status: "scaling", Service: name})
 	}
 }
 

@@ -55,6 +55,8 @@ func auditAction(method, path string) (action, target string) {
 	switch {
 	case at(0) == "admin" && at(2) == "services" && at(4) == "restart":
 		return "restart", at(3)
+	case at(0) == "admin" && at(2) == "services" && at(4) == "scale":
+		return "scale", at(3)
 	case at(0) == "admin" && at(2) == "shutdown":
 		return "stop", ""
 	case at(0) == "admin" && at(2) == "silences" && method == http.MethodDelete:

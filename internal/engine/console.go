@@ -122,6 +122,11 @@ func (e *Engine) addresses() map[string]string {
 	return out
 }
 
+// ScaleService implements console.Scaler.
+func (e *Engine) ScaleService(ctx context.Context, name string, replicas int) error {
+	return e.services.scale(ctx, name, replicas)
+}
+
 // RestartService implements console.Backend: the replicas are replaced one
 // by one, each new one ready before an old one stops.
 func (e *Engine) RestartService(ctx context.Context, name string) error {

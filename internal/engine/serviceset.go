@@ -422,6 +422,30 @@ func (c *servicesComponent) restart(ctx context.Context, name string) error {
 	return nil
 }
 
+// scale sets a service's replicas by hand, until the spec's replicas
+// change or nubo up restarts (as kubectl scale holds until the next apply). A service that
+// autoscales is the autoscaler's to scale.
+func (c *servicesComponent) scale(ctx context.Context, name string, replicas int) error {
+	c.mu.Lock()
+	r, ok := c.runs[name]
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("service %q: %w", name, console.ErrNotFound)
+	}
+	if r.auto != nil {
+		p := r.auto.Policy()
+		return fmt.Errorf("service %q autoscales between %d and %d replicas: change its scaling in the spec: %w", name, p.MinReplicas, p.MaxReplicas, console.ErrConflict)
+	}
+	c.e.out.event(name, fmt.Sprintf("scaling %s to %d replicas (by hand)", name, replicas))
+	go func() {
+		// The scale outlives the request; it ends with the service's run.
+		if err := r.sup.Scale(context.WithoutCancel(ctx), replicas); err != nil {
+			c.e.out.event(name, fmt.Sprintf("scale of %s failed: %v", name, err))
+		}
+	}()
+	return nil
+}
+
 // serviceChange is what a reload does to one service.
 type serviceChange struct {
 	name string

@@ -5,7 +5,7 @@
 // the CLI cannot, and every action goes through the engine's own checks.
 //
 // Tools: status, logs, query (PromQL), alerts, slos, dead_letters, and the
-// actions restart, publish, invoke and redrive. Resources: the spec file and
+// actions restart, scale, publish, invoke and redrive. Resources: the spec file and
 // the gateway's OpenAPI document.
 package mcpserver
 
@@ -102,6 +102,12 @@ func New(cfg Config) *mcp.Server {
 			err := e.send(ctx, "POST", "/admin/v1/services/"+url.PathEscape(in.Service)+"/restart", "", nil, nil)
 			return nil, done{OK: err == nil}, err
 		})
+	mcp.AddTool(s, &mcp.Tool{Name: "scale", Description: "Set a service's replica count by hand (not for a service that autoscales); it holds until the spec's replicas change."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in scaleInput) (*mcp.CallToolResult, done, error) {
+			body, _ := json.Marshal(map[string]int{"replicas": in.Replicas})
+			err := e.send(ctx, "POST", "/admin/v1/services/"+url.PathEscape(in.Service)+"/scale", "application/json", body, nil)
+			return nil, done{OK: err == nil}, err
+		})
 	mcp.AddTool(s, &mcp.Tool{Name: "publish", Description: "Publish a CloudEvent to a queue, a topic, or the event bus (to: queue:NAME, topic:NAME or bus)."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in publishInput) (*mcp.CallToolResult, apitype.PublishResponse, error) {
 			var out apitype.PublishResponse
@@ -179,6 +185,11 @@ type queueInput struct {
 
 type serviceInput struct {
 	Service string `json:"service" jsonschema:"the service's name"`
+}
+
+type scaleInput struct {
+	Service  string `json:"service" jsonschema:"the service's name"`
+	Replicas int    `json:"replicas" jsonschema:"the replica count, 0 to 100"`
 }
 
 type publishInput struct {

@@ -68,7 +68,7 @@ func TestMCPAgainstARunningEngine(t *testing.T) {
 	for _, tool := range tools.Tools {
 		names = append(names, tool.Name)
 	}
-	for _, want := range []string{"status", "logs", "query", "alerts", "slos", "dead_letters", "restart", "publish", "invoke", "redrive"} {
+	for _, want := range []string{"status", "logs", "query", "alerts", "slos", "dead_letters", "restart", "scale", "publish", "invoke", "redrive"} {
 		if !strings.Contains(","+strings.Join(names, ",")+",", ","+want+",") {
 			t.Errorf("no tool %q among %v", want, names)
 		}
