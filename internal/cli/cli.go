@@ -129,6 +129,7 @@ file into Kubernetes manifests.`,
 		newServeCmd(std),
 		newMCPCmd(std, g),
 		newAuditCmd(std, g),
+		newCostCmd(std, g),
 	)
 	return root
 }

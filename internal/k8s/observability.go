@@ -68,7 +68,7 @@ func (b *builder) observability() error {
 			"podMetricsEndpoints": []any{b.scrapeEndpoint(ep)},
 		}})
 	}
-	groups, err := rulegroups.Build(b.app)
+	groups, err := rulegroups.BuildFor(b.app, rulegroups.Kubernetes)
 	if err != nil {
 		return err
 	}

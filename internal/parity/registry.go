@@ -162,6 +162,9 @@ func registry() []Row {
 		row("observability.slos", "SLOs", Local, "recording rules, error budgets and burn rates (nubo slo)"),
 		row("observability.slos.*.alerting", "burn-rate alerts", Local, "multi-window, multi-burn-rate alerts as the SRE workbook sets them"),
 
+		// Production considerations.
+		row("cost", "cost model", Local, "nubo:cost_per_hour series from the replicas' CPU and memory, functions' GB-seconds and invocations, gateway requests; nubo cost; the budget alert"),
+
 		// Settings of the local run.
 		row("local.stateDir", "local state folder", Local, "where nubo up keeps its data"),
 		row("local.console", "console address", Local, "where nubo up serves the console and APIs"),
@@ -339,6 +342,7 @@ func k8sObjects() map[string]string {
 		"observability.escalation":              "AlertmanagerConfig routes, one per step, held by group_wait",
 		"observability.dashboards":              "ConfigMap labelled grafana_dashboard for Grafana's sidecar",
 		"observability.slos":                    "PrometheusRule: error ratios, budget and burn rates",
+		"cost":                                  "PrometheusRule: the cost series from cAdvisor's container CPU and memory, and the budget alert",
 		"observability.slos.*.alerting":         "PrometheusRule burn-rate alerts, routed by AlertmanagerConfig",
 
 		"local.stateDir":   "none: local only",

@@ -28,7 +28,11 @@ func DatabaseGroup(db string) string { return "database:" + db }
 // observability.alerts, then each database's monitoring.alerts (labelled
 // database=NAME). `nubo render` writes the same groups as PrometheusRule
 // objects.
-func Build(app *spec.App) ([]rulefmt.RuleGroup, error) {
+func Build(app *spec.App) ([]rulefmt.RuleGroup, error) { return BuildFor(app, Local) }
+
+// BuildFor is Build for a target: the cost rules read different usage
+// series in a cluster.
+func BuildFor(app *spec.App, target Target) ([]rulefmt.RuleGroup, error) {
 	interval := model.Duration(app.Observability.Metrics.Interval.Duration)
 	groups, err := slo.RuleGroups(app)
 	if err != nil {
@@ -49,6 +53,9 @@ func Build(app *spec.App) ([]rulefmt.RuleGroup, error) {
 			Name: DatabaseGroup(name), Interval: interval,
 			Rules: alertRules(app.Databases[name].Monitoring.Alerts, map[string]string{"database": name}),
 		})
+	}
+	if rules := costRules(app, target); len(rules) > 0 {
+		groups = append(groups, rulefmt.RuleGroup{Name: CostGroup, Interval: interval, Rules: rules})
 	}
 	return groups, nil
 }

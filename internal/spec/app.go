@@ -49,6 +49,8 @@ type App struct {
 	EventStore *EventStore `yaml:"eventStore"`
 	// Observability configures metrics, logs, traces, alerts, dashboards and SLOs.
 	Observability Observability `yaml:"observability"`
+	// Cost is the price list of `nubo cost` and the cost series; nil without one.
+	Cost *Cost `yaml:"cost"`
 	// Local holds settings for `nubo up` only.
 	Local Local `yaml:"local"`
 	// Kubernetes holds settings for `nubo render` and `nubo deploy` only.
