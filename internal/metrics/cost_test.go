@@ -68,10 +68,10 @@ cost: {vcpuHour: 0.04, memoryGiBHour: 0.005, functionGBSecond: 0.0000166667, mil
 	function := 2*3600*0.0000166667 + 10*3600/1e6*0.2
 	gateway := 100 * 3600 / 1e6 * 1.0
 	for expr, want := range map[string]float64{
-		`nubo:cost_per_hour:service{service="api"}`:       service,
+		`nubo:cost_per_hour:service{service="api"}`:      service,
 		`nubo:cost_per_hour:function{function="resize"}`: function,
-		`nubo:cost_per_hour:gateway`:                      gateway,
-		`nubo:cost_per_hour`:                              service + function + gateway,
+		`nubo:cost_per_hour:gateway`:                     gateway,
+		`nubo:cost_per_hour`:                             service + function + gateway,
 	} {
 		if got := value(expr); math.Abs(got-want) > want*1e-9 {
 			t.Errorf("%s = %g, want %g", expr, got, want)

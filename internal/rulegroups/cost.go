@@ -61,8 +61,8 @@ func costRules(app *spec.App, target Target) []rulefmt.Rule {
 		}
 		rules = append(rules, rulefmt.Rule{
 			Alert: "cost_over_budget", Expr: fmt.Sprintf(`nubo:cost_per_hour * 730 > %s`, num(c.MonthlyBudget)),
-			For:    model.Duration(15 * 60 * 1e9),
-			Labels: map[string]string{"severity": "warning"},
+			For:         model.Duration(15 * 60 * 1e9),
+			Labels:      map[string]string{"severity": "warning"},
 			Annotations: map[string]string{"summary": fmt.Sprintf("The projected month costs {{ $value | printf \"%%.2f\" }} %s, over the budget of %s", currency, num(c.MonthlyBudget))},
 		})
 	}
