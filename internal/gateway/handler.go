@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/tracecontext"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // exchange is one request through the gateway, from the pool.
@@ -91,6 +93,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Static error answers, as AWS API Gateway words them.
 var (
+	msgBadRequest     = []byte(`{"message":"Bad Request"}`)
 	msgNotFound       = []byte(`{"message":"Not Found"}`)
 	msgNoMethod       = []byte(`{"message":"Method Not Allowed"}`)
 	msgUnauthorized   = []byte(`{"message":"Unauthorized"}`)
@@ -130,6 +133,14 @@ func (x *exchange) serve() {
 	stripAuthHeaders(r.Header)
 	if x.g.cfg.Tracer != nil {
 		x.startSpan()
+	}
+	// Matched and forwarded is the normal form of the path, the same the
+	// ingress and the mesh use: "/static/%2e%2e/private" is
+	// "/private", and never reaches a /static/{proxy+} route.
+	if err := urlpath.CleanURL(r.URL); err != nil {
+		x.reason = "path " + strconv.Quote(r.URL.EscapedPath()) + ": " + err.Error()
+		x.writeStatic(http.StatusBadRequest, msgBadRequest)
+		return
 	}
 	x.stage, x.rel = x.c.stageOf(r.URL.Path)
 	if x.stage == nil {

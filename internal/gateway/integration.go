@@ -16,6 +16,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // integration is a route's backend in one stage.
@@ -234,6 +235,13 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	r := x.r
 	u := *base
 	u.Path, u.RawPath = x.backendPath(p.path)
+	// The request's path is clean, so no parameter's value is a dot
+	// segment; this keeps it so should a template or a value ever bring
+	// one (a backend would resolve it and leave the route's prefix).
+	if urlpath.HasDotSegment(u.Path) {
+		x.reason = fmt.Sprintf("backend path %q has a dot segment", u.Path)
+		return failure(http.StatusBadRequest, msgBadRequest, x.reason)
+	}
 	switch {
 	case p.query == "":
 		u.RawQuery = r.URL.RawQuery
