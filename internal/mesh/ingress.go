@@ -12,6 +12,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/mesh/localca"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // ingressTable routes by host, then by longest path prefix, as a
@@ -203,6 +204,11 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host, _, _ := splitHostPort(r.Host)
 	host = lowerASCII(strings.TrimSuffix(host, "."))
+	// The prefix is matched against the path the backend will get: with
+	// the raw path, /public/%2e%2e/private would pass a /public rule.
+	if !cleanPath(w, r) {
+		return
+	}
 	p := t.route(host, r.URL.Path)
 	if p == nil {
 		writeText(w, http.StatusNotFound, fmt.Sprintf("no ingress rule for host %q and path %q", host, r.URL.Path))
@@ -234,6 +240,18 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.m.serveService(w, r, c, IngressPrincipal, p.svc)
+}
+
+// cleanPath puts r's path in the normal form that the ingress, the mesh
+// and the gateway share (see internal/urlpath), or answers 400 and
+// returns false. Rules and policies are matched against it and it is what
+// the backend gets, so they cannot disagree about where a request goes.
+func cleanPath(w http.ResponseWriter, r *http.Request) bool {
+	if err := urlpath.CleanURL(r.URL); err != nil {
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("path %q: %v", r.URL.EscapedPath(), err))
+		return false
+	}
+	return true
 }
 
 // ingressServers are the running ingress listeners.

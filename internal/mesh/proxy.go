@@ -27,6 +27,9 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.connect(w, r, h.caller)
 		return
 	}
+	if !cleanPath(w, r) {
+		return
+	}
 	c := h.m.cur.Load()
 	if h.target != "" {
 		t := c.hosts[lowerASCII(h.target)]
