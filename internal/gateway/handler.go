@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"github.com/nubo-dev/nubo/internal/urlpath"
 )
@@ -130,7 +131,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (x *exchange) serve() {
 	r := x.r
-	stripAuthHeaders(r.Header)
+	// Identity headers come only from the route's authorizer, whichever
+	// way the client spells them.
+	edgeheader.StripIdentity(r.Header)
 	if x.g.cfg.Tracer != nil {
 		x.startSpan()
 	}
