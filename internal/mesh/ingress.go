@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/mesh/localca"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/urlpath"
@@ -214,29 +215,19 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, fmt.Sprintf("no ingress rule for host %q and path %q", host, r.URL.Path))
 		return
 	}
-	// What Envoy and ingress controllers tell the backend about the
-	// original request.
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		r.Header["X-Forwarded-For"] = []string{ip}
-	}
-	proto := "http"
-	if h.secure {
-		proto = "https"
-	}
-	r.Header["X-Forwarded-Proto"] = []string{proto}
-	if r.Header.Get("X-Forwarded-Host") == "" {
-		r.Header["X-Forwarded-Host"] = []string{r.Host}
-	}
+	// The ingress is an edge: identity headers come only from nubo (the
+	// gateway's authorizers), and X-Forwarded-* say what the ingress saw,
+	// as Envoy sets them at an edge.
+	edgeheader.Edge(r)
 	if p.gateway {
 		g := h.m.gateway.Load()
 		if g == nil {
 			writeText(w, http.StatusBadGateway, "gateway: not running")
 			return
 		}
-		g.h.ServeHTTP(w, r)
+		// The gateway keeps the X-Forwarded-* just set rather than
+		// counting this in-process hop as a client.
+		g.h.ServeHTTP(w, edgeheader.FromEdge(r))
 		return
 	}
 	h.m.serveService(w, r, c, IngressPrincipal, p.svc)

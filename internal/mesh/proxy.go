@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/edgeheader"
 )
 
 // callerHandler serves one loopback listener of a calling workload: its
@@ -31,6 +34,12 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := h.m.cur.Load()
+	// A workload's request carries no identity of a client but its own,
+	// which is the listener: only callers that authenticate clients
+	// themselves (the gateway) may pass identity headers on.
+	if !slices.Contains(c.cfg.IdentityCallers, h.caller) {
+		edgeheader.StripIdentity(r.Header)
+	}
 	if h.target != "" {
 		t := c.hosts[lowerASCII(h.target)]
 		if t == nil {
