@@ -30,9 +30,6 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.connect(w, r, h.caller)
 		return
 	}
-	if !cleanPath(w, r) {
-		return
-	}
 	c := h.m.cur.Load()
 	// A workload's request carries no identity of a client but its own,
 	// which is the listener: only callers that authenticate clients
@@ -51,7 +48,9 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// As in Kubernetes, the callee sees the name it was called by.
 		r.Host = t.host
-		h.m.serveService(w, r, c, h.caller, t.pick())
+		if cleanPath(w, r) {
+			h.m.serveService(w, r, c, h.caller, t.pick())
+		}
 		return
 	}
 	host := r.Host
@@ -79,10 +78,12 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case t == nil:
+		// Outside the mesh the path is the other end's business: an
+		// API may well want its %2F (GitLab's project paths do).
 		h.m.egress(w, r, c, h.caller)
 	case badPort:
 		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("service %q has no port %d: callers use port %d", t.name, port, t.ports[0]))
-	default:
+	case cleanPath(w, r):
 		h.m.serveService(w, r, c, h.caller, t.pick())
 	}
 }

@@ -1,7 +1,9 @@
 package mesh
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -75,5 +77,27 @@ func TestTraversal(t *testing.T) {
 		if status, _ := urlpathtest.Get(t, e.addr, "files", e.prefix+"/public/..%2Fprivate%2Fsecret.txt"); status != http.StatusBadRequest {
 			t.Errorf("%s: escaped slash: %d, want 400", e.name, status)
 		}
+	}
+}
+
+// TestEgressPathUntouched checks that a call outside the mesh keeps its
+// path as written: normalising is for the mesh's own services, and an API
+// outside may want its %2F.
+func TestEgressPathUntouched(t *testing.T) {
+	t.Parallel()
+	outside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.EscapedPath())
+	}))
+	t.Cleanup(outside.Close)
+	m := startMesh(t, baseConfig(t, "users"), newFakeEndpoints())
+	proxy, err := m.ProxyURL("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(outside.URL)
+	const path = "/api/v4/projects/group%2Fproject"
+	status, body := urlpathtest.Get(t, strings.TrimPrefix(proxy, "http://"), u.Host, outside.URL+path)
+	if status != http.StatusOK || body != path {
+		t.Errorf("egress: %d %q, want %q", status, body, path)
 	}
 }
