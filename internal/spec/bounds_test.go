@@ -42,10 +42,12 @@ func mergeBomb() string {
 // regression from hanging the test run; it is no performance threshold.
 func TestHostileSpecs(t *testing.T) {
 	t.Parallel()
-	deepBlock := "name: x\n"
+	var deep strings.Builder
+	deep.WriteString("name: x\n")
 	for i := range 2000 {
-		deepBlock += strings.Repeat(" ", i) + "k:\n"
+		deep.WriteString(strings.Repeat(" ", i) + "k:\n")
 	}
+	deepBlock := deep.String()
 	tests := []struct {
 		name, spec string
 		want       string // a regexp of the error
