@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/mesh"
@@ -34,7 +35,21 @@ func (e *Engine) meshConfig(app *spec.App) mesh.Config {
 	cfg.Metrics = e.metrics.reg
 	cfg.CADir = CADir(app)
 	cfg.ExtraDurationBuckets = slo.LatencyBuckets(app)
+	cfg.IdentityCallers = identityCallers(app)
 	return cfg
+}
+
+// identityCallers are the mesh callers trusted with identity headers: the
+// gateway, which sets them from what its authorizers verified and calls
+// services through the mesh. A workload of the same name would share its
+// listeners, so then nobody is trusted.
+func identityCallers(app *spec.App) []string {
+	_, svc := app.Services[gatewayCaller]
+	_, fn := app.Functions[gatewayCaller]
+	if app.Gateway == nil || svc || fn {
+		return nil
+	}
+	return []string{gatewayCaller}
 }
 
 // CADir is where nubo up keeps its local certificate authority.
@@ -64,7 +79,8 @@ func (c *meshComponent) Stop(ctx context.Context) error { return c.m.Stop(ctx) }
 // in, as mesh.Update does.
 func (c *meshComponent) Prepare(_ context.Context, next *spec.App) (host.Change, error) {
 	old, _ := c.e.current()
-	if reflect.DeepEqual(mesh.ConfigFromSpec(old), mesh.ConfigFromSpec(next)) {
+	if reflect.DeepEqual(mesh.ConfigFromSpec(old), mesh.ConfigFromSpec(next)) &&
+		slices.Equal(identityCallers(old), identityCallers(next)) {
 		return nil, nil
 	}
 	cfg := c.e.meshConfig(next)

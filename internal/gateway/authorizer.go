@@ -460,16 +460,6 @@ func headerSafe(s string) string {
 	return string(b)
 }
 
-// stripAuthHeaders removes the authorizer's headers a client sent, in one
-// pass over the header's names.
-func stripAuthHeaders(h http.Header) {
-	for k := range h {
-		if len(k) > 5 && k[:5] == "Nubo-" && (k == HeaderAuthorizer || k == HeaderPrincipal || strings.HasPrefix(k, HeaderContextPrefix)) {
-			delete(h, k)
-		}
-	}
-}
-
 // newAuthResult builds a verdict with its headers, once per credential.
 func newAuthResult(principal, keyName string, context map[string]any) *authResult {
 	res := &authResult{principal: principal, keyName: keyName, context: context}

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/edgeheader"
+	"github.com/nubo-dev/nubo/internal/tracecontext"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // exchange is one request through the gateway, from the pool.
@@ -91,6 +94,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Static error answers, as AWS API Gateway words them.
 var (
+	msgBadRequest     = []byte(`{"message":"Bad Request"}`)
 	msgNotFound       = []byte(`{"message":"Not Found"}`)
 	msgNoMethod       = []byte(`{"message":"Method Not Allowed"}`)
 	msgUnauthorized   = []byte(`{"message":"Unauthorized"}`)
@@ -127,9 +131,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (x *exchange) serve() {
 	r := x.r
-	stripAuthHeaders(r.Header)
+	// Identity headers come only from the route's authorizer, whichever
+	// way the client spells them.
+	edgeheader.StripIdentity(r.Header)
 	if x.g.cfg.Tracer != nil {
 		x.startSpan()
+	}
+	// Matched and forwarded is the normal form of the path, the same the
+	// ingress and the mesh use: "/static/%2e%2e/private" is
+	// "/private", and never reaches a /static/{proxy+} route.
+	if err := urlpath.CleanURL(r.URL); err != nil {
+		x.reason = "path " + strconv.Quote(r.URL.EscapedPath()) + ": " + err.Error()
+		x.writeStatic(http.StatusBadRequest, msgBadRequest)
+		return
 	}
 	x.stage, x.rel = x.c.stageOf(r.URL.Path)
 	if x.stage == nil {

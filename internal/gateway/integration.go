@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // integration is a route's backend in one stage.
@@ -234,6 +235,13 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	r := x.r
 	u := *base
 	u.Path, u.RawPath = x.backendPath(p.path)
+	// The request's path is clean, so no parameter's value is a dot
+	// segment; this keeps it so should a template or a value ever bring
+	// one (a backend would resolve it and leave the route's prefix).
+	if urlpath.HasDotSegment(u.Path) {
+		x.reason = fmt.Sprintf("backend path %q has a dot segment", u.Path)
+		return failure(http.StatusBadRequest, msgBadRequest, x.reason)
+	}
 	switch {
 	case p.query == "":
 		u.RawQuery = r.URL.RawQuery
@@ -327,34 +335,15 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// addForwarded tells the backend about the client, as proxies do.
+// addForwarded tells the backend about the client. The gateway is an
+// edge when a client calls its own listener, and X-Forwarded-* are set as
+// Envoy sets them at an edge; behind nubo's ingress, which did so already,
+// they are kept.
 func addForwarded(h http.Header, r *http.Request) {
-	// One allocation for both new values.
-	vals := make([]string, 2)
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		vals[0] = ip
-		h["X-Forwarded-For"] = vals[0:1:1]
-	}
-	if _, ok := h["X-Forwarded-Proto"]; !ok {
-		if r.TLS != nil {
-			h["X-Forwarded-Proto"] = httpsVals
-		} else {
-			h["X-Forwarded-Proto"] = httpVals
-		}
-	}
-	if _, ok := h["X-Forwarded-Host"]; !ok && r.Host != "" {
-		vals[1] = r.Host
-		h["X-Forwarded-Host"] = vals[1:2:2]
+	if !edgeheader.IsFromEdge(r) {
+		edgeheader.Forwarded(h, r)
 	}
 }
-
-var (
-	httpVals  = []string{"http"}
-	httpsVals = []string{"https"}
-)
 
 // backendPath fills a backend path template with the route's parameters;
 // "" is the request's path within its stage. It returns the path and, when

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/nubo-dev/nubo/internal/readlimit"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -291,6 +291,9 @@ func (k *keySource) where() string {
 	return k.file
 }
 
+// maxJWKSSize bounds a key set, read from a file or a URL.
+const maxJWKSSize = 1 << 20
+
 // errTooSoon refuses a fetch within JWKSMinRefresh of the last one.
 var errTooSoon = errors.New("key set fetched too recently")
 
@@ -323,7 +326,8 @@ func (k *keySource) fetch(ctx context.Context, force bool) (*keySet, error) {
 
 func (k *keySource) read(ctx context.Context) ([]byte, error) {
 	if k.file != "" {
-		data, err := os.ReadFile(k.file)
+		// A key set is a few KiB; the bound is what a JWKS URL may send.
+		data, err := readlimit.File(k.file, maxJWKSSize)
 		if err != nil {
 			return nil, fmt.Errorf("jwksFile: %w", err)
 		}
@@ -355,7 +359,7 @@ func (k *keySource) read(ctx context.Context) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetch %s: %s", k.url, resp.Status)
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize))
 }
 
 var errUnknownKid = errors.New("unknown kid")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -349,5 +350,18 @@ func TestJWTKeySetFromService(t *testing.T) {
 	token := is.sign(t, "k1", tg.clock.Now(), nil)
 	if r := call(t, "GET", tg.url+"/me", "", "Authorization", "Bearer "+token); r.status != 200 || is.fetches.Load() != 1 {
 		t.Errorf("key set from the service auth: %d after %d fetches", r.status, is.fetches.Load())
+	}
+}
+
+// TestJWTKeySetFileDevZero checks that a jwksFile that never ends is
+// refused rather than read until memory runs out.
+func TestJWTKeySetFileDevZero(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero here")
+	}
+	app, _ := loadSpec(t, jwtSpec("jwksFile: /dev/zero"), nil)
+	if _, err := New(Config{App: app}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("jwksFile /dev/zero: %v, want it refused", err)
 	}
 }

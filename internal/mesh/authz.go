@@ -3,10 +3,10 @@ package mesh
 import (
 	"fmt"
 	"net/http"
-	"path"
 	"strings"
 
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // authz is the compiled authorization of one destination service: the
@@ -231,20 +231,19 @@ func spiffeID(src peer) string {
 	return "cluster.local/ns/" + src.namespace + "/sa/" + src.principal
 }
 
-// policyPath is the request path policies see: without the query and
-// normalized (dot segments resolved, duplicate slashes merged), as Istio
-// normalizes paths before authorization.
+// policyPath is the request path policies see: without the query and in
+// the normal form every entry gives it before authorization (dot segments
+// resolved, slashes merged), as Istio normalizes paths. The entries have
+// already cleaned it; cleaning again costs nothing on a clean path and
+// keeps a policy from seeing another path should a caller not have.
 func policyPath(r *http.Request) string {
-	p := r.URL.Path
-	if p == "" {
-		return "/"
-	}
-	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
-		trailing := strings.HasSuffix(p, "/") && len(p) > 1
-		p = path.Clean("/" + p)
-		if trailing && p != "/" {
-			p += "/"
-		}
+	p, err := urlpath.Clean(r.URL.Path, r.URL.RawPath)
+	switch {
+	case err != nil:
+		// Unreachable through the entries, which refuse such a path.
+		return r.URL.Path
+	case p == "":
+		return "/" // what an empty path is on the wire
 	}
 	return p
 }

@@ -67,6 +67,11 @@ type Config struct {
 	// of istio_request_duration_milliseconds, so that an SLO's latency
 	// threshold is a bucket bound (slo.LatencyBuckets). Fixed at New.
 	ExtraDurationBuckets []float64
+	// IdentityCallers are the callers whose requests may carry identity
+	// headers (Nubo-Principal, Nubo-Authorizer, Nubo-Context-*): those that
+	// authenticate their own clients and set them, the gateway. Every
+	// other caller's, and the ingress's clients', are removed.
+	IdentityCallers []string
 	// Tracer receives a span per hop; nil keeps traceparent as it came.
 	Tracer Tracer
 

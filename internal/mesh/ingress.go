@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/mesh/localca"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/urlpath"
 )
 
 // ingressTable routes by host, then by longest path prefix, as a
@@ -203,37 +205,44 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host, _, _ := splitHostPort(r.Host)
 	host = lowerASCII(strings.TrimSuffix(host, "."))
+	// The prefix is matched against the path the backend will get: with
+	// the raw path, /public/%2e%2e/private would pass a /public rule.
+	if !cleanPath(w, r) {
+		return
+	}
 	p := t.route(host, r.URL.Path)
 	if p == nil {
 		writeText(w, http.StatusNotFound, fmt.Sprintf("no ingress rule for host %q and path %q", host, r.URL.Path))
 		return
 	}
-	// What Envoy and ingress controllers tell the backend about the
-	// original request.
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		r.Header["X-Forwarded-For"] = []string{ip}
-	}
-	proto := "http"
-	if h.secure {
-		proto = "https"
-	}
-	r.Header["X-Forwarded-Proto"] = []string{proto}
-	if r.Header.Get("X-Forwarded-Host") == "" {
-		r.Header["X-Forwarded-Host"] = []string{r.Host}
-	}
+	// The ingress is an edge: identity headers come only from nubo (the
+	// gateway's authorizers), and X-Forwarded-* say what the ingress saw,
+	// as Envoy sets them at an edge.
+	edgeheader.Edge(r)
 	if p.gateway {
 		g := h.m.gateway.Load()
 		if g == nil {
 			writeText(w, http.StatusBadGateway, "gateway: not running")
 			return
 		}
-		g.h.ServeHTTP(w, r)
+		// The gateway keeps the X-Forwarded-* just set rather than
+		// counting this in-process hop as a client.
+		g.h.ServeHTTP(w, edgeheader.FromEdge(r))
 		return
 	}
 	h.m.serveService(w, r, c, IngressPrincipal, p.svc)
+}
+
+// cleanPath puts r's path in the normal form that the ingress, the mesh
+// and the gateway share (see internal/urlpath), or answers 400 and
+// returns false. Rules and policies are matched against it and it is what
+// the backend gets, so they cannot disagree about where a request goes.
+func cleanPath(w http.ResponseWriter, r *http.Request) bool {
+	if err := urlpath.CleanURL(r.URL); err != nil {
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("path %q: %v", r.URL.EscapedPath(), err))
+		return false
+	}
+	return true
 }
 
 // ingressServers are the running ingress listeners.

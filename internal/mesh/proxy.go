@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/edgeheader"
 )
 
 // callerHandler serves one loopback listener of a calling workload: its
@@ -28,6 +31,12 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := h.m.cur.Load()
+	// A workload's request carries no identity of a client but its own,
+	// which is the listener: only callers that authenticate clients
+	// themselves (the gateway) may pass identity headers on.
+	if !slices.Contains(c.cfg.IdentityCallers, h.caller) {
+		edgeheader.StripIdentity(r.Header)
+	}
 	if h.target != "" {
 		t := c.hosts[lowerASCII(h.target)]
 		if t == nil {
@@ -39,7 +48,9 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// As in Kubernetes, the callee sees the name it was called by.
 		r.Host = t.host
-		h.m.serveService(w, r, c, h.caller, t.pick())
+		if cleanPath(w, r) {
+			h.m.serveService(w, r, c, h.caller, t.pick())
+		}
 		return
 	}
 	host := r.Host
@@ -67,10 +78,12 @@ func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case t == nil:
+		// Outside the mesh the path is the other end's business: an
+		// API may well want its %2F (GitLab's project paths do).
 		h.m.egress(w, r, c, h.caller)
 	case badPort:
 		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("service %q has no port %d: callers use port %d", t.name, port, t.ports[0]))
-	default:
+	case cleanPath(w, r):
 		h.m.serveService(w, r, c, h.caller, t.pick())
 	}
 }

@@ -9,8 +9,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nubo-dev/nubo/internal/readlimit"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
+
+// maxValueSize bounds one secret value read from a file, as Kubernetes
+// bounds a Secret.
+const maxValueSize = 1 << 20
 
 // FromDir reads secrets mounted as Kubernetes does: one folder per secret
 // under dir, one file per key (NUBO_SECRETS_DIR of `nubo serve`). A secret
@@ -30,7 +35,9 @@ func FromDir(app *spec.App, dir string) (Values, error) {
 			return nil, fmt.Errorf("secret %q: %w", name, err)
 		}
 		for _, key := range app.Secrets[name].Keys {
-			data, err := os.ReadFile(filepath.Join(folder, key))
+			// Kubernetes bounds a Secret to 1 MiB; so does nubo a value,
+			// and refuses a device or pipe in place of a file.
+			data, err := readlimit.File(filepath.Join(folder, key), maxValueSize)
 			if errors.Is(err, fs.ErrNotExist) {
 				missing = append(missing, Missing{Secret: name, Key: key, Tried: []string{filepath.Join(folder, key)}})
 				continue

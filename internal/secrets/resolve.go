@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nubo-dev/nubo/internal/readlimit"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -73,7 +74,7 @@ func Resolve(app *spec.App, store *Store, getenv func(string) string) (Values, e
 			}
 			var err error
 			if file, err = readDotenv(path); err != nil && !os.IsNotExist(err) {
-				return nil, fmt.Errorf("secret %q: %w", name, err)
+				return nil, fmt.Errorf("%s: secret %q: from.file: %w", app.Pos("secrets."+name+".from.file"), name, err)
 			}
 		}
 		out[name] = map[string]Value{}
@@ -139,12 +140,9 @@ const maxDotenvSize = 1 << 20
 // single quotes taken literally, double quotes with \n, \" and \\ escapes.
 // Errors name the file and line but never the value.
 func readDotenv(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readlimit.File(path, maxDotenvSize)
 	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxDotenvSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxDotenvSize)
+		return nil, err // names the path, never the content
 	}
 	out := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))

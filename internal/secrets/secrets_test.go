@@ -176,3 +176,18 @@ func TestDotenvErrors(t *testing.T) {
 		t.Error("the error shows the value")
 	}
 }
+
+// TestDotenvDevZero points a secret's dotenv file at /dev/zero: it must be
+// refused, with the spec's position, instead of read until memory runs
+// out.
+func TestDotenvDevZero(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero here")
+	}
+	s, dir := openTestStore(t)
+	app := loadApp(t, dir, "name: a\nsecrets:\n  db:\n    keys: [PASSWORD]\n    from: {file: /dev/zero}\n")
+	_, err := Resolve(app, s, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "nubo.yaml:5:") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("err = %v, want the spec's position and a refusal", err)
+	}
+}

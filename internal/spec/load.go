@@ -1,10 +1,10 @@
 package spec
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
+
+	"github.com/nubo-dev/nubo/internal/readlimit"
 )
 
 // maxIncludes bounds the files one spec may pull in.
@@ -54,23 +54,11 @@ func Parse(file string, data []byte) (*App, error) {
 // Warnings returns what validation found worth saying but not failing on.
 func (a *App) Warnings() Diagnostics { return a.warnings }
 
+// readBounded reads a spec file: a regular file of at most maxFileSize
+// bytes, counted as read, so that /dev/zero or a FIFO named as an include
+// is refused rather than read until memory runs out.
 func readBounded(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("%s is a directory, not a spec file", file)
-	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d a spec may have", file, fi.Size(), maxFileSize)
-	}
-	return os.ReadFile(file)
+	return readlimit.File(file, maxFileSize)
 }
 
 // loadTree parses file and merges the files it includes into its tree.

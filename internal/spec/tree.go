@@ -8,6 +8,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 )
@@ -103,7 +104,14 @@ func parseYAML(file string, data []byte) (*node, error) {
 	if len(data) > maxFileSize {
 		return nil, fatalf(Pos{File: file}, "file is %d bytes, more than the %d a spec may have", len(data), maxFileSize)
 	}
-	f, err := parser.ParseBytes(data, 0)
+	// Tokenizing is linear; goccy's parser is not in the nesting depth
+	// (200 KB of "[" takes minutes), so the depth is checked on the
+	// tokens before the parser sees them.
+	tokens := lexer.Tokenize(string(data))
+	if err := checkNesting(file, tokens); err != nil {
+		return nil, err
+	}
+	f, err := parser.Parse(tokens, 0)
 	if err != nil {
 		return nil, yamlError(file, err)
 	}
@@ -114,7 +122,7 @@ func parseYAML(file string, data []byte) (*node, error) {
 		p := tokenPos(file, f.Docs[1].GetToken())
 		return nil, fatalf(p, "a spec file holds one YAML document; this is a second one")
 	}
-	c := converter{file: file, anchors: map[string]ast.Node{}}
+	c := converter{file: file, anchors: map[string]ast.Node{}, budget: maxNodes}
 	return c.convert(f.Docs[0].Body, 0)
 }
 
@@ -137,16 +145,30 @@ func tokenPos(file string, t *token.Token) Pos {
 type converter struct {
 	file    string
 	anchors map[string]ast.Node
+	// budget is how many more nodes the file may produce, aliases
+	// expanded.
+	budget int
 }
 
 // maxDepth bounds nesting (and alias expansion) so hostile input cannot blow the stack.
 const maxDepth = 64
+
+// maxNodes bounds the nodes one file produces once its aliases are
+// expanded. Depth alone does not bound an alias bomb (nine aliases of nine
+// aliases, nine levels deep, is 9^9 nodes from 373 bytes) nor a merge-key
+// bomb; counting what is produced bounds both, whatever their shape. A
+// hand-written spec has a few thousand nodes; an 8 MiB file of short
+// lines could approach a million.
+const maxNodes = 1 << 20
 
 func (c *converter) pos(n ast.Node) Pos { return tokenPos(c.file, n.GetToken()) }
 
 func (c *converter) convert(n ast.Node, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, fatalf(c.pos(n), "nested more than %d levels deep", maxDepth)
+	}
+	if c.budget--; c.budget < 0 {
+		return nil, fatalf(c.pos(n), "the file expands to more than %d YAML nodes (aliases expanded): an alias or merge-key bomb?", maxNodes)
 	}
 	switch v := n.(type) {
 	case *ast.NullNode:
