@@ -17,7 +17,7 @@ func TestPrometheusRulesAreTheEngines(t *testing.T) {
 	p := parser.NewParser(parser.Options{})
 	for _, file := range []string{"../../examples/shop/nubo.yaml", "../spec/testdata/nubo.reference.yaml"} {
 		app := loadSpec(t, file)
-		want, err := rulegroups.Build(app)
+		want, err := rulegroups.BuildFor(app, rulegroups.Kubernetes)
 		if err != nil {
 			t.Fatal(err)
 		}
