@@ -136,9 +136,18 @@ func (e *Engine) trackBuild(pgid int, alive bool) {
 type platform struct {
 	mesh interface {
 		Env(workload string) ([]string, error)
+		RemoveCaller(ctx context.Context, caller string) error
 	}
 	console *consoleComponent
 	broker  *brokerComponent
+}
+
+// forget releases the proxy listeners env bound for workloads that a
+// reload meant to add and then aborted.
+func (p *platform) forget(ctx context.Context, workloads []string) {
+	for _, w := range workloads {
+		_ = p.mesh.RemoveCaller(ctx, w)
+	}
 }
 
 func (p *platform) env(workload string) ([]string, error) {
@@ -200,6 +209,7 @@ func Check(app *spec.App) error {
 			vals[name][k] = secrets.NewValue(checkPlaceholder)
 		}
 	}
+	e.vals = vals
 	_, err = e.build(app, vals)
 	return err
 }

@@ -187,7 +187,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.host = host.New(e.log, comps...)
+	e.host = host.New(e.log, e.maxGrace()+10*time.Second, comps...)
 	if err := e.host.Start(ctx); err != nil {
 		return err
 	}

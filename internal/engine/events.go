@@ -38,6 +38,9 @@ type eventsComponent struct {
 
 	cur atomic.Pointer[events.Dispatcher]
 	api swapHandler
+	// app is the spec the running dispatcher was built from: what a reload
+	// compares with (the host serializes Prepare and Commit).
+	app *spec.App
 }
 
 func newEventsComponent(e *Engine, m interface {
@@ -54,6 +57,7 @@ func (c *eventsComponent) build(app *spec.App) error {
 	}
 	c.cur.Store(d)
 	c.api.set(d.Handler())
+	c.app = app
 	return nil
 }
 
@@ -101,7 +105,7 @@ func (c *eventsComponent) Stop(ctx context.Context) error { return c.cur.Load().
 // Prepare compiles the new dispatcher when the events, queues, topics,
 // rules, schedules or functions' triggers changed.
 func (c *eventsComponent) Prepare(_ context.Context, next *spec.App) (host.Change, error) {
-	old, _ := c.e.current()
+	old := c.app
 	if !eventsChanged(old, next) {
 		return nil, nil
 	}
@@ -124,11 +128,15 @@ func (c *eventsComponent) Prepare(_ context.Context, next *spec.App) (host.Chang
 			if aerr == nil {
 				c.cur.Store(again)
 				c.api.set(again.Handler())
+			} else {
+				c.e.log.Error("events: neither the new nor the old dispatcher starts; events are down until nubo up restarts", "err", errors.Join(err, aerr))
+				c.e.out.event("", "events are down: neither the new nor the old dispatcher starts: "+aerr.Error())
 			}
 			return errors.Join(err, aerr)
 		}
 		c.cur.Store(nd)
 		c.api.set(nd.Handler())
+		c.app = next
 		c.e.out.event("", "events, queues, topics, rules and schedules reloaded")
 		return nil
 	}}, nil

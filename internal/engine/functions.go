@@ -35,10 +35,13 @@ type functionsComponent struct {
 	cur atomic.Pointer[functions.Functions]
 	reg atomic.Pointer[prometheus.Registry]
 	api swapHandler
+	// app is the spec the running pools were built from: what a reload
+	// compares with (the host serializes Prepare and Commit).
+	app *spec.App
 }
 
 func newFunctionsComponent(e *Engine, app *spec.App, vals secrets.Values, env *envSource, plat *platform, dl functions.DeadLetterSink) (*functionsComponent, error) {
-	c := &functionsComponent{e: e, env: env, plat: plat, deadLetters: dl}
+	c := &functionsComponent{e: e, env: env, plat: plat, deadLetters: dl, app: app}
 	f, reg, err := c.newFunctions(app, vals)
 	if err != nil {
 		return nil, err
@@ -113,15 +116,21 @@ func (c *functionsComponent) Stop(ctx context.Context) error { return c.cur.Load
 // The console's routes are fixed when it starts, so an http trigger on a
 // new path needs a restart of nubo up, and says so.
 func (c *functionsComponent) Prepare(ctx context.Context, next *spec.App) (host.Change, error) {
-	old, _ := c.e.current()
-	if reflect.DeepEqual(old.Functions, next.Functions) {
+	if reflect.DeepEqual(c.app.Functions, next.Functions) {
 		return nil, nil
+	}
+	var added []string // new functions, whose proxies Start binds
+	for name := range next.Functions {
+		if c.app.Functions[name] == nil {
+			added = append(added, name)
+		}
 	}
 	nf, reg, err := c.newFunctions(next, c.e.valuesFor(next))
 	if err != nil {
 		return nil, err
 	}
 	if err := nf.Start(ctx); err != nil {
+		c.plat.forget(context.WithoutCancel(ctx), added)
 		return nil, err
 	}
 	return changeFuncs{
@@ -139,13 +148,17 @@ func (c *functionsComponent) Prepare(ctx context.Context, next *spec.App) (host.
 			c.cur.Store(nf)
 			c.reg.Store(reg)
 			c.api.set(nf.Handler())
+			c.app = next
 			if err := cur.Stop(ctx); err != nil {
 				c.e.out.event("", fmt.Sprintf("functions: stop of the old instances: %v", err))
 			}
 			c.e.out.event("", "functions reloaded: "+strings.Join(nf.Names(), ", "))
 			return nil
 		},
-		abort: func(ctx context.Context) { _ = nf.Stop(ctx) },
+		abort: func(ctx context.Context) {
+			_ = nf.Stop(ctx)
+			c.plat.forget(ctx, added)
+		},
 	}, nil
 }
 

@@ -23,6 +23,8 @@ type gatewayComponent struct {
 	e    *Engine
 	g    *gateway.Gateway
 	mesh *mesh.Mesh
+	// app is the spec the gateway runs: what a reload compares with.
+	app *spec.App
 }
 
 // newGatewayComponent builds the gateway of app, or returns nil when the
@@ -36,9 +38,17 @@ func newGatewayComponent(e *Engine, app *spec.App, vals secrets.Values, env *env
 		Services: gateway.ServicesFunc(func(name string) (string, error) {
 			return m.ServiceURL(gatewayCaller, name)
 		}),
-		Functions:       fns,
-		Secrets:         secretLookup(vals).Get,
-		Resolve:         env.resolver(app, vals, "", "").lookup,
+		Functions: fns,
+		// The spec being compiled: a reload's Check and Update see the new
+		// spec's secrets and config, the running gateway the running one's.
+		Secrets: func(name, key string) (string, bool) {
+			_, vals := e.compiling()
+			return secretLookup(vals).Get(name, key)
+		},
+		Resolve: func(expr string) (string, error) {
+			app, vals := e.compiling()
+			return env.resolver(app, vals, "", "").lookup(expr)
+		},
 		Logger:          e.log.With("component", "gateway"),
 		Metrics:         e.metrics.reg,
 		DurationBuckets: slo.LatencyBuckets(app),
@@ -46,7 +56,7 @@ func newGatewayComponent(e *Engine, app *spec.App, vals secrets.Values, env *env
 	if err != nil {
 		return nil, err // gateway.New names the gateway
 	}
-	return &gatewayComponent{e: e, g: g, mesh: m}, nil
+	return &gatewayComponent{e: e, g: g, mesh: m, app: app}, nil
 }
 
 func (c *gatewayComponent) Name() string { return "gateway" }
@@ -72,11 +82,17 @@ func (c *gatewayComponent) Prepare(_ context.Context, next *spec.App) (host.Chan
 		c.e.out.event("", "the gateway was removed from the spec: restart nubo up to stop it")
 		return nil, nil
 	}
-	if old, _ := c.e.current(); reflect.DeepEqual(old.Gateway, next.Gateway) {
+	if reflect.DeepEqual(c.app.Gateway, next.Gateway) {
 		return nil, nil
 	}
 	if err := c.g.Check(next); err != nil {
 		return nil, err
 	}
-	return changeFuncs{commit: func(context.Context) error { return c.g.Update(next) }}, nil
+	return changeFuncs{commit: func(context.Context) error {
+		if err := c.g.Update(next); err != nil {
+			return err
+		}
+		c.app = next
+		return nil
+	}}, nil
 }

@@ -17,6 +17,8 @@ import (
 type meshComponent struct {
 	e *Engine
 	m *mesh.Mesh
+	// app is the spec the mesh runs: what a reload compares with.
+	app *spec.App
 }
 
 func newMeshComponent(e *Engine, app *spec.App, eps mesh.Endpoints) (*meshComponent, error) {
@@ -24,7 +26,7 @@ func newMeshComponent(e *Engine, app *spec.App, eps mesh.Endpoints) (*meshCompon
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	return &meshComponent{e: e, m: m}, nil
+	return &meshComponent{e: e, m: m, app: app}, nil
 }
 
 // meshConfig maps the spec for the mesh, with the engine's logger, metrics
@@ -78,7 +80,7 @@ func (c *meshComponent) Stop(ctx context.Context) error { return c.m.Stop(ctx) }
 // Prepare compiles the new routes, policies and ingress; Commit swaps them
 // in, as mesh.Update does.
 func (c *meshComponent) Prepare(_ context.Context, next *spec.App) (host.Change, error) {
-	old, _ := c.e.current()
+	old := c.app
 	if reflect.DeepEqual(mesh.ConfigFromSpec(old), mesh.ConfigFromSpec(next)) &&
 		slices.Equal(identityCallers(old), identityCallers(next)) {
 		return nil, nil
@@ -87,7 +89,13 @@ func (c *meshComponent) Prepare(_ context.Context, next *spec.App) (host.Change,
 	if err := mesh.Check(cfg); err != nil {
 		return nil, err
 	}
-	return changeFuncs{commit: func(context.Context) error { return c.m.Update(cfg) }}, nil
+	return changeFuncs{commit: func(context.Context) error {
+		if err := c.m.Update(cfg); err != nil {
+			return err
+		}
+		c.app = next
+		return nil
+	}}, nil
 }
 
 // changeFuncs is a host.Change made of functions.

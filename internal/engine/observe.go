@@ -23,7 +23,10 @@ import (
 // changes rules, channels and SLOs; a change of the scrape interval,
 // retention or labels needs a restart of nubo up.
 type observability struct {
-	e        *Engine
+	e *Engine
+	// app is the spec of the running rules, channels and SLOs: what a
+	// reload compares with.
+	app      *spec.App
 	env      *envSource
 	console  *consoleComponent
 	metrics  *metrics.Metrics
@@ -34,7 +37,7 @@ type observability struct {
 // newObservability builds the parts; nothing runs until Start. Links in
 // notifications point at the console.
 func newObservability(e *Engine, app *spec.App, vals secrets.Values, env *envSource, cc *consoleComponent) (*observability, error) {
-	o := &observability{e: e, env: env, console: cc}
+	o := &observability{e: e, env: env, console: cc, app: app}
 	ncfg, err := o.alertingConfig(app, vals)
 	if err != nil {
 		return nil, err
@@ -133,8 +136,8 @@ func (o *observability) Stop(ctx context.Context) error {
 // Prepare checks the new rules, channels and escalation; Commit applies
 // them with the SLOs.
 func (o *observability) Prepare(_ context.Context, next *spec.App) (host.Change, error) {
-	old, _ := o.e.current()
-	if reflect.DeepEqual(old.Observability, next.Observability) && reflect.DeepEqual(old.Databases, next.Databases) {
+	old := o.app
+	if reflect.DeepEqual(old.Observability, next.Observability) && reflect.DeepEqual(old.Databases, next.Databases) && reflect.DeepEqual(old.Cost, next.Cost) {
 		return nil, nil
 	}
 	groups, err := rulegroups.Build(next)
@@ -156,14 +159,16 @@ func (o *observability) Prepare(_ context.Context, next *spec.App) (host.Change,
 		return nil, err
 	}
 	return changeFuncs{commit: func(context.Context) error {
-		o.e.out.pipe.Store(pipe)
-		if err := o.notifier.Reconfigure(ncfg); err != nil {
-			return fmt.Errorf("alerting: %w", err)
-		}
+		// What can fail first; the swaps that cannot, after.
 		if err := o.metrics.SetRules(groups); err != nil {
 			return err
 		}
+		if err := o.notifier.Reconfigure(ncfg); err != nil {
+			return fmt.Errorf("alerting: %w", err)
+		}
+		o.e.out.pipe.Store(pipe)
 		o.slos.SetSLOs(next.Observability.SLOs)
+		o.app = next
 		return nil
 	}}, nil
 }

@@ -60,9 +60,13 @@ func (c *servicesComponent) watch(r *serviceRun) {
 	e := c.e
 	w := watcher{out: e.out, log: e.log, bg: &c.bg}
 	w.watch(ctx, r.name, paths, func(ctx context.Context) {
-		if r.spec.Build != "" {
+		// A reload may update the run's spec meanwhile (a scale).
+		c.mu.Lock()
+		build, dir, env := r.spec.Build, r.cfg.Dir, r.cfg.Env
+		c.mu.Unlock()
+		if build != "" {
 			e.out.event(r.name, fmt.Sprintf("%s changed: rebuilding", r.name))
-			if err := runBuild(ctx, fmt.Sprintf("service %q", r.name), r.spec.Build, r.cfg.Dir, r.cfg.Env, func(l string) { e.out.buildLine(r.name, l) }, e.trackBuild); err != nil {
+			if err := runBuild(ctx, fmt.Sprintf("service %q", r.name), build, dir, env, func(l string) { e.out.buildLine(r.name, l) }, e.trackBuild); err != nil {
 				e.metrics.builds.WithLabelValues(r.name, "failure").Inc()
 				e.out.event(r.name, fmt.Sprintf("%v; keeping the running replicas", err))
 				return
@@ -257,7 +261,7 @@ func (e *Engine) reload(ctx context.Context) {
 	e.mu.Lock()
 	e.next, e.nextVals = nil, nil
 	var re *host.ReloadError
-	if err == nil || (errors.As(err, &re) && re.Committed) {
+	if err == nil {
 		e.app, e.vals = next, vals
 	}
 	e.mu.Unlock()
@@ -269,7 +273,7 @@ func (e *Engine) reload(ctx context.Context) {
 		e.log.Error("audit: reload not recorded", "err", aerr)
 	}
 	switch {
-	case errors.As(err, &re) && !re.Committed:
+	case errors.As(err, &re) && !re.DuringCommit:
 		e.out.event("", fmt.Sprintf("%s changed but %s refuses it; keeping the running system: %v", old.File, re.Component, re.Err))
 	case err != nil:
 		e.out.event("", fmt.Sprintf("%s: reload incomplete: %v", old.File, err))
@@ -278,6 +282,17 @@ func (e *Engine) reload(ctx context.Context) {
 	default:
 		e.out.event("", fmt.Sprintf("%s reloaded: %s", old.File, strings.Join(changed, ", ")))
 	}
+}
+
+// compiling returns the spec a reload prepares and commits, with its
+// secrets' values, or else the running one.
+func (e *Engine) compiling() (*spec.App, secrets.Values) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.next != nil {
+		return e.next, e.nextVals
+	}
+	return e.app, e.vals
 }
 
 // valuesFor returns the secrets' values of app: the running spec's, or

@@ -66,8 +66,11 @@ type serviceRun struct {
 	sup     *supervisor.Supervisor
 	auto    *supervisor.Autoscaler
 	ready   chan struct{} // closed once every replica has been ready
-	stop    context.CancelFunc
-	done    chan struct{} // closed when the run's goroutine has returned
+	// ctx is the run's context, set by launch and done when it stops: the
+	// work a run starts later (a restart, a scale) ends with it.
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{} // closed when the run's goroutine has returned
 }
 
 func newServicesComponent(e *Engine, app *spec.App, vals secrets.Values, env *envSource) *servicesComponent {
@@ -220,7 +223,7 @@ func (c *servicesComponent) config(app *spec.App, vals secrets.Values, name stri
 // background, and closes r.ready when all its replicas are ready.
 func (c *servicesComponent) launch(r *serviceRun) {
 	ctx, cancel := context.WithCancel(c.ctx)
-	r.stop = cancel
+	r.ctx, r.stop = ctx, cancel
 	deps := c.dependencyRuns(r)
 	out := c.e.out
 	c.bg.Add(1)
@@ -413,12 +416,11 @@ func (c *servicesComponent) restart(ctx context.Context, name string) error {
 		return fmt.Errorf("service %q: %w", name, console.ErrNotFound)
 	}
 	c.e.out.event(name, "restarting "+name)
-	go func() {
-		// The roll outlives the request; it ends with the service's run.
-		if err := r.sup.RestartAll(context.WithoutCancel(ctx)); err != nil {
+	c.background(r, func(ctx context.Context) {
+		if err := r.sup.RestartAll(ctx); err != nil && ctx.Err() == nil {
 			c.e.out.event(name, fmt.Sprintf("restart of %s failed: %v", name, err))
 		}
-	}()
+	})
 	return nil
 }
 
@@ -437,13 +439,27 @@ func (c *servicesComponent) scale(ctx context.Context, name string, replicas int
 		return fmt.Errorf("service %q autoscales between %d and %d replicas: change its scaling in the spec: %w", name, p.MinReplicas, p.MaxReplicas, console.ErrConflict)
 	}
 	c.e.out.event(name, fmt.Sprintf("scaling %s to %d replicas (by hand)", name, replicas))
-	go func() {
-		// The scale outlives the request; it ends with the service's run.
-		if err := r.sup.Scale(context.WithoutCancel(ctx), replicas); err != nil {
+	c.background(r, func(ctx context.Context) {
+		if err := r.sup.Scale(ctx, replicas); err != nil && ctx.Err() == nil {
 			c.e.out.event(name, fmt.Sprintf("scale of %s failed: %v", name, err))
 		}
-	}()
+	})
 	return nil
+}
+
+// background runs work of r's that outlives the request asking for it (a
+// restart, a scale): on the run's context, counted by the component's
+// goroutines, so that a stop waits for it.
+func (c *servicesComponent) background(r *serviceRun, work func(context.Context)) {
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = c.ctx
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		work(ctx)
+	}()
 }
 
 // serviceChange is what a reload does to one service.
@@ -478,15 +494,20 @@ func (c *servicesComponent) Prepare(ctx context.Context, next *spec.App) (host.C
 	}
 	var changes []serviceChange
 	var built []*serviceRun
-	abort := func() {
+	var added []string // new workloads, whose proxies Prepare binds
+	abort := func(ctx context.Context) {
 		for _, r := range built {
-			_ = r.sup.Stop(context.WithoutCancel(ctx))
+			_ = r.sup.Stop(ctx)
 		}
+		c.platform.forget(ctx, added)
 	}
 	for _, name := range depOrder(next, keys(names)) {
+		if cur[name] == nil && next.Services[name] != nil {
+			added = append(added, name)
+		}
 		ch, err := c.prepareOne(ctx, next, vals, name, cur[name])
 		if err != nil {
-			abort()
+			abort(context.WithoutCancel(ctx))
 			return nil, err
 		}
 		if ch.next != nil {
@@ -510,7 +531,7 @@ func (c *servicesComponent) Prepare(ctx context.Context, next *spec.App) (host.C
 			}
 			return nil
 		},
-		abort: func(context.Context) { abort() },
+		abort: abort,
 	}, nil
 }
 
@@ -574,11 +595,15 @@ func (c *servicesComponent) apply(ctx context.Context, ch serviceChange) bool {
 		if err := cur.sup.Scale(ctx, ch.replicas); err != nil {
 			out.event(name, fmt.Sprintf("scale of %s failed: %v", name, err))
 		}
+		c.mu.Lock()
 		cur.cfg, cur.specEnv, cur.spec = ch.cfg, ch.specEnv, ch.spec
+		c.mu.Unlock()
 		return true
 	case ch.next == nil:
 		if cur != nil && ch.spec != nil {
+			c.mu.Lock()
 			cur.spec = ch.spec
+			c.mu.Unlock()
 		}
 		return false
 	}
@@ -599,8 +624,18 @@ func (c *servicesComponent) apply(ctx context.Context, ch serviceChange) bool {
 	defer cancel()
 	select {
 	case <-r.ready:
+	case <-r.done: // it failed to start, and said why
+		out.event(name, fmt.Sprintf("the new version of %s did not start; keeping the old one", name))
+		stopCtx, c1 := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.StopGracePeriod+10*time.Second)
+		defer c1()
+		_ = stopRun(stopCtx, r)
+		return true
 	case <-readyCtx.Done():
-		out.event(name, fmt.Sprintf("the new version of %s did not become ready in %s; keeping the old one", name, readyTimeout))
+		why := fmt.Sprintf("did not become ready in %s", readyTimeout)
+		if ctx.Err() != nil {
+			why = "was stopped before it became ready"
+		}
+		out.event(name, fmt.Sprintf("the new version of %s %s; keeping the old one", name, why))
 		stopCtx, c2 := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.StopGracePeriod+10*time.Second)
 		defer c2()
 		_ = stopRun(stopCtx, r)

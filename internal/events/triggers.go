@@ -158,6 +158,12 @@ func (d *Dispatcher) runQueueTrigger(ctx, deliverCtx context.Context, fd Functio
 			evs[i] = dl.Event
 		}
 		err = fd.DeliverToFunction(deliverCtx, t.function, evs)
+		if deliverCtx.Err() != nil {
+			// The stop's grace ran out mid-invocation: not a failure of
+			// the events. Left unsettled, the queue's visibility timeout
+			// delivers them again after the next start.
+			return
+		}
 		settleCtx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 		for _, dl := range ds {
 			var serr error

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -66,18 +67,34 @@ type Change interface {
 type Host struct {
 	log   *slog.Logger
 	comps []Component
+	// grace bounds a rollback's and an abort's stops, which run even when
+	// the caller's context is done.
+	grace time.Duration
 
 	mu      sync.Mutex // guards the fields below, and serializes Start, Stop and Reload
 	started int        // components started, a prefix of comps
 	stopped bool
 }
 
-// New returns a host of comps, in start order.
-func New(log *slog.Logger, comps ...Component) *Host {
+// DefaultGrace bounds a rollback's stops when New is given none.
+const DefaultGrace = time.Minute
+
+// New returns a host of comps, in start order. grace bounds what a
+// rollback or an abort may wait for (DefaultGrace when <= 0).
+func New(log *slog.Logger, grace time.Duration, comps ...Component) *Host {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Host{log: log, comps: comps}
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	return &Host{log: log, grace: grace, comps: comps}
+}
+
+// detached is ctx without its cancellation, bounded by the grace: a
+// rollback runs to the end even after Ctrl-C, but not forever.
+func (h *Host) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.grace)
 }
 
 // Components returns the hosted components, in start order.
@@ -104,7 +121,9 @@ func (h *Host) Start(ctx context.Context) error {
 	for h.started < len(h.comps) {
 		c := h.comps[h.started]
 		if err := c.Start(ctx); err != nil {
-			rollback := h.stopStarted(context.WithoutCancel(ctx))
+			rctx, cancel := h.detached(ctx)
+			rollback := h.stopStarted(rctx)
+			cancel()
 			h.stopped = true
 			return errors.Join(&StartError{Component: c.Name(), Err: err}, rollback)
 		}
@@ -136,16 +155,17 @@ func (h *Host) stopStarted(ctx context.Context) error {
 }
 
 // ReloadError is a reload that did not happen: Component could not prepare
-// (Committed is false, and the whole system runs the old spec) or could not
-// commit (the components before it in start order run the new spec).
+// (DuringCommit is false, and the whole system runs the old spec), or it
+// failed to commit (DuringCommit: the components before it in start order
+// run the new spec, it and those after it the old one).
 type ReloadError struct {
 	Component string
-	Committed bool
+	DuringCommit bool
 	Err       error
 }
 
 func (e *ReloadError) Error() string {
-	if e.Committed {
+	if e.DuringCommit {
 		return e.Component + ": " + e.Err.Error() + " (it keeps the old spec; the components before it took the new one)"
 	}
 	return e.Component + ": " + e.Err.Error()
@@ -173,9 +193,11 @@ func (h *Host) Reload(ctx context.Context, next *spec.App) ([]string, error) {
 		}
 		ch, err := r.Prepare(ctx, next)
 		if err != nil {
+			actx, cancel := h.detached(ctx)
 			for i := len(ready) - 1; i >= 0; i-- {
-				ready[i].change.Abort(context.WithoutCancel(ctx))
+				ready[i].change.Abort(actx)
 			}
+			cancel()
 			return nil, &ReloadError{Component: c.Name(), Err: err}
 		}
 		if ch != nil {
@@ -185,10 +207,12 @@ func (h *Host) Reload(ctx context.Context, next *spec.App) ([]string, error) {
 	var changed []string
 	for i, p := range ready {
 		if err := p.change.Commit(ctx); err != nil {
+			actx, cancel := h.detached(ctx)
 			for _, rest := range ready[i+1:] {
-				rest.change.Abort(context.WithoutCancel(ctx))
+				rest.change.Abort(actx)
 			}
-			return changed, &ReloadError{Component: p.name, Committed: true, Err: err}
+			cancel()
+			return changed, &ReloadError{Component: p.name, DuringCommit: true, Err: err}
 		}
 		changed = append(changed, p.name)
 	}

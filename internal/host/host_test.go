@@ -78,7 +78,7 @@ func build(journal *[]string, parts ...*part) []host.Component {
 
 func TestStartInOrderStopInReverse(t *testing.T) {
 	var j []string
-	h := host.New(nil, build(&j, &part{name: "a"}, &part{name: "b"}, &part{name: "c"})...)
+	h := host.New(nil, 0, build(&j, &part{name: "a"}, &part{name: "b"}, &part{name: "c"})...)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestStartInOrderStopInReverse(t *testing.T) {
 
 func TestFailedStartRollsBackInReverse(t *testing.T) {
 	var j []string
-	h := host.New(nil, build(&j, &part{name: "a"}, &part{name: "b"}, &part{name: "c", failStart: true}, &part{name: "d"})...)
+	h := host.New(nil, 0, build(&j, &part{name: "a"}, &part{name: "b"}, &part{name: "c", failStart: true}, &part{name: "d"})...)
 	err := h.Start(context.Background())
 	var se *host.StartError
 	if !errors.As(err, &se) || se.Component != "c" || !strings.Contains(err.Error(), "c: port taken") {
@@ -113,7 +113,7 @@ func TestFailedStartRollsBackInReverse(t *testing.T) {
 
 func TestReloadPreparesAllThenCommitsAll(t *testing.T) {
 	var j []string
-	h := host.New(nil, build(&j, &part{name: "a", reloads: true}, &part{name: "b"}, &part{name: "c", reloads: true})...)
+	h := host.New(nil, 0, build(&j, &part{name: "a", reloads: true}, &part{name: "b"}, &part{name: "c", reloads: true})...)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -130,14 +130,14 @@ func TestReloadPreparesAllThenCommitsAll(t *testing.T) {
 
 func TestFailedPrepareAbortsEveryPreparedChange(t *testing.T) {
 	var j []string
-	h := host.New(nil, build(&j, &part{name: "a", reloads: true}, &part{name: "b", reloads: true}, &part{name: "c", reloads: true, failPrep: true})...)
+	h := host.New(nil, 0, build(&j, &part{name: "a", reloads: true}, &part{name: "b", reloads: true}, &part{name: "c", reloads: true, failPrep: true})...)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	j = nil
 	_, err := h.Reload(context.Background(), &spec.App{Name: "v2"})
 	var re *host.ReloadError
-	if !errors.As(err, &re) || re.Component != "c" || re.Committed {
+	if !errors.As(err, &re) || re.Component != "c" || re.DuringCommit {
 		t.Fatalf("error %v, want an uncommitted ReloadError naming c", err)
 	}
 	want := []string{"prepare a v2", "prepare b v2", "fail-prepare c", "abort b", "abort a"}
@@ -148,14 +148,14 @@ func TestFailedPrepareAbortsEveryPreparedChange(t *testing.T) {
 
 func TestFailedCommitAbortsTheRest(t *testing.T) {
 	var j []string
-	h := host.New(nil, build(&j, &part{name: "a", reloads: true}, &part{name: "b", reloads: true, failCommit: true}, &part{name: "c", reloads: true})...)
+	h := host.New(nil, 0, build(&j, &part{name: "a", reloads: true}, &part{name: "b", reloads: true, failCommit: true}, &part{name: "c", reloads: true})...)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	j = nil
 	changed, err := h.Reload(context.Background(), &spec.App{Name: "v2"})
 	var re *host.ReloadError
-	if !errors.As(err, &re) || re.Component != "b" || !re.Committed || !slices.Equal(changed, []string{"a"}) {
+	if !errors.As(err, &re) || re.Component != "b" || !re.DuringCommit || !slices.Equal(changed, []string{"a"}) {
 		t.Fatalf("error %v changed %q, want a committed ReloadError naming b after a", err, changed)
 	}
 	want := []string{"prepare a v2", "prepare b v2", "prepare c v2", "commit a", "fail-commit b", "abort c"}
@@ -166,7 +166,7 @@ func TestFailedCommitAbortsTheRest(t *testing.T) {
 
 func TestReloadAfterStopIsRefused(t *testing.T) {
 	var j []string
-	h := host.New(nil, build(&j, &part{name: "a", reloads: true})...)
+	h := host.New(nil, 0, build(&j, &part{name: "a", reloads: true})...)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -268,7 +268,9 @@ func (d *Disk) scan(path string, s Search, out []Line) ([]Line, error) {
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4*MaxLineBytes+64<<10)
+	// A record holds a line of up to the supervisor's 64 KiB, escaped, and
+	// its fields again: 4 MiB is more than any record written.
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
 		// Cheap checks on the raw line first: most searches are by text.
 		if s.Grep != "" && !strings.Contains(sc.Text(), jsonText(s.Grep)) {
@@ -280,6 +282,10 @@ func (d *Disk) scan(path string, s Search, out []Line) ([]Line, error) {
 		}
 		if s.Match(l) {
 			out = append(out, l)
+			// Only the last Limit are answered: keep memory bounded.
+			if len(out) >= 2*s.Limit {
+				out = slices.Delete(out, 0, len(out)-s.Limit)
+			}
 		}
 	}
 	return out, sc.Err()

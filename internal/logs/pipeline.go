@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -81,7 +82,7 @@ func NewPipeline(cfg spec.Logs) (*Pipeline, error) {
 // Process parses l in place and reports whether it is kept. A nil
 // Pipeline parses JSON and logfmt and keeps everything.
 func (p *Pipeline) Process(l *Line) bool {
-	parse(p, l)
+	kind := parse(p, l)
 	if p == nil {
 		return true
 	}
@@ -93,19 +94,27 @@ func (p *Pipeline) Process(l *Line) bool {
 		case f.action == "keep" && !match:
 			return false
 		case f.action == "redact" && match:
-			redact(l, f.fields)
+			redact(l, kind, f.fields)
 		}
 	}
 	return true
 }
 
-func parse(p *Pipeline, l *Line) {
+// The kinds of line parse recognises.
+const (
+	plainLine = iota
+	jsonLine
+	logfmtLine
+	parsedLine // by a spec parser
+)
+
+func parse(p *Pipeline, l *Line) int {
 	text := strings.TrimSpace(l.Text)
 	if strings.HasPrefix(text, "{") {
 		var fields map[string]any
 		if json.Unmarshal([]byte(text), &fields) == nil {
 			setFields(l, fields)
-			return
+			return jsonLine
 		}
 	}
 	if p != nil {
@@ -124,12 +133,14 @@ func parse(p *Pipeline, l *Line) {
 				}
 			}
 			setFields(l, fields)
-			return
+			return parsedLine
 		}
 	}
 	if fields := logfmt(text); fields != nil {
 		setFields(l, fields)
+		return logfmtLine
 	}
+	return plainLine
 }
 
 // setFields keeps fields and takes the level and the trace id from them.
@@ -230,22 +241,57 @@ func (f filter) matches(l *Line) bool {
 	return v != nil && v != false
 }
 
-// redact hides fields of l (and their values in its text), or its whole
-// text when fields is empty.
-func redact(l *Line, fields []string) {
+// redact hides fields of l, or its whole text when fields is empty. The
+// text is written again from the redacted fields (JSON stays JSON, logfmt
+// logfmt): a value may be spelled differently in the text than in the
+// field (JSON escapes, number formats), so searching the text for it could
+// leave it there. A line a parser read has no other form: its text goes.
+func redact(l *Line, kind int, fields []string) {
 	if len(fields) == 0 {
 		l.Text = Redacted
 		l.Fields = nil
 		return
 	}
+	hit := false
 	for _, k := range fields {
-		v, ok := l.Fields[k]
-		if !ok {
-			continue
+		if _, ok := l.Fields[k]; ok {
+			l.Fields[k] = Redacted
+			hit = true
 		}
-		if s := fmt.Sprint(v); s != "" {
-			l.Text = strings.ReplaceAll(l.Text, s, Redacted)
-		}
-		l.Fields[k] = Redacted
 	}
+	if !hit {
+		return
+	}
+	switch kind {
+	case jsonLine:
+		b, err := json.Marshal(l.Fields)
+		if err != nil {
+			l.Text = Redacted
+			return
+		}
+		l.Text = string(b)
+	case logfmtLine:
+		keys := make([]string, 0, len(l.Fields))
+		for k := range l.Fields {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%s=%s", k, logfmtValue(fmt.Sprint(l.Fields[k])))
+		}
+		l.Text = b.String()
+	default:
+		l.Text = Redacted
+	}
+}
+
+func logfmtValue(v string) string {
+	if v == "" || strings.ContainsAny(v, " \"=") {
+		return strconv.Quote(v)
+	}
+	return v
 }

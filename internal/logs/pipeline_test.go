@@ -2,6 +2,7 @@ package logs
 
 import (
 	"os"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,6 +79,15 @@ func TestFilters(t *testing.T) {
 	}
 	if l, ok := keep("users", "paid with card=4242"); !ok || l.Text != Redacted {
 		t.Errorf("the message was not redacted: %+v", l)
+	}
+	// A value spelled with JSON escapes in the text is gone from it too.
+	l, ok = keep("users", `{"msg":"login","token":"p\u00e4ss\"word"}`)
+	if !ok || strings.Contains(l.Text, "p\\u00e4ss") || strings.Contains(l.Text, "päss") || !strings.Contains(l.Text, Redacted) {
+		t.Errorf("an escaped token was left in the text: %s", l.Text)
+	}
+	l, ok = keep("users", `user=ada token="a b" level=info`)
+	if !ok || strings.Contains(l.Text, "a b") || !strings.Contains(l.Text, "token="+strconv.Quote(Redacted)) && !strings.Contains(l.Text, "token="+Redacted) {
+		t.Errorf("a logfmt token was left in the text: %s", l.Text)
 	}
 	if _, ok := keep("catalog", "hello"); ok {
 		t.Error("keep let another service through")

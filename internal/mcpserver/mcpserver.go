@@ -305,8 +305,11 @@ func (e *engineAPI) logs(ctx context.Context, in logsInput) ([]apitype.LogLine, 
 	if tail <= 0 {
 		tail = 200
 	}
-	if in.Grep == "" {
-		v.Set("tail", strconv.Itoa(tail))
+	v.Set("tail", strconv.Itoa(tail))
+	if in.Grep != "" {
+		// The engine searches (its records on disk too) and sends only
+		// the last matches.
+		v.Set("grep", in.Grep)
 	}
 	req, err := http.NewRequestWithContext(ctx, "GET", e.base+"/admin/v1/logs?"+v.Encode(), nil)
 	if err != nil {
@@ -329,9 +332,6 @@ func (e *engineAPI) logs(ctx context.Context, in logsInput) ([]apitype.LogLine, 
 			break
 		} else if err != nil {
 			return nil, fmt.Errorf("logs: %w", err)
-		}
-		if in.Grep != "" && !strings.Contains(l.Text, in.Grep) {
-			continue
 		}
 		out = append(out, l)
 	}

@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		s.http.gateway = g.Handler()
 	}
 	// The listener comes last: once it answers /readyz, everything runs.
-	s.host = host.New(s.log, append(comps, s.http)...)
+	s.host = host.New(s.log, 0, append(comps, s.http)...)
 	return s, nil
 }
 

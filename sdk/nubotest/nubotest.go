@@ -268,7 +268,11 @@ func (s *System) WaitForLog(service string, re *regexp.Regexp) string {
 	s.t.Helper()
 	var found string
 	s.waitFor(time.Minute, func() error {
-		body := s.do("GET", "/admin/v1/logs?service="+url.QueryEscape(service), "", nil, nil)
+		// A function scaled to zero has no output yet: 404 until it has.
+		body, err := s.try("GET", "/admin/v1/logs?service="+url.QueryEscape(service))
+		if err != nil {
+			return err
+		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		for {
 			var l apitype.LogLine
@@ -324,6 +328,30 @@ func (s *System) waitFor(d time.Duration, cond func() error) {
 	}
 }
 
+// client is the harness's HTTP client: every call is bounded.
+var client = &http.Client{Timeout: time.Minute}
+
+// try calls the console's API and returns a non-2xx answer as an error.
+func (s *System) try(method, path string) ([]byte, error) {
+	req, err := http.NewRequest(method, s.api+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	}
+	return data, nil
+}
+
 // do calls the console's API and fails the test on a non-2xx answer.
 func (s *System) do(method, path, contentType string, body []byte, out any) []byte {
 	s.t.Helper()
@@ -334,7 +362,7 @@ func (s *System) do(method, path, contentType string, body []byte, out any) []by
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		s.t.Fatalf("nubotest: %s %s: %v", method, path, err)
 	}
