@@ -6,7 +6,7 @@
 //
 // Start order: the reaper and the state directory's lock; the broker; the
 // console (admin and platform API, Prometheus API); observability; the mesh
-// and ingress; functions; the gateway; events; services, each once
+// and ingress; functions; the gateway; events; the event store; services, each once
 // everything in its dependsOn is ready. Secrets are resolved before any of
 // it, so a missing key starts nothing.
 //
@@ -70,17 +70,19 @@ type Engine struct {
 	metrics *engineMetrics
 
 	// The components, set by Start (components.go) and not replaced after.
-	host     *host.Host
-	reaper   *reaper
-	lock     *stateLock
-	broker   *brokerComponent
-	admin    *consoleComponent
-	obs      *observability
-	mesh     *meshComponent
-	fns      *functionsComponent
-	gateway  *gatewayComponent
-	events   *eventsComponent
-	services *servicesComponent
+	host    *host.Host
+	reaper  *reaper
+	lock    *stateLock
+	broker  *brokerComponent
+	admin   *consoleComponent
+	obs     *observability
+	mesh    *meshComponent
+	fns     *functionsComponent
+	gateway *gatewayComponent
+	events  *eventsComponent
+	// eventStore is nil when the spec has no eventStore section.
+	eventStore *eventStoreComponent
+	services   *servicesComponent
 
 	mu   sync.Mutex // guards the fields below
 	app  *spec.App

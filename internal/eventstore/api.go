@@ -34,6 +34,10 @@ func (s *Store) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/eventstore/projections/{name}/rebuild", s.apiRebuild)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+		if !s.running.Load() {
+			writeError(w, http.StatusServiceUnavailable, "event store: not running")
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such route of the event store API (see docs/eventstore.md)", r.Method, r.URL.Path))
 			return

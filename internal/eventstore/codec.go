@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // Headers of a stored event. The type and version stay readable in
@@ -124,4 +125,27 @@ func (s *Store) decode(subject string, seq uint64, ts time.Time, h nats.Header, 
 
 func (s *Store) decodeRaw(m rawMsg) (apitype.RecordedEvent, error) {
 	return s.decode(m.subject, m.seq, m.time, m.header, m.data)
+}
+
+// EncryptionKey returns the value of the encryption key's secret when
+// eventStore.encryption is enabled (else ""): the secret's key named
+// "key", or its only key. get looks a secret's key up.
+func EncryptionKey(app *spec.App, get func(secret, key string) (string, bool)) (string, error) {
+	es := app.EventStore
+	if es == nil || !es.Encryption.Enabled {
+		return "", nil
+	}
+	if es.Encryption.Key == nil || es.Encryption.Key.Secret == "" {
+		return "", errors.New("eventstore: encryption: no key.secret")
+	}
+	name := es.Encryption.Key.Secret
+	k := "key"
+	if sec := app.Secrets[name]; sec != nil && len(sec.Keys) == 1 {
+		k = sec.Keys[0]
+	}
+	v, ok := get(name, k)
+	if !ok {
+		return "", fmt.Errorf("eventstore: encryption: secret %q has no value for key %q (name it key, or give the secret one key)", name, k)
+	}
+	return v, nil
 }

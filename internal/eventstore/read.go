@@ -191,3 +191,15 @@ func (s *Store) state(ctx context.Context) (streamState, error) {
 	st := str.CachedInfo().State
 	return streamState{Msgs: st.Msgs, LastSeq: st.LastSeq, Streams: st.NumSubjects}, nil
 }
+
+// Status is the store's part of nubo status.
+func (s *Store) Status(ctx context.Context) (apitype.EventStoreStatus, error) {
+	st, err := s.state(ctx)
+	if err != nil {
+		return apitype.EventStoreStatus{}, err
+	}
+	return apitype.EventStoreStatus{
+		Streams: int(st.Streams), Events: st.Msgs, LastPosition: st.LastSeq,
+		Projections: s.Projections(ctx),
+	}, nil
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,6 +74,8 @@ type Store struct {
 	// projections' loops end with it.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	running atomic.Bool // between a successful Start and Stop
 
 	mu      sync.Mutex // guards started and stopped
 	started bool
@@ -144,6 +147,9 @@ func (s *Store) Start(ctx context.Context) error {
 		DenyDelete:         true,
 		DenyPurge:          true,
 	}
+	if cfg.MaxAge > 0 && cfg.MaxAge < cfg.Duplicates {
+		cfg.Duplicates = cfg.MaxAge // JetStream's rule: no longer than the max age
+	}
 	if s.es.Compression {
 		cfg.Compression = jetstream.S2Compression
 	}
@@ -158,6 +164,7 @@ func (s *Store) Start(ctx context.Context) error {
 		return err
 	}
 	s.started = true
+	s.running.Store(true)
 	return nil
 }
 
@@ -173,6 +180,7 @@ func (s *Store) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.stopped = true
+	s.running.Store(false)
 	s.cancel()
 	if !s.started {
 		return nil

@@ -137,9 +137,9 @@ func registry() []Row {
 		row("gateway.routes[*].response.statusCodes", "status code mapping", Local, "backend errors mapped to statuses by pattern"),
 
 		// Event sourcing.
-		row("eventStore", "event store", NotYet, "planned: streams on the embedded JetStream"),
-		row("eventStore.encryption", "event encryption", NotYet, "planned: events encrypted at rest with the secret's key"),
-		row("eventStore.compression", "event compression", NotYet, "planned: stored events compressed"),
+		row("eventStore", "event store", Local, "streams on the embedded JetStream: appends with expected versions, reads, subscriptions (platform API, nubo eventstore); retention is the stream's max age"),
+		row("eventStore.encryption", "event encryption", Local, "event data and metadata sealed with AES-256-GCM, the key derived from the secret"),
+		row("eventStore.compression", "event compression", Local, "JetStream's S2 stream compression"),
 		row("eventStore.projections", "projections", NotYet, "planned: events fed to the handler with checkpoints"),
 		row("eventStore.snapshots", "snapshots", NotYet, "planned: aggregates' state stored every N events or some time"),
 
