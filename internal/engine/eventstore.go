@@ -12,6 +12,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/eventstore"
+	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -40,17 +41,22 @@ type storeHandlers struct {
 	mesh interface {
 		ServiceURL(caller, target string) (string, error)
 	}
-	fns interface {
-		DeliverToFunction(ctx context.Context, name string, evs []*event.Event) error
-	}
+	fns *functionsComponent
 }
 
 func (h storeHandlers) ServiceURL(name string) (string, error) {
 	return h.mesh.ServiceURL(eventStoreCaller, name)
 }
 
+// DeliverToFunction is the functions' own: a batch the function
+// dead-lettered is an error here (functions.ErrDeadLettered), so that a
+// projection retries it rather than moving past it.
 func (h storeHandlers) DeliverToFunction(ctx context.Context, name string, evs []*event.Event) error {
-	return h.fns.DeliverToFunction(ctx, name, evs)
+	return h.fns.cur.Load().DeliverToFunction(ctx, name, evs)
+}
+
+func (h storeHandlers) Invoke(ctx context.Context, name string, ev event.Event) (functions.Result, error) {
+	return h.fns.Invoke(ctx, name, ev)
 }
 
 // newEventStoreComponent builds the store of app, or returns nil when the

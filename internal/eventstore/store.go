@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,8 +63,9 @@ type Store struct {
 	aead    cipher.AEAD // nil: data is stored as it is
 	metrics *metrics
 
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	http *http.Client // to service handlers
 
 	heads headCache
 
@@ -102,6 +104,9 @@ func New(cfg Config) (*Store, error) {
 		heads: headCache{m: map[string]head{}},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // service URLs are the mesh's own listeners
+	s.http = &http.Client{Transport: tr}
 	if s.es.Encryption.Enabled {
 		aead, err := newAEAD(cfg.Key)
 		if err != nil {

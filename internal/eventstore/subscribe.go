@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,6 +20,9 @@ type Subscription struct {
 	f    filter
 	cons jetstream.Consumer
 	it   jetstream.MessagesContext
+	// seen is the position of the last message read, matching or not:
+	// a projection's lag is measured from it.
+	seen atomic.Uint64
 }
 
 // Subscribe starts a subscription at global position from (1 or 0: the
@@ -55,11 +60,19 @@ func (sub *Subscription) Next(ctx context.Context) (apitype.RecordedEvent, error
 			}
 			return apitype.RecordedEvent{}, fmt.Errorf("subscription: %w", err)
 		}
-		ev, ok, err := sub.s.decodeMsg(m, sub.f)
+		ev, ok, err := sub.s.decodeMsg(m, sub.f, &sub.seen)
 		if err != nil || ok {
 			return ev, err
 		}
 	}
+}
+
+// nextWithin is Next waiting at most wait: a projection fills a batch
+// with what has arrived already.
+func (sub *Subscription) nextWithin(ctx context.Context, wait time.Duration) (apitype.RecordedEvent, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	return sub.Next(ctx)
 }
 
 // Close ends the subscription.
@@ -85,13 +98,14 @@ func (sub *Subscription) All(ctx context.Context) iter.Seq2[apitype.RecordedEven
 }
 
 // decodeMsg decodes a consumer's message if it passes f.
-func (s *Store) decodeMsg(m jetstream.Msg, f filter) (apitype.RecordedEvent, bool, error) {
-	if !f.matchStream(s.n.streamName(m.Subject())) || !f.matchType(m.Headers().Get(hdrEventType)) {
-		return apitype.RecordedEvent{}, false, nil
-	}
+func (s *Store) decodeMsg(m jetstream.Msg, f filter, seen *atomic.Uint64) (apitype.RecordedEvent, bool, error) {
 	md, err := m.Metadata()
 	if err != nil {
 		return apitype.RecordedEvent{}, false, fmt.Errorf("subscription: %w", err)
+	}
+	seen.Store(md.Sequence.Stream)
+	if !f.matchStream(s.n.streamName(m.Subject())) || !f.matchType(m.Headers().Get(hdrEventType)) {
+		return apitype.RecordedEvent{}, false, nil
 	}
 	ev, err := s.decode(m.Subject(), md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
 	return ev, err == nil, err

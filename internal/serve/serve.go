@@ -246,6 +246,10 @@ func (d clusterDeliverer) DeliverToFunction(ctx context.Context, name string, ev
 	return d.remote.DeliverToFunction(ctx, name, evs)
 }
 
+func (d clusterDeliverer) Invoke(ctx context.Context, name string, ev event.Event) (functions.Result, error) {
+	return d.remote.Invoke(ctx, name, ev)
+}
+
 // named gives a component of another package the host's Name.
 type named struct {
 	name string
