@@ -141,7 +141,7 @@ func registry() []Row {
 		row("eventStore.encryption", "event encryption", Local, "event data and metadata sealed with AES-256-GCM, the key derived from the secret"),
 		row("eventStore.compression", "event compression", Local, "JetStream's S2 stream compression"),
 		row("eventStore.projections", "projections", Local, "matching events delivered in order, in batches, to the function or service; checkpoints in a JetStream KV bucket; at least once"),
-		row("eventStore.snapshots", "snapshots", NotYet, "planned: aggregates' state stored every N events or some time"),
+		row("eventStore.snapshots", "snapshots", Local, "the handler asked for the state every N events or after frequency; kept in a JetStream KV bucket for the longest retention"),
 
 		// Observability.
 		row("observability.metrics", "metrics", Local, "a scraper, the Prometheus TSDB and PromQL with the Prometheus API on the console"),
