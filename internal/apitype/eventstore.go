@@ -161,3 +161,35 @@ type EventStoreStatus struct {
 	LastPosition uint64       `json:"lastPosition"`
 	Projections  []Projection `json:"projections,omitempty"`
 }
+
+// ReplayRequest is the body of POST /v1/eventstore/replay: deliver the
+// stored events of a time window to a target, in batches. It moves no
+// projection's checkpoint.
+type ReplayRequest struct {
+	// From and To bound the events' append times, To excluded; a zero
+	// From is the first event, a zero To the last.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// Streams is a stream pattern; Types event types (none: all).
+	Streams string   `json:"streams,omitempty"`
+	Types   []string `json:"types,omitempty"`
+	// Batch is the events per delivery (default 100, at most 1000).
+	Batch int `json:"batch,omitempty"`
+	// Target is function:NAME or service:NAME/path.
+	Target string `json:"target"`
+}
+
+// ReplayProgress is one line of the replay's answer (NDJSON): progress
+// while it runs, then the summary with Done set.
+type ReplayProgress struct {
+	// Events and Batches delivered so far; Failed batches that failed
+	// every attempt (their events are not delivered).
+	Events  int    `json:"events"`
+	Batches int    `json:"batches"`
+	Failed  int    `json:"failed"`
+	Total   uint64 `json:"total"` // the stored events of the window, an upper bound
+	// Position is the last position read.
+	Position  uint64 `json:"position"`
+	LastError string `json:"lastError,omitempty"`
+	Done      bool   `json:"done,omitempty"`
+}

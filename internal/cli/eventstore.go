@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/eventstore"
 )
 
 const eventStoreLong = `Eventstore appends to, reads and follows the event store of the running
@@ -31,7 +33,7 @@ func newEventStoreCmd(std stdio, g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(
 		newESAppendCmd(std, g), newESReadCmd(std, g), newESStreamsCmd(std, g), newESTailCmd(std, g),
-		newESProjectionsCmd(std, g), newESRebuildCmd(std, g),
+		newESProjectionsCmd(std, g), newESRebuildCmd(std, g), newESReplayCmd(std, g),
 	)
 	return cmd
 }
@@ -383,4 +385,101 @@ new. The handler should reset its read model when it sees the first one.`,
 	}
 	addrFlag(cmd, &addr)
 	return cmd
+}
+
+func newESReplayCmd(std stdio, g *globals) *cobra.Command {
+	var (
+		from, to, streams, types, target, addr string
+		batch                                  int
+	)
+	cmd := &cobra.Command{
+		Use:   "replay --target function:NAME|service:NAME/path",
+		Short: "Deliver the events of a time window to a function or service",
+		Long: `Replay delivers the stored events appended in [--from, --to) that match
+--streams and --types, in position order and in batches of --batch, to
+--target, as a projection would (docs/eventstore.md). It moves no
+projection's checkpoint. A batch that fails three times is counted failed
+and skipped; the summary says how many. A progress bar shows on a terminal.`,
+		Example: `  nubo eventstore replay --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z \
+      --streams 'user-*' --batch 500 --target function:user-processor`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := eventstore.ReplayRequest{Streams: streams, Batch: batch, Target: target}
+			if target == "" {
+				return usageErrorf("--target is required")
+			}
+			for _, tf := range []struct {
+				flag, v string
+				t       *time.Time
+			}{{"--from", from, &req.From}, {"--to", to, &req.To}} {
+				if tf.v == "" {
+					continue
+				}
+				t, err := time.Parse(time.RFC3339, tf.v)
+				if err != nil {
+					return usageErrorf("%s %q: want an RFC 3339 time (2026-01-01T00:00:00Z)", tf.flag, tf.v)
+				}
+				*tf.t = t
+			}
+			if types != "" {
+				req.Types = strings.Split(types, ",")
+			}
+			body, _ := json.Marshal(req)
+			t, err := findEngine(g, addr)
+			if err != nil {
+				return err
+			}
+			resp, err := newEngineClient(t).doBody(cmd.Context(), http.MethodPost, "/v1/eventstore/replay", "application/json", body)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, bar := terminal(std.err)
+			var last eventstore.ReplayProgress
+			dec := json.NewDecoder(resp.Body)
+			for {
+				var p eventstore.ReplayProgress
+				if err := dec.Decode(&p); err != nil {
+					if err == io.EOF {
+						break
+					}
+					return fmt.Errorf("replay: undecodable progress: %w", err)
+				}
+				last = p
+				if bar && !p.Done {
+					fmt.Fprintf(std.err, "\r%s", progressBar(p))
+				}
+			}
+			if bar {
+				fmt.Fprintln(std.err)
+			}
+			if !last.Done {
+				return fmt.Errorf("replay: the engine ended the answer before the summary (stopping?)")
+			}
+			fmt.Fprintf(std.out, "replayed %d events in %d batches to %s; %d batches failed\n", last.Events, last.Batches, target, last.Failed)
+			if last.LastError != "" {
+				return fmt.Errorf("replay: last error: %s", last.LastError)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the window's start, RFC 3339 (default: the first event)")
+	cmd.Flags().StringVar(&to, "to", "", "the window's end, excluded, RFC 3339 (default: the last event)")
+	cmd.Flags().StringVar(&streams, "streams", "", "streams matching this pattern ('*' any run of characters)")
+	cmd.Flags().StringVar(&types, "types", "", "only these event types, comma-separated")
+	cmd.Flags().IntVar(&batch, "batch", 100, "events per delivery (up to 1000)")
+	cmd.Flags().StringVar(&target, "target", "", "function:NAME or service:NAME/path")
+	addrFlag(cmd, &addr)
+	return cmd
+}
+
+// progressBar draws a replay's progress against the store's event count
+// (an upper bound: the window and the filters take fewer).
+func progressBar(p eventstore.ReplayProgress) string {
+	const width = 30
+	done := 0
+	if p.Total > 0 {
+		done = int(min(uint64(width), uint64(width)*p.Position/p.Total))
+	}
+	return fmt.Sprintf("[%s%s] position %d/%d, %d events, %d batches, %d failed", strings.Repeat("#", done), strings.Repeat(" ", width-done), p.Position, p.Total, p.Events, p.Batches, p.Failed)
 }

@@ -2,14 +2,19 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/nubo-dev/nubo/internal/broker"
 	"github.com/nubo-dev/nubo/internal/eventstore"
+	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -27,7 +32,10 @@ func startEventStore(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Stop(context.Background()) })
-	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "shop", EventStore: &spec.EventStore{}}, Broker: b})
+	// A service that takes every delivery, for replay.
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(sink.Close)
+	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "shop", EventStore: &spec.EventStore{}}, Broker: b, Handlers: sinkHandlers{sink.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +46,17 @@ func startEventStore(t *testing.T) string {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// sinkHandlers reaches every service at one URL; there are no functions.
+type sinkHandlers struct{ url string }
+
+func (h sinkHandlers) ServiceURL(string) (string, error) { return h.url, nil }
+func (h sinkHandlers) DeliverToFunction(context.Context, string, []*event.Event) error {
+	return errors.New("no functions here")
+}
+func (h sinkHandlers) Invoke(context.Context, string, event.Event) (functions.Result, error) {
+	return functions.Result{}, errors.New("no functions here")
 }
 
 func TestEventStoreCommands(t *testing.T) {
@@ -80,6 +99,18 @@ func TestEventStoreCommands(t *testing.T) {
 	r = runInProcess(t, "eventstore", "append", "user-42", "--addr", addr)
 	if r.code != 2 {
 		t.Errorf("append without --type:\n%s", r)
+	}
+	r = runInProcess(t, "eventstore", "replay", "--target", "service:sink/x", "--types", "UserRenamed", "--batch", "5", "--addr", addr)
+	if r.code != 0 || r.stdout != "replayed 1 events in 1 batches to service:sink/x; 0 batches failed\n" {
+		t.Errorf("replay:\n%s", r)
+	}
+	r = runInProcess(t, "eventstore", "replay", "--target", "service:sink/x", "--from", "yesterday", "--addr", addr)
+	if r.code != 2 {
+		t.Errorf("replay --from yesterday:\n%s", r)
+	}
+	r = runInProcess(t, "eventstore", "replay", "--target", "queue:jobs", "--addr", addr)
+	if r.code == 0 || !strings.Contains(r.stderr, "want function:NAME or service:NAME/path") {
+		t.Errorf("replay to a queue:\n%s", r)
 	}
 	r = runInProcess(t, "eventstore", "projections", "--addr", addr)
 	if r.code != 0 || r.stdout != "no projections\n" {

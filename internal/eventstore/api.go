@@ -32,6 +32,7 @@ func (s *Store) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/eventstore/subscribe", s.apiSubscribe)
 	mux.HandleFunc("GET /v1/eventstore/projections", s.apiProjections)
 	mux.HandleFunc("POST /v1/eventstore/projections/{name}/rebuild", s.apiRebuild)
+	mux.HandleFunc("POST /v1/eventstore/replay", s.apiReplay)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
 		if !s.running.Load() {

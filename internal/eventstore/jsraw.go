@@ -54,6 +54,8 @@ type directGet struct {
 	MultiFor []string `json:"multi_last,omitempty"`
 	UpToSeq  uint64   `json:"up_to_seq,omitempty"`
 	MaxBytes int      `json:"max_bytes,omitempty"`
+	// StartTime starts at the first message stored at or after it.
+	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
 // getBatch runs a batched direct get on stream and returns the messages in
