@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +142,9 @@ func (s *Store) Start(ctx context.Context) error {
 	if s.nc == nil || s.js == nil {
 		return errors.New("eventstore: start: the broker has not started")
 	}
+	if v := s.nc.ConnectedServerVersion(); !versionAtLeast(v, minServer) {
+		return fmt.Errorf("eventstore: the NATS server is version %s; the event store needs %d.%d or newer (batched direct gets, atomic batch publish)", v, minServer[0], minServer[1])
+	}
 	cfg := jetstream.StreamConfig{
 		Name:               s.n.stream(),
 		Subjects:           []string{s.n.allSubjects()},
@@ -192,6 +197,25 @@ func (s *Store) Stop(ctx context.Context) error {
 	}
 	s.snapshots.stop(ctx)
 	return s.projections.stop(ctx)
+}
+
+// minServer is the oldest nats-server the store runs on: batched direct
+// gets came in 2.11, atomic batch publishes in 2.12.
+var minServer = [2]int{2, 12}
+
+// versionAtLeast reports whether the server version v ("2.12.1") is at
+// least min.
+func versionAtLeast(v string, min [2]int) bool {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return major > min[0] || (major == min[0] && minor >= min[1])
 }
 
 // head is a stream's last event: its JetStream sequence and version.
