@@ -163,7 +163,10 @@ func checkEvents(stream string, in []apitype.EventData) ([]apitype.EventData, er
 		return nil, fmt.Errorf("%w: stream %q: %d events in one append, at most %d", ErrInvalid, stream, len(in), maxAppend)
 	}
 	evs := make([]apitype.EventData, len(in))
-	seen := map[string]bool{}
+	var seen map[string]bool // only for batches: one event cannot repeat itself
+	if len(in) > 1 {
+		seen = make(map[string]bool, len(in))
+	}
 	for i, ev := range in {
 		if ev.Type == "" {
 			return nil, fmt.Errorf("%w: stream %q: event %d has no type", ErrInvalid, stream, i)
@@ -174,14 +177,17 @@ func checkEvents(stream string, in []apitype.EventData) ([]apitype.EventData, er
 		if len(ev.ID) > 200 {
 			return nil, fmt.Errorf("%w: stream %q: event %d: id longer than 200 characters", ErrInvalid, stream, i)
 		}
-		if seen[ev.ID] {
+		if seen != nil && seen[ev.ID] {
 			return nil, fmt.Errorf("%w: stream %q: event id %q twice in one append", ErrInvalid, stream, ev.ID)
 		}
-		seen[ev.ID] = true
-		for what, raw := range map[string]json.RawMessage{"data": ev.Data, "metadata": ev.Metadata} {
-			if len(raw) > 0 && !json.Valid(raw) {
-				return nil, fmt.Errorf("%w: stream %q: event %s: %s is not JSON", ErrInvalid, stream, ev.ID, what)
-			}
+		if seen != nil {
+			seen[ev.ID] = true
+		}
+		if len(ev.Data) > 0 && !json.Valid(ev.Data) {
+			return nil, fmt.Errorf("%w: stream %q: event %s: data is not JSON", ErrInvalid, stream, ev.ID)
+		}
+		if len(ev.Metadata) > 0 && !json.Valid(ev.Metadata) {
+			return nil, fmt.Errorf("%w: stream %q: event %s: metadata is not JSON", ErrInvalid, stream, ev.ID)
 		}
 		evs[i] = ev
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,8 +21,8 @@ import (
 
 // Headers of a stored event. The type and version stay readable in
 // headers, encrypted or not, so that reads filter by type without the key.
+// The event's id is the message id's part after "STREAM/".
 const (
-	hdrEventID   = "Nubo-Event-Id"
 	hdrEventType = "Nubo-Event-Type"
 	hdrVersion   = "Nubo-Version"
 	hdrEncrypted = "Nubo-Encryption"
@@ -59,10 +60,11 @@ func newAEAD(secret string) (cipher.AEAD, error) {
 // encode makes the message of one event at version v of stream.
 func (s *Store) encode(stream string, v int64, ev apitype.EventData) (*nats.Msg, error) {
 	m := nats.NewMsg(s.n.subject(stream))
-	m.Header.Set(hdrMsgID, stream+"/"+ev.ID)
-	m.Header.Set(hdrEventID, ev.ID)
-	m.Header.Set(hdrEventType, ev.Type)
-	m.Header.Set(hdrVersion, strconv.FormatInt(v, 10))
+	// Set by hand: nats.Header.Set canonicalizes each key, which these
+	// are already.
+	m.Header[hdrMsgID] = []string{stream + "/" + ev.ID}
+	m.Header[hdrEventType] = []string{ev.Type}
+	m.Header[hdrVersion] = []string{strconv.FormatInt(v, 10)}
 	data, err := json.Marshal(body{Data: ev.Data, Metadata: ev.Metadata})
 	if err != nil {
 		return nil, err
@@ -85,9 +87,10 @@ func aad(subject, id string) []byte { return []byte(subject + "\x00" + id) }
 
 // decode turns a stored message back into an event.
 func (s *Store) decode(subject string, seq uint64, ts time.Time, h nats.Header, data []byte) (apitype.RecordedEvent, error) {
+	stream := s.n.streamName(subject)
 	ev := apitype.RecordedEvent{
-		Stream:   s.n.streamName(subject),
-		ID:       h.Get(hdrEventID),
+		Stream:   stream,
+		ID:       strings.TrimPrefix(h.Get(hdrMsgID), stream+"/"),
 		Type:     h.Get(hdrEventType),
 		Position: seq,
 		Time:     ts.UTC(),
