@@ -79,15 +79,16 @@ func main() {
 		log.Fatal(err)
 	}
 	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var d eventstore.Delivery
-		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
+		var batch []event.Event
+		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
 			http.Error(w, err.Error(), 400)
 			return
 		}
 		now := time.Now()
 		mu.Lock()
-		for _, e := range d.Events {
-			arrived[e.Position] = now
+		for _, e := range batch {
+			pos, _ := strconv.ParseUint(fmt.Sprint(e.Extensions()["nuboposition"]), 10, 64)
+			arrived[pos] = now
 		}
 		mu.Unlock()
 	}))

@@ -62,39 +62,33 @@ func cloudEvent(ev apitype.RecordedEvent) (*event.Event, error) {
 	return &ce, nil
 }
 
-// Delivery is the body POSTed to a service handler of a projection (and
-// of replay): the events of one batch, in order.
-type Delivery struct {
-	// Projection names the projection; "replay" for nubo eventstore replay.
-	Projection string                  `json:"projection"`
-	Events     []apitype.RecordedEvent `json:"events"`
-}
-
-// deliver hands a batch to target: a function gets the CloudEvents, a
-// service a POST of a Delivery. Only a full success is nil.
-func (s *Store) deliver(ctx context.Context, target spec.Target, who string, evs []apitype.RecordedEvent) error {
+// deliver hands a batch to target as CloudEvents: a function gets them
+// through its pool, a service a POST of a JSON array of structured
+// CloudEvents (application/cloudevents-batch+json, the CloudEvents HTTP
+// binding's batch mode). Only a full success is nil.
+func (s *Store) deliver(ctx context.Context, target spec.Target, evs []apitype.RecordedEvent) error {
 	if s.cfg.Handlers == nil {
 		return fmt.Errorf("no handlers to deliver to %s", target)
 	}
 	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
+	ces := make([]*event.Event, len(evs))
+	for i, ev := range evs {
+		ce, err := cloudEvent(ev)
+		if err != nil {
+			return fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		ces[i] = ce
+	}
 	switch target.Kind {
 	case spec.TargetFunction:
-		ces := make([]*event.Event, len(evs))
-		for i, ev := range evs {
-			ce, err := cloudEvent(ev)
-			if err != nil {
-				return fmt.Errorf("event %s: %w", ev.ID, err)
-			}
-			ces[i] = ce
-		}
 		return s.cfg.Handlers.DeliverToFunction(ctx, target.Name, ces)
 	case spec.TargetService:
-		body, err := json.Marshal(Delivery{Projection: who, Events: evs})
+		body, err := json.Marshal(ces)
 		if err != nil {
 			return err
 		}
-		_, err = s.postService(ctx, target, body)
+		_, _, err = s.postService(ctx, target, http.Header{"Content-Type": {"application/cloudevents-batch+json"}}, body)
 		return err
 	}
 	return fmt.Errorf("handler %s: not a function or a service", target)
@@ -103,32 +97,33 @@ func (s *Store) deliver(ctx context.Context, target spec.Target, who string, evs
 // maxHandlerAnswer bounds what a handler's answer may hold.
 const maxHandlerAnswer = 16 << 20
 
-// postService POSTs JSON to a service handler and returns its 2xx answer.
-func (s *Store) postService(ctx context.Context, target spec.Target, body []byte) ([]byte, error) {
+// postService POSTs body with header to a service handler and returns its
+// 2xx answer's headers and body.
+func (s *Store) postService(ctx context.Context, target spec.Target, header http.Header, body []byte) (http.Header, []byte, error) {
 	base, err := s.cfg.Handlers.ServiceURL(target.Name)
 	if err != nil {
-		return nil, fmt.Errorf("service %q: %w", target.Name, err)
+		return nil, nil, fmt.Errorf("service %q: %w", target.Name, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+target.Path, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header = header
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("POST %s: %w", target, err)
+		return nil, nil, fmt.Errorf("POST %s: %w", target, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxHandlerAnswer))
 	if err != nil {
-		return nil, fmt.Errorf("POST %s: read the answer: %w", target, err)
+		return nil, nil, fmt.Errorf("POST %s: read the answer: %w", target, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		msg := string(data)
 		if len(msg) > 200 {
 			msg = msg[:200] + "..."
 		}
-		return nil, fmt.Errorf("POST %s: %s: %s", target, resp.Status, msg)
+		return nil, nil, fmt.Errorf("POST %s: %s: %s", target, resp.Status, msg)
 	}
-	return data, nil
+	return resp.Header, data, nil
 }

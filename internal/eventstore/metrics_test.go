@@ -32,8 +32,8 @@ func TestMetrics(t *testing.T) {
 	t.Cleanup(func() { _ = s.Stop(context.Background()) })
 	mustAppend(t, s, "user-1", apitype.ExpectNoStream, ev("a", "UserCreated", ""), ev("b", "UserRenamed", ""))
 	mustAppend(t, s, "user-1", apitype.ExpectNoStream, ev("a", "UserCreated", ""), ev("b", "UserRenamed", "")) // duplicate
-	_, _ = s.Append(ctx, "user-1", "7", []apitype.EventData{ev("", "UserRenamed", "")})                         // conflict
-	_, _ = s.Append(ctx, "user.1", "", []apitype.EventData{ev("", "UserRenamed", "")})                          // invalid
+	_, _ = s.Append(ctx, "user-1", "7", []apitype.EventData{ev("", "UserRenamed", "")})                        // conflict
+	_, _ = s.Append(ctx, "user.1", "", []apitype.EventData{ev("", "UserRenamed", "")})                         // invalid
 	waitPositions(t, m, []uint64{1, 2})
 	// The handler has them; the projection moves once it has answered.
 	nubotest.WaitFor(t, 10*time.Second, func() error {

@@ -291,7 +291,7 @@ func (p *projection) follow(ctx context.Context) error {
 func (p *projection) deliver(ctx context.Context, batch []apitype.RecordedEvent) bool {
 	wait := retryMin
 	for {
-		err := p.ps.s.deliver(ctx, p.spec.Handler, p.name, batch)
+		err := p.ps.s.deliver(ctx, p.spec.Handler, batch)
 		if err == nil {
 			p.ps.s.metrics.deliveries.WithLabelValues(p.name, "ok").Inc()
 			p.mu.Lock()

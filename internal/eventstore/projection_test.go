@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,39 +44,45 @@ func (h serviceHandlers) Invoke(context.Context, string, event.Event) (functions
 // fails while failing is set.
 type readModel struct {
 	mu      sync.Mutex
-	got     []apitype.RecordedEvent
+	got     []uint64   // the positions taken
 	batches [][]uint64 // the positions of each delivery, failed ones too
 	failing bool
 }
 
 func (m *readModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var d Delivery
-	if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
+	// A batch of structured CloudEvents; the position is an extension.
+	var batch []event.Event
+	if ct := r.Header.Get("Content-Type"); ct != "application/cloudevents-batch+json" {
+		http.Error(w, "content type "+ct, http.StatusUnsupportedMediaType)
+		return
+	}
+	if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	var pos []uint64
+	for _, e := range batch {
+		p, err := strconv.ParseUint(fmt.Sprint(e.Extensions()[cePosition]), 10, 64)
+		if err != nil || e.Subject() == "" || e.Type() == "" {
+			http.Error(w, "event without position, subject or type", http.StatusBadRequest)
+			return
+		}
+		pos = append(pos, p)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var pos []uint64
-	for _, e := range d.Events {
-		pos = append(pos, e.Position)
-	}
 	m.batches = append(m.batches, pos)
 	if m.failing {
 		http.Error(w, "read model down on purpose", http.StatusInternalServerError)
 		return
 	}
-	m.got = append(m.got, d.Events...)
+	m.got = append(m.got, pos...)
 }
 
 func (m *readModel) positions() []uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]uint64, len(m.got))
-	for i, e := range m.got {
-		out[i] = e.Position
-	}
-	return out
+	return append([]uint64(nil), m.got...)
 }
 
 func (m *readModel) setFailing(f bool) {

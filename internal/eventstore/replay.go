@@ -70,7 +70,7 @@ func (s *Store) Replay(ctx context.Context, req ReplayRequest, progress func(Rep
 		}
 		var err error
 		for attempt := range replayAttempts {
-			if err = s.deliver(ctx, target, "replay", batch); err == nil || ctx.Err() != nil {
+			if err = s.deliver(ctx, target, batch); err == nil || ctx.Err() != nil {
 				break
 			}
 			select {

@@ -1,13 +1,16 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,27 +18,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/cebinding"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
-// SnapshotRequest is what a snapshot's handler is asked: the state of
-// the aggregate of Stream, which is at Version. A service gets it as a
-// POST; a function as the data of a CloudEvent of type SnapshotEventType.
+// SnapshotRequest is the data of the CloudEvent (type SnapshotEventType,
+// subject the stream) a snapshot's handler is asked with: the aggregate of
+// Stream, at Version. A service gets it in binary mode (ce-* headers, this
+// JSON as the body), a function through its pool. The answer's body (2xx,
+// JSON) is the state; a Nubo-Snapshot-Version header says which version it
+// covers when not the one asked (the handler read newer events).
 type SnapshotRequest struct {
 	Stream  string `json:"stream"`
 	Version int64  `json:"version"`
 }
 
-// SnapshotAnswer is a snapshot handler's answer: the state, and the
-// version it covers when it is not the one asked (the handler may have
-// read newer events).
-type SnapshotAnswer struct {
-	Version *int64          `json:"version,omitempty"`
-	State   json.RawMessage `json:"state"`
-}
-
 // SnapshotEventType is the CloudEvent type of a snapshot request.
 const SnapshotEventType = "nubo.eventstore.snapshot"
+
+// snapshotVersionHeader is the answer's header that overrides the version.
+const snapshotVersionHeader = "Nubo-Snapshot-Version"
 
 // snapshotter takes the snapshots of the spec: it follows the new events
 // of the matching streams and asks a handler for a stream's state after
@@ -203,26 +205,32 @@ func (sn *snapshotter) take(ctx context.Context, c *snapConfig, stream string, p
 }
 
 func (sn *snapshotter) ask(ctx context.Context, c *snapConfig, stream string, version int64) (apitype.Snapshot, error) {
-	req, _ := json.Marshal(SnapshotRequest{Stream: stream, Version: version})
+	data, _ := json.Marshal(SnapshotRequest{Stream: stream, Version: version})
 	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
+	ce := event.New()
+	ce.SetID(fmt.Sprintf("snapshot/%s/%d", stream, version))
+	ce.SetType(SnapshotEventType)
+	ce.SetSource("/eventstore/" + stream)
+	ce.SetSubject(stream)
+	ce.SetTime(time.Now())
+	if err := ce.SetData(event.ApplicationJSON, data); err != nil {
+		return apitype.Snapshot{}, err
+	}
+	var header http.Header
 	var body []byte
 	switch c.spec.Handler.Kind {
 	case spec.TargetService:
-		b, err := sn.s.postService(ctx, c.spec.Handler, req)
+		h := http.Header{"Content-Type": {event.ApplicationJSON}}
+		for k, v := range map[string]string{"specversion": ce.SpecVersion(), "id": ce.ID(), "type": ce.Type(), "source": ce.Source(), "subject": ce.Subject(), "time": ce.Time().UTC().Format(time.RFC3339Nano)} {
+			h.Set("Ce-"+k, cebinding.EncodeValue(v))
+		}
+		hd, b, err := sn.s.postService(ctx, c.spec.Handler, h, data)
 		if err != nil {
 			return apitype.Snapshot{}, err
 		}
-		body = b
+		header, body = hd, b
 	default:
-		ce := event.New()
-		ce.SetID(fmt.Sprintf("snapshot/%s/%d", stream, version))
-		ce.SetType(SnapshotEventType)
-		ce.SetSource("/eventstore/" + stream)
-		ce.SetSubject(stream)
-		if err := ce.SetData(event.ApplicationJSON, req); err != nil {
-			return apitype.Snapshot{}, err
-		}
 		res, err := sn.s.cfg.Handlers.Invoke(ctx, c.spec.Handler.Name, ce)
 		if err != nil {
 			return apitype.Snapshot{}, fmt.Errorf("function %q: %w", c.spec.Handler.Name, err)
@@ -230,15 +238,18 @@ func (sn *snapshotter) ask(ctx context.Context, c *snapConfig, stream string, ve
 		if res.Status/100 != 2 {
 			return apitype.Snapshot{}, fmt.Errorf("function %q: status %d", c.spec.Handler.Name, res.Status)
 		}
-		body = res.Body
+		header, body = res.Header, res.Body
 	}
-	var ans SnapshotAnswer
-	if err := json.Unmarshal(body, &ans); err != nil || len(ans.State) == 0 {
-		return apitype.Snapshot{}, fmt.Errorf("%s answered no {\"state\": ...} object (%v)", c.spec.Handler, err)
+	if !json.Valid(body) || len(bytes.TrimSpace(body)) == 0 {
+		return apitype.Snapshot{}, fmt.Errorf("%s answered no JSON state", c.spec.Handler)
 	}
-	snap := apitype.Snapshot{Stream: stream, Version: version, Time: time.Now().UTC(), State: ans.State}
-	if ans.Version != nil {
-		snap.Version = *ans.Version
+	snap := apitype.Snapshot{Stream: stream, Version: version, Time: time.Now().UTC(), State: json.RawMessage(bytes.TrimSpace(body))}
+	if v := header.Get(snapshotVersionHeader); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return apitype.Snapshot{}, fmt.Errorf("%s: %s %q is not a version", c.spec.Handler, snapshotVersionHeader, v)
+		}
+		snap.Version = n
 	}
 	return snap, nil
 }

@@ -24,15 +24,16 @@ type aggregates struct {
 }
 
 func (a *aggregates) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A binary-mode CloudEvent: the stream is its subject.
 	var req SnapshotRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Header.Get("Ce-Type") != SnapshotEventType || r.Header.Get("Ce-Subject") != req.Stream {
+		http.Error(w, fmt.Sprintf("not a snapshot request: %v", err), http.StatusBadRequest)
 		return
 	}
 	a.mu.Lock()
 	a.asked = append(a.asked, req)
 	a.mu.Unlock()
-	_ = json.NewEncoder(w).Encode(map[string]any{"state": map[string]any{"count": req.Version + 1}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"count": req.Version + 1})
 }
 
 func (a *aggregates) askedFor() string {
