@@ -463,13 +463,13 @@ func (s *shop) signUpAndOrder(t *testing.T) string {
 		return nil
 	})
 
-	// The account, whose orders and spend stay 0 until nubo up runs the
-	// event store: if this fails because they are right, README.md must
-	// say so instead.
+	// The account, whose orders and spend stay 0 until a service appends
+	// orders to the event store: if this fails because they are right,
+	// README.md must say so instead.
 	var u user
 	curl(t, "GET", s.api+"/users/1", auth, "").want(t, "GET $API/users/1", http.StatusOK, &u)
 	if u.ID != "1" || u.Email != "ada@shop.localhost" || u.Orders != 0 || u.SpentCents != 0 {
-		t.Errorf("GET $API/users/1 = %+v, want user 1 with 0 orders and 0 spent, as README.md says while the event store does not run", u)
+		t.Errorf("GET $API/users/1 = %+v, want user 1 with 0 orders and 0 spent, as README.md says while no service appends orders to the event store", u)
 	}
 	// Without a token, the customers' authorizer refuses.
 	if a := curl(t, "GET", s.api+"/orders/1001", nil, ""); a.status != http.StatusUnauthorized {
