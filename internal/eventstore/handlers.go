@@ -55,7 +55,9 @@ func cloudEvent(ev apitype.RecordedEvent) (*event.Event, error) {
 	ce.SetExtension(ceVersion, strconv.FormatInt(ev.Version, 10))
 	ce.SetExtension(cePosition, strconv.FormatUint(ev.Position, 10))
 	if len(ev.Data) > 0 {
-		if err := ce.SetData(event.ApplicationJSON, []byte(ev.Data)); err != nil {
+		// A json.RawMessage, not []byte: the SDK writes bytes as
+		// data_base64, JSON as data.
+		if err := ce.SetData(event.ApplicationJSON, ev.Data); err != nil {
 			return nil, err
 		}
 	}

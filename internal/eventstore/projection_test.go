@@ -1,10 +1,12 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -56,8 +58,18 @@ func (m *readModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "content type "+ct, http.StatusUnsupportedMediaType)
 		return
 	}
-	if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = json.Unmarshal(body, &batch)
+	}
+	if err != nil {
+		http.Error(w, fmt.Sprint(err), http.StatusBadRequest)
+		return
+	}
+	// JSON data travels as JSON, which any CloudEvents reader takes, not
+	// as data_base64.
+	if bytes.Contains(body, []byte("data_base64")) {
+		http.Error(w, "data not as JSON: "+string(body), http.StatusBadRequest)
 		return
 	}
 	var pos []uint64

@@ -214,7 +214,7 @@ func (sn *snapshotter) ask(ctx context.Context, c *snapConfig, stream string, ve
 	ce.SetSource("/eventstore/" + stream)
 	ce.SetSubject(stream)
 	ce.SetTime(time.Now())
-	if err := ce.SetData(event.ApplicationJSON, data); err != nil {
+	if err := ce.SetData(event.ApplicationJSON, json.RawMessage(data)); err != nil {
 		return apitype.Snapshot{}, err
 	}
 	var header http.Header
