@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,9 @@ import (
 // its state in the directory the variable names, the store's API on a
 // loopback port written to DIR/addr. It runs until killed.
 const childEnv = "NUBO_EVENTSTORE_TEST_CHILD"
+
+// sinkEnv gives the child a projection of every event to this URL.
+const sinkEnv = "NUBO_EVENTSTORE_TEST_SINK"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
@@ -46,7 +50,14 @@ func runChild(dir string) error {
 	if err := b.Start(ctx); err != nil {
 		return err
 	}
-	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: &spec.EventStore{}}, Broker: b})
+	es, h := &spec.EventStore{}, Handlers(nil)
+	if sink := os.Getenv(sinkEnv); sink != "" {
+		// A projection of every event to the test's service.
+		es = projectionSpec(5, 10)
+		es.Projections["user-summary"].Query = spec.ProjectionQuery{}
+		h = serviceHandlers{"users": sink}
+	}
+	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: es}, Broker: b, Handlers: h})
 	if err != nil {
 		return err
 	}
@@ -68,11 +79,11 @@ func runChild(dir string) error {
 }
 
 // startChild starts a store server on dir and returns its API's base URL.
-func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
+func startChild(t *testing.T, dir string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	_ = os.Remove(filepath.Join(dir, "addr"))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+dir), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -180,4 +191,82 @@ func TestKill9LosesNoAcknowledgedAppend(t *testing.T) {
 		}
 	}
 	t.Logf("%d appends acknowledged before kill -9; all there once after restart", n)
+}
+
+// TestKill9ProjectionResumesFromCheckpoint holds a projection on a
+// failing handler, kills the store's process with SIGKILL, makes the
+// handler work and restarts the store on the same state: the handler gets
+// every event in order, at least once; after the restart it starts again
+// no later than the event it had not taken.
+func TestKill9ProjectionResumesFromCheckpoint(t *testing.T) {
+	t.Parallel()
+	m, _ := startReadModel(t)
+	srv := httptest.NewServer(m)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cmd, base := startChild(t, dir, sinkEnv+"="+srv.URL)
+	client := &http.Client{Timeout: 30 * time.Second}
+	appendN := func(from, to int) {
+		for i := from; i < to; i++ {
+			body := fmt.Sprintf(`{"events":[{"id":"e%d","type":"T","data":{"i":%d}}]}`, i, i)
+			resp, err := client.Post(fmt.Sprintf("%s/streams/s-%d", base, i%7), "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("append e%d: %s", i, resp.Status)
+			}
+		}
+	}
+	const taken, n = 33, 100
+	appendN(0, taken)
+	waitPositions(t, m, seq(1, taken))
+	m.setFailing(true)
+	appendN(taken, n)
+	// The projection retries the batch after the last it took.
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if last := m.batches[len(m.batches)-1]; last[0] != taken+1 {
+			return fmt.Errorf("the last delivery started at %d", last[0])
+		}
+		return nil
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	m.setFailing(false)
+	startChild(t, dir, sinkEnv+"="+srv.URL)
+	var got []uint64
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		got = m.positions()
+		if last := got[len(got)-1]; last != n {
+			return fmt.Errorf("the handler has taken up to %d, want %d", last, n)
+		}
+		return nil
+	})
+	// 1..taken before the kill, then from a restart point r <= taken+1
+	// (the checkpoint is at or behind taken) on to n, each in order.
+	if fmt.Sprint(got[:taken]) != fmt.Sprint(seq(1, taken)) {
+		t.Fatalf("before the kill the handler took %v", got[:taken])
+	}
+	after := got[taken:]
+	if r := after[0]; r > taken+1 {
+		t.Fatalf("after the restart the handler got %d first, having taken up to %d: events skipped", r, taken)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(seq(int(after[0]), n)) {
+		t.Fatalf("after the restart the handler took %v, want %d to %d in order", after, after[0], n)
+	}
+	t.Logf("resumed at %d after kill -9 (%d events delivered again)", after[0], taken+1-int(after[0]))
+}
+
+// seq is from, from+1, ..., to.
+func seq(from, to int) []uint64 {
+	var out []uint64
+	for i := from; i <= to; i++ {
+		out = append(out, uint64(i))
+	}
+	return out
 }
