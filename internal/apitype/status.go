@@ -30,6 +30,9 @@ type Status struct {
 	Functions []Function `json:"functions,omitempty"`
 	// Queues are the queues' depths.
 	Queues []Queue `json:"queues,omitempty"`
+	// EventStore is the event store's streams, events and projections;
+	// absent when the spec has none.
+	EventStore *EventStoreStatus `json:"eventStore,omitempty"`
 	// Skipped lists the sections of the spec nubo up does not run (yet),
 	// so that nothing is silently dropped.
 	Skipped []Skipped `json:"skipped"`

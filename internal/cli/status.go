@@ -124,6 +124,7 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 	}
 	writeFunctions(w, st.Functions, now)
 	writeQueues(w, st.Queues)
+	writeEventStore(w, st.EventStore)
 	if len(st.Skipped) > 0 {
 		fmt.Fprintln(w, "\nnot run by nubo up:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -192,6 +193,18 @@ func writeQueues(w io.Writer, qs []apitype.Queue) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", q.Name, orDefault(q.Type, "-"), q.Messages, q.Waiting, q.InFlight, orDefault(q.DeadLetterQueue, "-"))
 	}
 	tw.Flush()
+}
+
+// writeEventStore prints the event store's totals and its projections.
+func writeEventStore(w io.Writer, es *apitype.EventStoreStatus) {
+	if es == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nevent store: %d streams, %d events, last position %d\n", es.Streams, es.Events, es.LastPosition)
+	if len(es.Projections) == 0 {
+		return
+	}
+	writeProjections(w, es.Projections)
 }
 
 func yesNo(b bool) string {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/events"
 	"github.com/nubo-dev/nubo/internal/functions"
@@ -39,6 +40,9 @@ func (e fullEngine) Status() console.Status {
 		{Name: "user-events", Type: "standard", Messages: 12, Waiting: 9, InFlight: 3, DeadLetterQueue: "user-events-dlq"},
 		{Name: "user-events-dlq", Type: "fifo", Messages: 1, Waiting: 1},
 	}
+	st.EventStore = &apitype.EventStoreStatus{Streams: 3, Events: 40, LastPosition: 40, Projections: []apitype.Projection{
+		{Name: "customer-stats", Handler: "service:users/projections/customer-stats", State: "failing", Position: 12, Checkpoint: 10, Lag: 28, Failures: 4, LastError: "POST service:users/projections/customer-stats: 500"},
+	}}
 	return st
 }
 
@@ -75,6 +79,10 @@ func TestStatusFunctionsAndQueues(t *testing.T) {
 		regexp.MustCompile(`(?m)^QUEUE +TYPE +MESSAGES +WAITING +IN FLIGHT +DEAD LETTERS TO$`),
 		regexp.MustCompile(`(?m)^user-events +standard +12 +9 +3 +user-events-dlq$`),
 		regexp.MustCompile(`(?m)^user-events-dlq +fifo +1 +1 +0 +-$`),
+		regexp.MustCompile(`(?m)^event store: 3 streams, 40 events, last position 40$`),
+		regexp.MustCompile(`(?m)^PROJECTION +HANDLER +STATE +POSITION +CHECKPOINT +LAG$`),
+		regexp.MustCompile(`(?m)^customer-stats +service:users/projections/customer-stats +failing +12 +10 +28$`),
+		regexp.MustCompile(`(?m)^  customer-stats: 4 failures in a row: POST service:users/projections/customer-stats: 500$`),
 	} {
 		if !want.MatchString(r.stdout) {
 			t.Errorf("status output does not match %s:\n%s", want, r.stdout)

@@ -58,6 +58,11 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if err := e.events.build(app); err != nil {
 		return nil, err
 	}
+	es, err := newEventStoreComponent(e, app, vals, e.broker, storeHandlers{mesh: mc.m, fns: fns})
+	if err != nil {
+		return nil, err
+	}
+	e.eventStore = es
 	obs, err := newObservability(e, app, vals, env, e.admin)
 	if err != nil {
 		return nil, err
@@ -70,6 +75,9 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	e.gateway = gw
 	routes := append(obs.routes(), fns.routes()...)
 	routes = append(routes, e.events.routes()...)
+	if es != nil {
+		routes = append(routes, es.routes()...)
+	}
 	if err := e.admin.build(routes); err != nil {
 		return nil, err
 	}
@@ -106,7 +114,13 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if gw != nil {
 		comps = append(comps, gw)
 	}
-	return append(comps, e.events, e.services), nil
+	comps = append(comps, e.events)
+	if es != nil {
+		// After events: projections deliver to functions and, through the
+		// mesh, to services, and stop (checkpointing) before them.
+		comps = append(comps, es)
+	}
+	return append(comps, e.services), nil
 }
 
 func (e *Engine) startReaper(context.Context) error {

@@ -99,6 +99,7 @@ func (e *Engine) Status() console.Status {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st.Queues = e.events.queues(ctx)
+	st.EventStore = e.eventStore.status(ctx)
 	return st
 }
 

@@ -6,7 +6,7 @@
 //
 // Start order: the reaper and the state directory's lock; the broker; the
 // console (admin and platform API, Prometheus API); observability; the mesh
-// and ingress; functions; the gateway; events; services, each once
+// and ingress; functions; the gateway; events; the event store; services, each once
 // everything in its dependsOn is ready. Secrets are resolved before any of
 // it, so a missing key starts nothing.
 //
@@ -86,8 +86,10 @@ type Engine struct {
 	fns      *functionsComponent
 	gateway  *gatewayComponent
 	events   *eventsComponent
-	services *servicesComponent
-	audit    *auditTrail
+	// eventStore is nil when the spec has no eventStore section.
+	eventStore *eventStoreComponent
+	services   *servicesComponent
+	audit      *auditTrail
 
 	mu   sync.Mutex // guards the fields below
 	app  *spec.App

@@ -120,13 +120,13 @@ func (b *builder) events() error {
 		if es.Compression {
 			stream["compression"] = "s2"
 		}
+		// The event store reads with direct gets and appends several
+		// events as one atomic batch (internal/eventstore). Projections
+		// need no durable consumer: each reads with an ordered consumer
+		// from its checkpoint in the KeyValue bucket.
+		stream["allowDirect"] = true
+		stream["allowAtomicPublish"] = true
 		b.stream("eventstore", stream)
-		for _, name := range sortedKeys(es.Projections) {
-			p := es.Projections[name]
-			c := b.pullConsumer(storeStream(app), "projection-"+name, "all")
-			c["maxRequestBatch"] = p.BatchSize
-			b.consumer("eventstore-projection-"+name, c)
-		}
 		b.keyValue("eventstore-checkpoints", map[string]any{"bucket": app + "-eventstore-checkpoints", "history": 1, "storage": "file"})
 		if len(es.Snapshots) > 0 {
 			b.keyValue("eventstore-snapshots", map[string]any{"bucket": app + "-eventstore-snapshots", "history": 1, "storage": "file", "compression": es.Compression})

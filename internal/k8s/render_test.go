@@ -138,7 +138,7 @@ func TestEverySectionRenders(t *testing.T) {
 		"Secret/users-db-role-users-rw", "Secret/users-db-role-reporting",
 		"Service/user-processor", "Service/send-welcome", "NetworkPolicy/user-processor",
 		"Stream/queue-user-events", "Consumer/queue-user-events", "Stream/topic-user-notifications", "Stream/events", "Consumer/events-rule-welcome-email",
-		"Stream/eventstore", "Consumer/eventstore-projection-user-summary", "KeyValue/eventstore-checkpoints", "KeyValue/eventstore-snapshots",
+		"Stream/eventstore", "KeyValue/eventstore-checkpoints", "KeyValue/eventstore-snapshots",
 		"ConfigMap/nubo-spec", "ConfigMap/nubo-event-schemas",
 		"Deployment/nubo-gateway", "Service/nubo-gateway", "Deployment/nubo-events", "Deployment/nubo-eventstore",
 		"PodMonitor/users", "PodMonitor/users-db", "PrometheusRule/alerts", "PrometheusRule/database-users-db", "PrometheusRule/slo-users-availability",

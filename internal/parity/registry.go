@@ -137,11 +137,11 @@ func registry() []Row {
 		row("gateway.routes[*].response.statusCodes", "status code mapping", Local, "backend errors mapped to statuses by pattern"),
 
 		// Event sourcing.
-		row("eventStore", "event store", NotYet, "planned: streams on the embedded JetStream"),
-		row("eventStore.encryption", "event encryption", NotYet, "planned: events encrypted at rest with the secret's key"),
-		row("eventStore.compression", "event compression", NotYet, "planned: stored events compressed"),
-		row("eventStore.projections", "projections", NotYet, "planned: events fed to the handler with checkpoints"),
-		row("eventStore.snapshots", "snapshots", NotYet, "planned: aggregates' state stored every N events or some time"),
+		row("eventStore", "event store", Local, "streams on the embedded JetStream: appends with expected versions, reads, subscriptions (platform API, nubo eventstore); retention is the stream's max age"),
+		row("eventStore.encryption", "event encryption", Local, "event data and metadata sealed with AES-256-GCM, the key derived from the secret"),
+		row("eventStore.compression", "event compression", Local, "JetStream's S2 stream compression"),
+		row("eventStore.projections", "projections", Local, "matching events delivered in order, in batches, to the function or service; checkpoints in a JetStream KV bucket; at least once"),
+		row("eventStore.snapshots", "snapshots", Local, "the handler asked for the state every N events or after frequency; kept in a JetStream KV bucket for the longest retention"),
 
 		// Observability.
 		row("observability.metrics", "metrics", Local, "a scraper, the Prometheus TSDB and PromQL with the Prometheus API on the console"),
@@ -323,7 +323,7 @@ func k8sObjects() map[string]string {
 		"eventStore":             "the nubo-eventstore Deployment and a JetStream Stream",
 		"eventStore.encryption":  "nubo-eventstore, the key's Secret mounted",
 		"eventStore.compression": "Stream and KeyValue compression",
-		"eventStore.projections": "a JetStream Consumer per projection; checkpoints in a KeyValue",
+		"eventStore.projections": "nubo-eventstore; checkpoints in a KeyValue",
 		"eventStore.snapshots":   "JetStream KeyValue bucket",
 
 		"observability.metrics":                 "ServiceMonitor for nubo's components; interval and labels on every monitor",

@@ -1,13 +1,14 @@
 // Package serve runs some of nubo's own components on their own, as the
 // Deployments `nubo render` makes of them run them on Kubernetes
-// (`nubo serve gateway|events ...`): the same gateway and dispatcher code as
+// (`nubo serve gateway|events|eventstore ...`): the same gateway and dispatcher code as
 // `nubo up`, on the same component host, against a NATS server given by
 // URL, reaching services and functions through Kubernetes' DNS.
 //
 // One HTTP listener serves each process: /healthz (the process runs),
 // /readyz (every component has started), /metrics (the components' series)
 // and the components' own routes: the platform API of the dispatcher under
-// /v1/, the gateway's routes on every other path.
+// /v1/, the event store's under /v1/eventstore/, the gateway's routes on
+// every other path.
 package serve
 
 import (
@@ -31,6 +32,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/broker"
 	"github.com/nubo-dev/nubo/internal/events"
+	"github.com/nubo-dev/nubo/internal/eventstore"
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/gateway"
 	"github.com/nubo-dev/nubo/internal/host"
@@ -90,9 +92,6 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("serve: unknown component %q (one of %s)", c, strings.Join(Components, ", "))
 		}
 	}
-	if slices.Contains(cfg.Components, "eventstore") {
-		return nil, errors.New("serve: eventstore: the event store is not built yet (nubo up does not run it either); run gateway and events only")
-	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
@@ -116,14 +115,19 @@ func New(cfg Config) (*Server, error) {
 	remote := functions.Remote{URL: s.functionURL}
 
 	var comps []host.Component
-	if slices.Contains(cfg.Components, "events") {
+	// One connection to NATS serves the dispatcher and the event store.
+	var b *broker.Broker
+	if slices.Contains(cfg.Components, "events") || slices.Contains(cfg.Components, "eventstore") {
 		if cfg.NATSURL == "" {
-			return nil, errors.New("serve: events needs a NATS server: --nats-url or NUBO_NATS_URL")
+			return nil, errors.New("serve: events and eventstore need a NATS server: --nats-url or NUBO_NATS_URL")
 		}
-		b, err := broker.New(broker.Config{URL: cfg.NATSURL, Logger: s.log})
-		if err != nil {
+		var err error
+		if b, err = broker.New(broker.Config{URL: cfg.NATSURL, Logger: s.log}); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
+		comps = append(comps, named{"broker", b})
+	}
+	if slices.Contains(cfg.Components, "events") {
 		d, err := events.New(events.Config{
 			App: cfg.App, Broker: b, Deliverer: clusterDeliverer{s, remote},
 			Logger: s.log, Metrics: reg,
@@ -131,8 +135,27 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("events: %w", err)
 		}
-		comps = append(comps, named{"broker", b}, named{"events", d})
+		comps = append(comps, named{"events", d})
 		s.http.api = d.Handler()
+	}
+	if slices.Contains(cfg.Components, "eventstore") {
+		if cfg.App.EventStore == nil {
+			return nil, errors.New("serve: eventstore: the spec has no eventStore section")
+		}
+		r := resolver{app: cfg.App, vals: vals, getenv: cfg.Getenv}
+		key, err := eventstore.EncryptionKey(cfg.App, r.secret)
+		if err != nil {
+			return nil, err
+		}
+		es, err := eventstore.New(eventstore.Config{
+			App: cfg.App, Broker: b, Handlers: clusterDeliverer{s, remote}, Key: key,
+			Logger: s.log, Metrics: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		comps = append(comps, named{"eventstore", es})
+		s.http.eventstore = es.Handler()
 	}
 	if slices.Contains(cfg.Components, "gateway") {
 		if cfg.App.Gateway == nil {
@@ -223,6 +246,10 @@ func (d clusterDeliverer) DeliverToFunction(ctx context.Context, name string, ev
 	return d.remote.DeliverToFunction(ctx, name, evs)
 }
 
+func (d clusterDeliverer) Invoke(ctx context.Context, name string, ev event.Event) (functions.Result, error) {
+	return d.remote.Invoke(ctx, name, ev)
+}
+
 // named gives a component of another package the host's Name.
 type named struct {
 	name string
@@ -275,8 +302,11 @@ type httpComponent struct {
 	addr    string
 	metrics http.Handler
 	api     http.Handler // the dispatcher's platform API, under /v1/
-	gateway http.Handler // every other path
-	ready   *atomic.Bool
+	// eventstore is the event store's part of the platform API, under
+	// /v1/eventstore/.
+	eventstore http.Handler
+	gateway    http.Handler // every other path
+	ready      *atomic.Bool
 
 	srv *http.Server
 	ln  net.Listener
@@ -297,6 +327,9 @@ func (h *httpComponent) Start(ctx context.Context) error {
 	mux.Handle("GET /metrics", h.metrics)
 	if h.api != nil {
 		mux.Handle("/v1/", h.api)
+	}
+	if h.eventstore != nil {
+		mux.Handle("/v1/eventstore/", h.eventstore)
 	}
 	if h.gateway != nil {
 		mux.Handle("/", h.gateway)

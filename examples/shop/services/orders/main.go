@@ -2,8 +2,9 @@
 // service and prices the items with the catalog, calling both by name
 // (http://users, http://catalog) through the standard HTTP client, which honours
 // the HTTP_PROXY that nubo points at the mesh; USERS_URL and CATALOG_URL
-// override the addresses. Each order is announced as com.shop.order.placed,
-// and marked paid when order-processor's com.shop.order.processed comes back
+// override the addresses. Each order is announced as com.shop.order.placed
+// (on the bus, and as the first event of its order-ID stream in the event
+// store, for the customer-stats projection in users), and marked paid when order-processor's com.shop.order.processed comes back
 // through the order-events topic. Orders are kept in memory, so nubo.yaml runs
 // one replica.
 package main
@@ -137,6 +138,13 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("order not placed", "order", o.ID, "err", err)
 		server.WriteError(w, http.StatusServiceUnavailable, "order could not be placed, try again")
 		return
+	}
+	// The order also goes into the event store, as the first event of its
+	// order-ID stream, for the customer-stats projection in users. The
+	// order is placed already: a failure here costs the statistics, not
+	// the order, so it is logged.
+	if err := a.pub.Append(r.Context(), "order-"+o.ID, "com.shop.order.placed", cloudevent.NewID(), data); err != nil {
+		a.log.Warn("order not in the event store: customer statistics will miss it", "order", o.ID, "err", err)
 	}
 	created := *o
 	a.mu.Lock()

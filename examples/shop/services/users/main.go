@@ -121,6 +121,9 @@ func (a *app) get(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, http.StatusNotFound, "user %s not found", r.PathValue("id"))
 		return
 	}
+	// The statistics move as the projection delivers: no cache may keep
+	// an older answer (the gateway's stage caches GETs for 60 s).
+	w.Header().Set("Cache-Control", "no-store")
 	server.WriteJSON(w, http.StatusOK, u)
 }
 

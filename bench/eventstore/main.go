@@ -1,0 +1,243 @@
+// Command eventstore benchmarks nubo's event store on the embedded
+// JetStream, in one run:
+//
+//   - appends/s with an expected version: 8 writers, each appending one
+//     event at a time to its own stream, expecting the version it wrote
+//     last, against raw JetStream synchronous publishes (8 publishers, one
+//     subject each) on the same server, alternating rounds;
+//   - projection lag at a steady rate: events appended at -rate/s to
+//     streams a projection follows, delivered to an HTTP service; the lag
+//     of an event is from its acknowledged append to its arrival at the
+//     service, p50 and p99.
+//
+// It prints markdown rows and the ratio of the median throughputs.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/eventstore"
+	"github.com/nubo-dev/nubo/internal/functions"
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+const writers = 8
+
+func main() {
+	dur := flag.Duration("d", 5*time.Second, "duration of each throughput run")
+	rounds := flag.Int("rounds", 3, "throughput runs of each, alternating")
+	rate := flag.Int("rate", 1000, "events/s of the projection lag run")
+	lagDur := flag.Duration("lag", 10*time.Second, "duration of the projection lag run")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the nubo append runs to this file")
+	flag.Parse()
+	var prof *os.File
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		prof = f
+	}
+	dir, err := os.MkdirTemp("", "nubo-eventstore-bench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	b, err := broker.New(broker.Config{StateDir: dir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop(ctx)
+
+	// The projection's service: it notes when each position arrives.
+	var mu sync.Mutex
+	arrived := map[uint64]time.Time{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch []event.Event
+		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		for _, e := range batch {
+			pos, _ := strconv.ParseUint(fmt.Sprint(e.Extensions()["nuboposition"]), 10, 64)
+			arrived[pos] = now
+		}
+		mu.Unlock()
+	}))
+	// The throughput runs have no projection: a projection's consumer
+	// reads every appended event, which is the lag run's business.
+	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "bench", EventStore: &spec.EventStore{}}, Broker: b})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	js := b.JetStream()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "raw", Subjects: []string{"raw.>"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		log.Fatal(err)
+	}
+
+	fmt.Printf("| run | appends/s |\n|---|---:|\n")
+	var nubo, raw, rawChecked []float64
+	for r := range *rounds {
+		if prof != nil {
+			_ = pprof.StartCPUProfile(prof)
+		}
+		n := run(*dur, func(w, i int) error {
+			exp := apitype.ExpectNoStream
+			if i > 0 {
+				exp = apitype.ExpectedVersion(strconv.Itoa(i - 1))
+			}
+			_, err := s.Append(ctx, fmt.Sprintf("w%d-%d", w, r), exp, []apitype.EventData{{Type: "Counted", Data: []byte(`{"n":1}`)}})
+			return err
+		})
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof = nil
+		}
+		nubo = append(nubo, n)
+		fmt.Printf("| nubo append, expected version (round %d) | %.0f |\n", r+1, n)
+		n = run(*dur, func(w, i int) error {
+			_, err := js.Publish(ctx, fmt.Sprintf("raw.w%d", w), []byte(`{"d":{"n":1}}`))
+			return err
+		})
+		raw = append(raw, n)
+		fmt.Printf("| raw JetStream sync publish (round %d) | %.0f |\n", r+1, n)
+		// What JetStream's own checks cost: the same publish with a
+		// message id and the expected last subject sequence.
+		var last [writers]uint64
+		n = run(*dur, func(w, i int) error {
+			ack, err := js.Publish(ctx, fmt.Sprintf("raw.c%d-%d", w, r), []byte(`{"d":{"n":1}}`),
+				jetstream.WithMsgID(fmt.Sprintf("c%d-%d-%d", w, r, i)), jetstream.WithExpectLastSequencePerSubject(last[w]))
+			if err == nil {
+				last[w] = ack.Sequence
+			}
+			return err
+		})
+		rawChecked = append(rawChecked, n)
+		fmt.Printf("| raw JetStream sync publish, msg id and expected subject sequence (round %d) | %.0f |\n", r+1, n)
+	}
+	fmt.Printf("\nmedian: nubo %.0f/s, raw %.0f/s, ratio %.2f; raw with JetStream's checks %.0f/s, ratio %.2f\n\n",
+		median(nubo), median(raw), median(nubo)/median(raw), median(rawChecked), median(nubo)/median(rawChecked))
+
+	if err := s.Stop(ctx); err != nil {
+		log.Fatal(err)
+	}
+	es := &spec.EventStore{Projections: map[string]*spec.Projection{"lag": {
+		Query:     spec.ProjectionQuery{Streams: "lag-*"},
+		Handler:   spec.Target{Kind: spec.TargetService, Name: "sink", Path: "/", Text: "service:sink/"},
+		BatchSize: 100, Checkpoint: 100,
+	}}}
+	s, err = eventstore.New(eventstore.Config{App: &spec.App{Name: "bench", EventStore: es}, Broker: b, Handlers: sink{"http://" + ln.Addr().String()}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	// Projection lag at a steady rate.
+	appended := map[uint64]time.Time{}
+	tick := time.NewTicker(time.Second / time.Duration(*rate))
+	end := time.Now().Add(*lagDur)
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		res, err := s.Append(ctx, fmt.Sprintf("lag-%d", i%writers), apitype.ExpectAny, []apitype.EventData{{Type: "Ticked", Data: []byte(`{}`)}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		appended[res.LastPosition] = time.Now()
+	}
+	tick.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		got := len(arrived)
+		mu.Unlock()
+		if got >= len(appended) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var lags []time.Duration
+	mu.Lock()
+	for pos, t := range appended {
+		if a, ok := arrived[pos]; ok {
+			lags = append(lags, max(0, a.Sub(t)))
+		}
+	}
+	mu.Unlock()
+	slices.Sort(lags)
+	if len(lags) == 0 {
+		log.Fatal("the projection delivered nothing")
+	}
+	fmt.Printf("projection lag at %d events/s for %v: %d of %d events delivered, p50 %v, p99 %v, max %v\n",
+		*rate, *lagDur, len(lags), len(appended), lags[len(lags)/2].Round(10*time.Microsecond),
+		lags[len(lags)*99/100].Round(10*time.Microsecond), lags[len(lags)-1].Round(10*time.Microsecond))
+}
+
+// run calls op from `writers` goroutines for d and returns calls/s.
+func run(d time.Duration, op func(w, i int) error) float64 {
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(end); i++ {
+				if err := op(w, i); err != nil {
+					log.Fatal(err)
+				}
+				total.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds()
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// sink reaches the one service of the benchmark.
+type sink struct{ url string }
+
+func (s sink) ServiceURL(string) (string, error) { return s.url, nil }
+func (s sink) DeliverToFunction(context.Context, string, []*event.Event) error {
+	return fmt.Errorf("no functions")
+}
+func (s sink) Invoke(context.Context, string, event.Event) (functions.Result, error) {
+	return functions.Result{}, fmt.Errorf("no functions")
+}

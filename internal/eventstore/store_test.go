@@ -1,0 +1,360 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+// newStore starts a store of app "shop" with es on b (a new embedded
+// broker when nil).
+func newStore(t *testing.T, b *broker.Broker, es *spec.EventStore, h Handlers, key string) *Store {
+	t.Helper()
+	if b == nil {
+		b = startBroker(t, t.TempDir())
+	}
+	if es == nil {
+		es = &spec.EventStore{}
+	}
+	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: es}, Broker: b, Handlers: h, Key: key, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s
+}
+
+func ev(id, typ string, data string) apitype.EventData {
+	e := apitype.EventData{ID: id, Type: typ}
+	if data != "" {
+		e.Data = json.RawMessage(data)
+	}
+	return e
+}
+
+func mustAppend(t *testing.T, s *Store, stream string, exp apitype.ExpectedVersion, evs ...apitype.EventData) apitype.AppendResponse {
+	t.Helper()
+	res, err := s.Append(context.Background(), stream, exp, evs)
+	if err != nil {
+		t.Fatalf("append to %s expecting %q: %v", stream, exp, err)
+	}
+	return res
+}
+
+func wantWrongVersion(t *testing.T, err error, current int64) {
+	t.Helper()
+	var wv *WrongVersionError
+	if !errors.As(err, &wv) || wv.Current != current {
+		t.Fatalf("got %v, want a wrong expected version with the stream at %d", err, current)
+	}
+}
+
+func TestAppendExpectedVersion(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	ctx := context.Background()
+	_, err := s.Append(ctx, "user-1", apitype.ExpectExists, []apitype.EventData{ev("", "UserCreated", `{}`)})
+	wantWrongVersion(t, err, -1)
+	_, err = s.Append(ctx, "user-1", "0", []apitype.EventData{ev("", "UserCreated", `{}`)})
+	wantWrongVersion(t, err, -1)
+
+	res := mustAppend(t, s, "user-1", apitype.ExpectNoStream, ev("", "UserCreated", `{"name":"ann"}`))
+	if res.FirstVersion != 0 || res.LastVersion != 0 || res.LastPosition != 1 {
+		t.Fatalf("first append: %+v", res)
+	}
+	_, err = s.Append(ctx, "user-1", apitype.ExpectNoStream, []apitype.EventData{ev("", "UserCreated", `{}`)})
+	wantWrongVersion(t, err, 0)
+	mustAppend(t, s, "user-1", apitype.ExpectExists, ev("", "UserRenamed", `{"name":"bo"}`))
+	mustAppend(t, s, "user-2", apitype.ExpectAny, ev("", "UserCreated", `{}`))
+	_, err = s.Append(ctx, "user-1", "0", []apitype.EventData{ev("", "UserRenamed", `{}`)})
+	wantWrongVersion(t, err, 1)
+	res = mustAppend(t, s, "user-1", "1", ev("", "UserRenamed", `{}`), ev("", "UserRenamed", `{}`))
+	if res.FirstVersion != 2 || res.LastVersion != 3 || res.FirstPosition != 4 || res.LastPosition != 5 {
+		t.Fatalf("batch append: %+v, want versions 2-3 at positions 4-5", res)
+	}
+
+	for _, tc := range []struct {
+		stream string
+		exp    apitype.ExpectedVersion
+		evs    []apitype.EventData
+	}{
+		{"user.1", "", []apitype.EventData{ev("", "T", "")}},
+		{"user-*", "", []apitype.EventData{ev("", "T", "")}},
+		{"user-1", "soon", []apitype.EventData{ev("", "T", "")}},
+		{"user-1", "", nil},
+		{"user-1", "", []apitype.EventData{ev("", "", "")}},
+		{"user-1", "", []apitype.EventData{ev("a", "T", ""), ev("a", "T", "")}},
+		{"user-1", "", []apitype.EventData{ev("", "T", "{nope")}},
+	} {
+		if _, err := s.Append(ctx, tc.stream, tc.exp, tc.evs); !errors.Is(err, ErrInvalid) {
+			t.Errorf("append %s %q %v: %v, want an invalid request", tc.stream, tc.exp, tc.evs, err)
+		}
+	}
+}
+
+func TestAppendIdempotentByID(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	ctx := context.Background()
+	first := mustAppend(t, s, "order-1", apitype.ExpectAny, ev("e1", "Placed", `{"n":1}`))
+	// The same id with any: JetStream's window recognises it.
+	again := mustAppend(t, s, "order-1", apitype.ExpectAny, ev("e1", "Placed", `{"n":1}`))
+	if !again.Duplicate || again.LastPosition != first.LastPosition {
+		t.Fatalf("second append of e1: %+v, want a duplicate of %+v", again, first)
+	}
+	// A batch appended with a version, then retried with the same (now
+	// stale) version: recognised by its ids, nothing stored twice.
+	b1 := mustAppend(t, s, "order-1", "0", ev("e2", "Paid", ""), ev("e3", "Shipped", ""))
+	b2 := mustAppend(t, s, "order-1", "0", ev("e2", "Paid", ""), ev("e3", "Shipped", ""))
+	if !b2.Duplicate || b2.FirstPosition != b1.FirstPosition || b2.LastVersion != 2 {
+		t.Fatalf("retried batch: %+v, want a duplicate of %+v", b2, b1)
+	}
+	// The same batch with any: JetStream refuses the batch as a whole and
+	// the store finds it.
+	b3 := mustAppend(t, s, "order-1", apitype.ExpectAny, ev("e2", "Paid", ""), ev("e3", "Shipped", ""))
+	if !b3.Duplicate || b3.FirstPosition != b1.FirstPosition {
+		t.Fatalf("batch again with any: %+v, want a duplicate of %+v", b3, b1)
+	}
+	// Another stream may use the same id: ids are per stream.
+	if res := mustAppend(t, s, "order-2", apitype.ExpectAny, ev("e1", "Placed", "")); res.Duplicate {
+		t.Fatalf("e1 on another stream was taken as a duplicate: %+v", res)
+	}
+	// A batch mixing a stored id and a new one is a conflict, not stored.
+	_, err := s.Append(ctx, "order-1", apitype.ExpectAny, []apitype.EventData{ev("e3", "Shipped", ""), ev("e4", "Lost", "")})
+	var ic *IDConflictError
+	if !errors.As(err, &ic) {
+		t.Fatalf("batch with a stored id and a new one: %v, want an id conflict", err)
+	}
+	got, _, err := s.ReadStream(ctx, "order-1", 0, false, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := eventIDs(got); ids != "e1 e2 e3" {
+		t.Fatalf("order-1 holds %s, want e1 e2 e3 once each", ids)
+	}
+}
+
+func eventIDs(evs []apitype.RecordedEvent) string {
+	out := ""
+	for i, e := range evs {
+		if i > 0 {
+			out += " "
+		}
+		out += e.ID
+	}
+	return out
+}
+
+// TestConcurrentAppendersOneWins races appenders that all expect the same
+// version, each through its own store (as replicas of nubo serve
+// eventstore would be): exactly one wins, the others learn the new
+// version.
+func TestConcurrentAppendersOneWins(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, t.TempDir())
+	const n = 8
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = newStore(t, b, nil, nil, "")
+	}
+	mustAppend(t, stores[0], "acct-1", apitype.ExpectNoStream, ev("", "Opened", ""))
+	for _, s := range stores {
+		// Every store knows the head, so that none reads it late.
+		if _, err := s.readHead(context.Background(), "acct-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i, s := range stores {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = s.Append(context.Background(), "acct-1", "0", []apitype.EventData{ev(fmt.Sprint("w", i), "Deposited", "")})
+		})
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+			continue
+		}
+		wantWrongVersion(t, err, 1)
+	}
+	if wins != 1 {
+		t.Fatalf("%d appenders won, want exactly 1: %v", wins, errs)
+	}
+	got, _, err := stores[0].ReadStream(context.Background(), "acct-1", 0, false, 100)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("acct-1 holds %d events (%v), want 2", len(got), err)
+	}
+}
+
+func TestReadStream(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	ctx := context.Background()
+	// Interleave two streams so that versions and positions differ.
+	for i := range 10 {
+		mustAppend(t, s, "a", apitype.ExpectAny, ev(fmt.Sprint("a", i), "A", fmt.Sprintf(`{"i":%d}`, i)))
+		mustAppend(t, s, "b", apitype.ExpectAny, ev(fmt.Sprint("b", i), "B", ""))
+	}
+	for _, tc := range []struct {
+		from     int64
+		backward bool
+		limit    int
+		want     string
+		next     int64
+	}{
+		{0, false, 3, "a0 a1 a2", 3},
+		{7, false, 10, "a7 a8 a9", -1},
+		{5, false, 2, "a5 a6", 7},
+		{-1, true, 3, "a9 a8 a7", 6},
+		{4, true, 10, "a4 a3 a2 a1 a0", -1},
+		{12, false, 10, "", -1},
+	} {
+		got, next, err := s.ReadStream(ctx, "a", tc.from, tc.backward, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := eventIDs(got); ids != tc.want || next != tc.next {
+			t.Errorf("read a from %d backward=%v limit %d = %q next %d, want %q next %d", tc.from, tc.backward, tc.limit, ids, next, tc.want, tc.next)
+		}
+	}
+	got, _, err := s.ReadStream(ctx, "a", 5, false, 1)
+	if err != nil || len(got) != 1 || got[0].Version != 5 || got[0].Position != 11 || string(got[0].Data) != `{"i":5}` || got[0].Type != "A" || got[0].Stream != "a" {
+		t.Fatalf("a at 5: %+v, %v", got, err)
+	}
+	if got, _, err := s.ReadStream(ctx, "nothing", 0, false, 10); err != nil || len(got) != 0 {
+		t.Fatalf("read of a stream with no event: %v, %v", got, err)
+	}
+}
+
+func TestReadAllFilters(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	ctx := context.Background()
+	mustAppend(t, s, "user-1", apitype.ExpectAny, ev("u1", "UserCreated", ""))
+	mustAppend(t, s, "order-1", apitype.ExpectAny, ev("o1", "OrderPlaced", ""))
+	mustAppend(t, s, "user-2", apitype.ExpectAny, ev("u2", "UserCreated", ""))
+	mustAppend(t, s, "user-1", apitype.ExpectAny, ev("u3", "UserRenamed", ""))
+	mustAppend(t, s, "user-10", apitype.ExpectAny, ev("u4", "UserDeleted", ""))
+	for _, tc := range []struct {
+		from    uint64
+		streams string
+		types   []string
+		limit   int
+		want    string
+		next    uint64
+	}{
+		{1, "", nil, 100, "u1 o1 u2 u3 u4", 0},
+		{1, "user-*", nil, 100, "u1 u2 u3 u4", 0},
+		{1, "user-1", nil, 100, "u1 u3", 0},
+		{1, "*-1", nil, 100, "u1 o1 u3", 0},
+		{1, "user-*", []string{"UserCreated", "UserDeleted"}, 100, "u1 u2 u4", 0},
+		{3, "", nil, 2, "u2 u3", 5},
+		{5, "", nil, 100, "u4", 0},
+	} {
+		got, next, err := s.ReadAll(ctx, tc.from, tc.streams, tc.types, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := eventIDs(got); ids != tc.want || next != tc.next {
+			t.Errorf("read all from %d %q %v = %q next %d, want %q next %d", tc.from, tc.streams, tc.types, ids, next, tc.want, tc.next)
+		}
+	}
+	st, err := s.Streams(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Streams) != 4 || st.Events != 5 || st.LastPosition != 5 || st.Streams[1].Name != "user-1" || st.Streams[1].Version != 1 || st.Streams[1].Position != 4 {
+		t.Fatalf("streams: %+v", st)
+	}
+}
+
+func TestSubscribeCatchUpThenLive(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mustAppend(t, s, "user-1", apitype.ExpectAny, ev("u1", "UserCreated", ""))
+	mustAppend(t, s, "order-1", apitype.ExpectAny, ev("o1", "OrderPlaced", ""))
+	mustAppend(t, s, "user-2", apitype.ExpectAny, ev("u2", "UserCreated", ""))
+	sub, err := s.Subscribe(ctx, 2, "user-*", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	next := func() string {
+		t.Helper()
+		e, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%s@%d", e.ID, e.Position)
+	}
+	if got := next(); got != "u2@3" {
+		t.Fatalf("catch-up from 2 gave %s, want u2@3", got)
+	}
+	// Live: appended after the subscription caught up.
+	mustAppend(t, s, "order-2", apitype.ExpectAny, ev("o2", "OrderPlaced", ""))
+	mustAppend(t, s, "user-3", apitype.ExpectAny, ev("u3", "UserCreated", ""))
+	if got := next(); got != "u3@5" {
+		t.Fatalf("live gave %s, want u3@5", got)
+	}
+}
+
+// BenchmarkAppend appends one event at a time with the expected version,
+// from 8 goroutines, each to its own stream (bench/eventstore compares
+// this with raw JetStream).
+func BenchmarkAppend(b *testing.B) {
+	br, err := broker.New(broker.Config{StateDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := br.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer br.Stop(ctx)
+	s, err := New(Config{App: &spec.App{Name: "bench", EventStore: &spec.EventStore{}}, Broker: br})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	var next sync.Mutex
+	w := 0
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		next.Lock()
+		stream := fmt.Sprint("w", w)
+		w++
+		next.Unlock()
+		exp := apitype.ExpectNoStream
+		for v := 0; pb.Next(); v++ {
+			if _, err := s.Append(ctx, stream, exp, []apitype.EventData{{Type: "Counted", Data: json.RawMessage(`{"n":1}`)}}); err != nil {
+				b.Fatal(err)
+			}
+			exp = apitype.ExpectedVersion(fmt.Sprint(v))
+		}
+	})
+}
