@@ -18,7 +18,12 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if e.opts.ConsoleAddr != "" {
 		consoleAddr = e.opts.ConsoleAddr
 	}
-	env := &envSource{getenv: e.opts.Getenv, out: e.out}
+	dbs, err := newDatabasesComponent(e, app)
+	if err != nil {
+		return nil, err
+	}
+	e.dbs = dbs
+	env := &envSource{getenv: e.opts.Getenv, out: e.out, databases: dbs}
 
 	bc, err := newBrokerComponent(app, e.log)
 	if err != nil {
@@ -80,6 +85,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		e.broker,
 		e.admin,
 		obs,
+		dbs,
 		mc,
 		fns,
 	}
@@ -138,15 +144,19 @@ func (p *platform) env(workload string) ([]string, error) {
 
 // envSource resolves the spec's ${...} for one spec and its secrets' values.
 type envSource struct {
-	getenv func(string) string
-	out    *output
+	getenv    func(string) string
+	out       *output
+	databases *databasesComponent
 }
 
 // resolver returns the ${...} resolver of app with vals; who names the
 // workload in the line that says a reference resolves empty, or is empty
 // for parts with no workload (the gateway, alerting).
 func (s *envSource) resolver(app *spec.App, vals secrets.Values, who, name string) *envResolver {
-	r := &envResolver{app: app, getenv: s.getenv, secrets: secretLookup(vals)}
+	r := &envResolver{app: app, getenv: s.getenv, secrets: secretLookup(vals), workload: name}
+	if s.databases != nil {
+		r.databases = s.databases.lookup
+	}
 	if who != "" {
 		r.notYet = func(expr string) {
 			s.out.event(name, fmt.Sprintf("%s %s: ${%s} is empty: nubo up does not run that part yet", who, name, expr))

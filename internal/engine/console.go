@@ -79,6 +79,7 @@ func (e *Engine) Status() console.Status {
 		Services: e.services.status(),
 	}
 	st.Functions = e.fns.status()
+	st.Databases = e.dbs.status()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st.Queues = e.events.queues(ctx)

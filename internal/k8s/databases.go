@@ -91,6 +91,8 @@ func (b *builder) databaseRef(name, attr, workload string) (ref, error) {
 			return ref{literal: fmt.Sprint(redisPort)}, nil
 		case "user", "password":
 			return ref{literal: ""}, nil // no authentication: the network policy restricts callers
+		case "database":
+			return ref{literal: "0"}, nil
 		}
 		return ref{}, fmt.Errorf("unknown attribute %q of a database", attr)
 	}
@@ -119,6 +121,8 @@ func (b *builder) databaseRef(name, attr, workload string) (ref, error) {
 		return ref{literal: postgresOwner}, nil
 	case "password":
 		return password, nil
+	case "database":
+		return ref{literal: postgresDatabase}, nil
 	}
 	return ref{}, fmt.Errorf("unknown attribute %q of a database", attr)
 }

@@ -30,7 +30,7 @@ func registry() []Row {
 		row("services.*.env", "service environment", Local, "set on every replica, ${...} interpolated (parts not run yet resolve empty, with a warning)"),
 		row("services.*.envFrom.config", "environment from ConfigMaps", Local, "every key of the ConfigMaps becomes a variable"),
 		row("services.*.envFrom.secrets", "environment from secrets", Local, "every key of the secrets becomes a variable"),
-		row("services.*.dependsOn", "start order", Local, "services started and ready first, stopped after (databases and functions: not waited for yet)"),
+		row("services.*.dependsOn", "start order", Local, "services started and ready first, stopped after; databases answering a query (SELECT 1, PING) first; functions run before services"),
 		row("services.*.restart", "restart policy", Local, "CrashLoopBackOff as the kubelet: 10s doubling to 5m (local.supervisor)"),
 		row("services.*.watch", "hot reload", Local, "local only: rebuild and roll the replicas on a change"),
 		row("services.*.stopGracePeriod", "graceful stop", Local, "SIGTERM to the process group, then SIGKILL after the period"),
@@ -61,18 +61,18 @@ func registry() []Row {
 		row("ingress[*].tls", "ingress TLS", Local, "certificates from nubo's local CA (nubo ca)"),
 
 		// Databases.
-		row("databases.*.type=postgres", "PostgreSQL", NotYet, "planned: a postgres process from the system's packages"),
-		row("databases.*.type=redis", "Redis", NotYet, "planned: a redis-server process from the system's packages"),
-		row("databases.*.version", "database version", NotYet, "planned: checked against the installed server"),
+		row("databases.*.type=postgres", "PostgreSQL", Local, "the system's postgres, supervised, on a loopback port; database app owned by app, as CloudNativePG (docs/databases.md)"),
+		row("databases.*.type=redis", "Redis", Local, "the system's redis-server (or valkey-server), supervised, on a loopback port, with a password"),
+		row("databases.*.version", "database version", Local, "the installed server's major must match; another major is an error naming both"),
 		row("databases.*.replicas", "database replicas", NotYet, "planned: streaming replicas as more processes"),
 		row("databases.*.storage.size", "volume size", K8sOnly, "the volume's size; locally data lives in local.stateDir"),
 		row("databases.*.storage.class", "storage class", K8sOnly, "the Kubernetes storage class"),
 		row("databases.*.storage.accessMode", "volume access mode", K8sOnly, "the PersistentVolumeClaim's access mode"),
-		row("databases.*.storage.persistent", "persistent data", NotYet, "planned: data kept in local.stateDir across runs"),
+		row("databases.*.storage.persistent", "persistent data", Local, "data in local.stateDir/databases/NAME, kept across runs; false starts empty each run"),
 		row("databases.*.backup", "database backups", NotYet, "planned: scheduled dumps into the destination folder, with retention"),
 		row("databases.*.monitoring", "database monitoring", NotYet, "planned: the database's metrics scraped and its alert rules evaluated"),
 		row("databases.*.security.encryption", "database encryption", NotYet, "planned: encrypted backups and TLS from the local CA"),
-		row("databases.*.security.access", "database roles", NotYet, "planned: roles and grants created, per-service connection URLs"),
+		row("databases.*.security.access", "database roles", Local, "roles and grants created (PostgreSQL privileges, Redis ACLs), passwords in the secrets store, each listed service's URL uses its role"),
 		row("databases.*.security.network", "database network policy", NotYet, "planned: connections refused except from the listed workloads"),
 
 		// Functions.

@@ -1,0 +1,82 @@
+package databases
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisKind runs redis-server (or valkey-server) from a configuration file
+// nubo writes on every start: loopback only, the data folder, persistence,
+// and one ACL user per role. The file holds the passwords, so it is the
+// database folder's, mode 0600; passwords on the command line would show in
+// ps.
+type redisKind struct{}
+
+// adminUser is Redis' default user, which requirepass protects.
+func (redisKind) adminUser() string { return "default" }
+
+func (redisKind) stopSignal() syscall.Signal { return syscall.SIGTERM }
+
+func (redisKind) url(db *Database, user, password string) string {
+	return userURL("redis", user, password, db.port, db.databaseName())
+}
+
+func (redisKind) prepare(_ context.Context, db *Database) (string, error) {
+	data := db.dataDir()
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", data, err)
+	}
+	q := strconv.Quote
+	lines := []string{
+		"bind " + host,
+		"port " + strconv.Itoa(db.port),
+		"protected-mode yes",
+		"daemonize no",
+		"dir " + q(data),
+		"dbfilename dump.rdb",
+	}
+	if db.persistent() {
+		// The append-only file loses at most a second of writes; the
+		// snapshots are what backups copy.
+		lines = append(lines, "appendonly yes", "appendfsync everysec", "save 3600 1 300 100 60 10000")
+	} else {
+		lines = append(lines, "appendonly no", `save ""`)
+	}
+	lines = append(lines, "user default on >"+db.admin.Password.Reveal()+" ~* &* +@all")
+	for _, r := range db.spec.Security.Access.Roles {
+		lines = append(lines, "user "+r.Name+" reset on >"+db.roles[r.Name].Password.Reveal()+" "+redisACL(r.Grants))
+	}
+	conf := filepath.Join(db.dir, "redis.conf")
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", conf, err)
+	}
+	return "exec " + shellQuote(db.bins.Path(filepath.Base(serverPath(db.bins)))) + " " + shellQuote(conf), nil
+}
+
+// serverPath is the server program found in b's folder.
+func serverPath(b Binaries) string {
+	if fileExists(b.Path("redis-server")) {
+		return b.Path("redis-server")
+	}
+	return b.Path("valkey-server")
+}
+
+func (redisKind) client(db *Database, c Credentials) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", host, db.port), Username: c.User, Password: c.Password.Reveal(),
+		MaxRetries: -1, DisableIdentity: true})
+}
+
+func (k redisKind) ping(ctx context.Context, db *Database) error {
+	c := k.client(db, db.admin)
+	defer c.Close()
+	return c.Ping(ctx).Err()
+}
+
+func (redisKind) setup(context.Context, *Database) error { return nil }
