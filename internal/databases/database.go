@@ -28,9 +28,22 @@ const (
 	StateFailed   = "failed"
 )
 
-// storeSecret is the secrets store's entry that holds the generated
-// passwords, one key per database and role: "NAME/admin", "NAME/role/ROLE".
-const storeSecret = "nubo-databases"
+// StoreSecret is the secrets store's entry that holds the generated
+// passwords, one key per database and user: "NAME/admin", "NAME/owner",
+// "NAME/role/ROLE".
+const StoreSecret = "nubo-databases"
+
+// AdminStoreKey is the key of StoreSecret that holds database name's
+// superuser password (`nubo db shell` reads it).
+func AdminStoreKey(name string) string { return name + "/admin" }
+
+// AdminUser is the superuser of a database of type typ.
+func AdminUser(typ string) string {
+	if typ == "redis" {
+		return redisKind{}.adminUser()
+	}
+	return postgres{}.adminUser()
+}
 
 // host is where every server listens: loopback only.
 const host = "127.0.0.1"
@@ -73,8 +86,11 @@ type Database struct {
 	roles   map[string]Credentials // by role name
 	runAs   runAs
 	bins    Binaries
+	command string // the server's command line, for a restart after a restore
+	noAOF   bool   // Redis: start without the append-only file (a restore); under opMu
 
 	ready chan struct{} // closed once the server answers and is set up
+	opMu  sync.Mutex    // serializes backups and restores
 
 	mu      sync.Mutex // guards the fields below
 	state   string
@@ -170,24 +186,8 @@ func (db *Database) start(ctx context.Context) {
 		db.fail(err)
 		return
 	}
-	sv := db.d.cfg.Backoff
-	sup, err := supervisor.New(supervisor.ServiceConfig{
-		Name:       db.name,
-		Command:    command,
-		Dir:        db.dir,
-		Replicas:   1,
-		Restart:    supervisor.RestartAlways,
-		StopSignal: db.kind.stopSignal(),
-		Credential: db.runAs.cred,
-		Backoff:    sv,
-		// The supervisor's readiness is the port accepting connections;
-		// the component's (Ready) is a query answered.
-		Readiness: &supervisor.Probe{TCP: &supervisor.TCPProbe{Port: db.port}, Period: time.Second},
-	},
-		supervisor.WithLogger(db.d.log.With("database", db.name)),
-		supervisor.WithLineSink(db.d.cfg.Lines),
-		supervisor.WithEventSink(db.d.cfg.Events),
-	)
+	db.command = command
+	sup, err := db.newSupervisor()
 	if err != nil {
 		db.fail(err)
 		return
@@ -218,6 +218,27 @@ func (db *Database) start(ctx context.Context) {
 	close(db.ready)
 	db.notify(fmt.Sprintf("database %s ready: %s %s on %s:%d (%s)", db.name, server(db.spec.Type), bins.Full, host, db.port,
 		time.Since(began).Round(time.Millisecond)))
+}
+
+// newSupervisor makes the supervisor of the server's process.
+func (db *Database) newSupervisor() (*supervisor.Supervisor, error) {
+	return supervisor.New(supervisor.ServiceConfig{
+		Name:       db.name,
+		Command:    db.command,
+		Dir:        db.dir,
+		Replicas:   1,
+		Restart:    supervisor.RestartAlways,
+		StopSignal: db.kind.stopSignal(),
+		Credential: db.runAs.cred,
+		Backoff:    db.d.cfg.Backoff,
+		// The supervisor's readiness is the port accepting connections;
+		// the component's (Ready) is a query answered.
+		Readiness: &supervisor.Probe{TCP: &supervisor.TCPProbe{Port: db.port}, Period: time.Second},
+	},
+		supervisor.WithLogger(db.d.log.With("database", db.name)),
+		supervisor.WithLineSink(db.d.cfg.Lines),
+		supervisor.WithEventSink(db.d.cfg.Events),
+	)
 }
 
 // waitAnswer polls the server until it answers a query as the admin. The
@@ -312,7 +333,7 @@ func (db *Database) plan() error {
 // the first time.
 func (db *Database) password(who string) (secrets.Value, error) {
 	key := db.name + "/" + who
-	v, ok, err := db.d.cfg.Store.Get(storeSecret, key)
+	v, ok, err := db.d.cfg.Store.Get(StoreSecret, key)
 	if err != nil {
 		return secrets.Value{}, fmt.Errorf("read the %s password from the secrets store: %w", who, err)
 	}
@@ -320,7 +341,7 @@ func (db *Database) password(who string) (secrets.Value, error) {
 		return v, nil
 	}
 	v = secrets.NewValue(newPassword())
-	if err := db.d.cfg.Store.Set(storeSecret, key, v); err != nil {
+	if err := db.d.cfg.Store.Set(StoreSecret, key, v); err != nil {
 		return secrets.Value{}, fmt.Errorf("keep the %s password in the secrets store: %w", who, err)
 	}
 	return v, nil

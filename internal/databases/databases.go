@@ -33,6 +33,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -74,15 +77,26 @@ type Config struct {
 	// ReadyTimeout bounds the wait for a server's first answer; zero means
 	// DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+	// Secret reads a secret's value (the backups' encryption key); nil
+	// when there are none.
+	Secret func(name, key string) (string, bool)
+	// Metrics registers the databases' metrics; nil registers nowhere.
+	Metrics prometheus.Registerer
 }
 
 // Databases runs the spec's databases. Its methods are safe for concurrent
 // use.
 type Databases struct {
-	cfg  Config
-	log  *slog.Logger
-	dbs  map[string]*Database
-	list []*Database // sorted by name
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	dbs     map[string]*Database
+	list    []*Database // sorted by name
+
+	// bgCtx bounds the scheduled backups; Stop cancels it.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	cron     *cron.Cron // nil without scheduled backups; set by Start
 }
 
 // New checks cfg and allocates; nothing runs and nothing is read.
@@ -102,7 +116,8 @@ func New(cfg Config) (*Databases, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
-	d := &Databases{cfg: cfg, log: cfg.Logger, dbs: map[string]*Database{}}
+	d := &Databases{cfg: cfg, log: cfg.Logger, dbs: map[string]*Database{}, metrics: newMetrics(cfg.Metrics)}
+	d.bgCtx, d.bgCancel = context.WithCancel(context.Background())
 	names := make([]string, 0, len(cfg.App.Databases))
 	for n := range cfg.App.Databases {
 		names = append(names, n)
@@ -131,7 +146,11 @@ func (d *Databases) Start(ctx context.Context) error {
 		wg.Go(func() { db.start(ctx) })
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	err := ctx.Err()
+	if err == nil {
+		err = d.schedule()
+	}
+	if err != nil {
 		_ = d.Stop(context.WithoutCancel(ctx))
 		return err
 	}
@@ -141,6 +160,7 @@ func (d *Databases) Start(ctx context.Context) error {
 // Stop stops every server, each with its fast shutdown, and waits for
 // them. It is idempotent.
 func (d *Databases) Stop(ctx context.Context) error {
+	d.stopSchedule(ctx)
 	var wg sync.WaitGroup
 	errs := make([]error, len(d.list))
 	for i, db := range d.list {

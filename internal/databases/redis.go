@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,7 +43,7 @@ func (redisKind) prepare(_ context.Context, db *Database) (string, error) {
 		"dir " + q(data),
 		"dbfilename dump.rdb",
 	}
-	if db.persistent() {
+	if db.persistent() && !db.noAOF {
 		// The append-only file loses at most a second of writes; the
 		// snapshots are what backups copy.
 		lines = append(lines, "appendonly yes", "appendfsync everysec", "save 3600 1 300 100 60 10000")
@@ -80,3 +81,32 @@ func (k redisKind) ping(ctx context.Context, db *Database) error {
 }
 
 func (redisKind) setup(context.Context, *Database) error { return nil }
+
+// enableAOF turns the append-only file on in a server started without it
+// (after a restore: Redis loads an existing append-only file before a
+// snapshot, so it starts from the snapshot alone) and waits until the
+// file has been written from the data.
+func (k redisKind) enableAOF(ctx context.Context, db *Database) error {
+	c := k.client(db, db.admin)
+	defer c.Close()
+	if err := c.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
+		return fmt.Errorf("turn the append-only file on: %w", err)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := c.Info(ctx, "persistence").Result()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(info, "aof_rewrite_in_progress:0") && strings.Contains(info, "aof_rewrite_scheduled:0") &&
+			strings.Contains(info, "aof_enabled:1") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("write the append-only file: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

@@ -18,7 +18,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if e.opts.ConsoleAddr != "" {
 		consoleAddr = e.opts.ConsoleAddr
 	}
-	dbs, err := newDatabasesComponent(e, app)
+	dbs, err := newDatabasesComponent(e, app, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +65,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	e.gateway = gw
 	routes := append(obs.routes(), fns.routes()...)
 	routes = append(routes, e.events.routes()...)
+	routes = append(routes, dbs.routes()...)
 	if err := e.admin.build(routes); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
+	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/secrets"
@@ -21,7 +22,7 @@ type databasesComponent struct {
 	d *databases.Databases
 }
 
-func newDatabasesComponent(e *Engine, app *spec.App) (*databasesComponent, error) {
+func newDatabasesComponent(e *Engine, app *spec.App, vals secrets.Values) (*databasesComponent, error) {
 	sv := app.Local.Supervisor
 	d, err := databases.New(databases.Config{
 		App:      app,
@@ -32,6 +33,8 @@ func newDatabasesComponent(e *Engine, app *spec.App) (*databasesComponent, error
 		Events:   supervisor.EventFunc(e.onDatabaseEvent),
 		Notify:   e.out.event,
 		Backoff:  supervisor.Backoff{Base: sv.Backoff.Duration, Max: sv.MaxBackoff.Duration, Reset: sv.BackoffReset.Duration},
+		Secret:   secretLookup(vals).Get,
+		Metrics:  e.metrics.reg,
 	})
 	if err != nil {
 		return nil, err
@@ -74,6 +77,15 @@ func (c *databasesComponent) status() []apitype.Database {
 		return nil
 	}
 	return c.d.Status()
+}
+
+// routes are the databases' admin API (nubo db).
+func (c *databasesComponent) routes() []console.Route {
+	var out []console.Route
+	for _, r := range c.d.Routes() {
+		out = append(out, console.Route{Pattern: r.Pattern, Handler: r.Handler})
+	}
+	return out
 }
 
 // get returns the named database, or nil.
