@@ -2,13 +2,16 @@ package engine
 
 import (
 	"context"
+	"net/http"
 	"reflect"
+	"strconv"
 	"sync"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/metrics"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
@@ -20,6 +23,8 @@ import (
 type databasesComponent struct {
 	e *Engine
 	d *databases.Databases
+	// exporters serve the metrics of the monitored databases, by name.
+	exporters map[string]http.Handler
 }
 
 func newDatabasesComponent(e *Engine, app *spec.App, vals secrets.Values) (*databasesComponent, error) {
@@ -39,7 +44,33 @@ func newDatabasesComponent(e *Engine, app *spec.App, vals secrets.Values) (*data
 	if err != nil {
 		return nil, err
 	}
-	return &databasesComponent{e: e, d: d}, nil
+	c := &databasesComponent{e: e, d: d, exporters: map[string]http.Handler{}}
+	for _, name := range d.Names() {
+		if db := d.Get(name); db.Monitored() {
+			c.exporters[name] = db.Exporter()
+		}
+	}
+	return c, nil
+}
+
+// targets are the monitored databases' metrics endpoints for the scraper:
+// job and database are the database's name, instance its server's
+// address, as a PodMonitor of the exporter would label them.
+func (c *databasesComponent) targets() []metrics.Target {
+	if c == nil {
+		return nil
+	}
+	var out []metrics.Target
+	for _, name := range c.d.Names() {
+		h, db := c.exporters[name], c.d.Get(name)
+		if h == nil || db.Port() == 0 {
+			continue
+		}
+		instance := "127.0.0.1:" + strconv.Itoa(db.Port())
+		out = append(out, metrics.Target{URL: "http://" + instance + "/metrics", Handler: h,
+			Labels: map[string]string{"job": name, "instance": instance, "database": name}})
+	}
+	return out
 }
 
 func (e *Engine) onDatabaseEvent(ev supervisor.Event) {

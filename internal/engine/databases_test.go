@@ -2,10 +2,16 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,4 +132,75 @@ services:
 			t.Errorf("api has %d ready replicas while its database has failed", s.Ready)
 		}
 	}
+}
+
+// A monitored database's metrics, under postgres_exporter's and
+// redis_exporter's names, answer PromQL, and its alert rule fires.
+func TestDatabaseMetricsAndAlerts(t *testing.T) {
+	databasestest.Require(t, "postgres")
+	databasestest.Require(t, "redis")
+	var mu sync.Mutex
+	var payloads []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		payloads = append(payloads, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dir := databasestest.StateDir(t)
+	app := writeSpec(t, dir, fmt.Sprintf(`name: t
+databases:
+  main:
+    type: postgres
+    monitoring:
+      enabled: true
+      alerts:
+        - {name: MainConnections, expr: 'sum(pg_stat_activity_count{datname="app"}) >= 0', severity: warning, channels: [hook]}
+  cache:
+    type: redis
+    monitoring: {enabled: true}
+observability:
+  metrics: {interval: 200ms}
+  channels:
+    hook: {type: webhook, url: %s}
+`, hook.URL))
+	e := startEngine(t, app)
+	for _, q := range []string{
+		`pg_stat_activity_count{database="main",datname="app",state="active"}`,
+		`pg_up{database="main"}`,
+		`pg_database_size_bytes{database="main",datname="app"}`,
+		`redis_up{database="cache"}`,
+		`redis_connected_clients{database="cache"}`,
+	} {
+		nubotest.WaitFor(t, 30*time.Second, func() error {
+			body := getJSON(t, e, "/api/v1/query?query="+url.QueryEscape(q))
+			var res struct {
+				Status string
+				Data   struct{ Result []struct{ Value []any } }
+			}
+			if err := json.Unmarshal([]byte(body), &res); err != nil {
+				return err
+			}
+			if res.Status != "success" || len(res.Data.Result) != 1 {
+				return fmt.Errorf("%s answered %s", q, body)
+			}
+			if strings.HasSuffix(q, `_up{database="main"}`) || strings.HasPrefix(q, "redis_up") {
+				if res.Data.Result[0].Value[1] != "1" {
+					return fmt.Errorf("%s = %v, want 1", q, res.Data.Result[0].Value[1])
+				}
+			}
+			return nil
+		})
+	}
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range payloads {
+			if strings.Contains(p, `"status":"firing"`) && strings.Contains(p, `"alertname":"MainConnections"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no firing notification yet (%d payloads)", len(payloads))
+	})
 }

@@ -70,7 +70,7 @@ func registry() []Row {
 		row("databases.*.storage.accessMode", "volume access mode", K8sOnly, "the PersistentVolumeClaim's access mode"),
 		row("databases.*.storage.persistent", "persistent data", Local, "data in local.stateDir/databases/NAME, kept across runs; false starts empty each run"),
 		row("databases.*.backup", "database backups", Local, "pg_dump (custom format) or a Redis snapshot into the destination folder on the schedule, retention kept; nubo db backup|backups|restore"),
-		row("databases.*.monitoring", "database monitoring", NotYet, "planned: the database's metrics scraped and its alert rules evaluated"),
+		row("databases.*.monitoring", "database monitoring", Local, "the server's metrics under postgres_exporter's and redis_exporter's names, scraped into the TSDB; its alerts evaluated with the others"),
 		row("databases.*.security.encryption.atRest", "encrypted backups", Emulated, "emulated: backups encrypted with age (passphrase: the key secret); the data folder itself is not encrypted"),
 		row("databases.*.security.encryption.key", "backup encryption key", Local, "the secret whose value encrypts the backups"),
 		row("databases.*.security.encryption.inTransit", "database TLS", NotYet, "planned: TLS with a certificate from the local CA"),
