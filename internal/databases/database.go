@@ -58,8 +58,8 @@ type kind interface {
 	ping(ctx context.Context, db *Database) error
 	// setup creates the database, the roles and their grants.
 	setup(ctx context.Context, db *Database) error
-	// url is the connection URL for user and password.
-	url(db *Database, user, password string) string
+	// url is the connection URL for user and password on port.
+	url(db *Database, port int, user, password string) string
 	// stopSignal is the server's fast shutdown signal.
 	stopSignal() syscall.Signal
 }
@@ -86,8 +86,9 @@ type Database struct {
 	roles   map[string]Credentials // by role name
 	runAs   runAs
 	bins    Binaries
-	command string // the server's command line, for a restart after a restore
-	noAOF   bool   // Redis: start without the append-only file (a restore); under opMu
+	command string     // the server's command line, for a restart after a restore
+	allow   *allowList // the per-workload listeners; nil without security.network
+	noAOF   bool       // Redis: start without the append-only file (a restore); under opMu
 
 	ready chan struct{} // closed once the server answers and is set up
 	opMu  sync.Mutex    // serializes backups and restores
@@ -268,6 +269,7 @@ func (db *Database) stop(ctx context.Context) error {
 	db.stopped = true
 	sup := db.sup
 	db.mu.Unlock()
+	db.allow.close()
 	if err := sup.Stop(ctx); err != nil {
 		return fmt.Errorf("database %q: stop: %w", db.name, err)
 	}
@@ -324,6 +326,9 @@ func (db *Database) plan() error {
 			return err
 		}
 		db.roles[r.Name] = Credentials{User: r.Name, Password: pw}
+	}
+	if db.allow, err = db.openAllowList(); err != nil {
+		return err
 	}
 	db.planned = true
 	return nil
@@ -415,8 +420,21 @@ func (db *Database) databaseName() string {
 // DatabaseName is the database workloads use ("app", or Redis' "0").
 func (db *Database) DatabaseName() string { return db.databaseName() }
 
-// URL returns the connection URL as c.
-func (db *Database) URL(c Credentials) string { return db.kind.url(db, c.User, c.Password.Reveal()) }
+// URL returns the connection URL as c, straight to the server.
+func (db *Database) URL(c Credentials) string {
+	return db.kind.url(db, db.port, c.User, c.Password.Reveal())
+}
+
+// portFor is the port workload connects to: its own allow-list listener
+// when the database has one, else the server's.
+func (db *Database) portFor(workload string) int {
+	if db.allow != nil {
+		if p, ok := db.allow.port(workload); ok {
+			return p
+		}
+	}
+	return db.port
+}
 
 func (db *Database) lookup(attr, workload string) (string, error) {
 	if !db.planned {
@@ -425,11 +443,11 @@ func (db *Database) lookup(attr, workload string) (string, error) {
 	c := db.credentials(workload)
 	switch attr {
 	case "url":
-		return db.URL(c), nil
+		return db.kind.url(db, db.portFor(workload), c.User, c.Password.Reveal()), nil
 	case "host":
 		return host, nil
 	case "port":
-		return strconv.Itoa(db.port), nil
+		return strconv.Itoa(db.portFor(workload)), nil
 	case "user":
 		return c.User, nil
 	case "password":

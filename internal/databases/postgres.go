@@ -26,8 +26,8 @@ func (postgres) adminUser() string { return "postgres" }
 // client to leave.
 func (postgres) stopSignal() syscall.Signal { return syscall.SIGINT }
 
-func (postgres) url(db *Database, user, password string) string {
-	return userURL("postgres", user, password, db.port, db.databaseName()) + "?sslmode=disable"
+func (postgres) url(db *Database, port int, user, password string) string {
+	return userURL("postgres", user, password, port, db.databaseName()) + "?sslmode=disable"
 }
 
 func (postgres) prepare(ctx context.Context, db *Database) (string, error) {

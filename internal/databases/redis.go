@@ -25,8 +25,8 @@ func (redisKind) adminUser() string { return "default" }
 
 func (redisKind) stopSignal() syscall.Signal { return syscall.SIGTERM }
 
-func (redisKind) url(db *Database, user, password string) string {
-	return userURL("redis", user, password, db.port, db.databaseName())
+func (redisKind) url(db *Database, port int, user, password string) string {
+	return userURL("redis", user, password, port, db.databaseName())
 }
 
 func (redisKind) prepare(_ context.Context, db *Database) (string, error) {

@@ -66,6 +66,7 @@ func (d *Databases) stopSchedule(ctx context.Context) {
 type metrics struct {
 	backups    *prometheus.CounterVec
 	lastBackup *prometheus.GaugeVec
+	refused    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,9 +79,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "nubo_database_last_backup_timestamp_seconds",
 			Help: "When the last successful backup of a database finished, in Unix seconds.",
 		}, []string{"database"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nubo_database_connections_refused_total",
+			Help: "Connections to a database refused by its allow-list (security.network.ingress), by calling workload.",
+		}, []string{"database", "workload"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.backups, m.lastBackup)
+		reg.MustRegister(m.backups, m.lastBackup, m.refused)
 	}
 	return m
 }

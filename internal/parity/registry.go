@@ -75,7 +75,7 @@ func registry() []Row {
 		row("databases.*.security.encryption.key", "backup encryption key", Local, "the secret whose value encrypts the backups"),
 		row("databases.*.security.encryption.inTransit", "database TLS", NotYet, "planned: TLS with a certificate from the local CA"),
 		row("databases.*.security.access", "database roles", Local, "roles and grants created (PostgreSQL privileges, Redis ACLs), passwords in the secrets store, each listed service's URL uses its role"),
-		row("databases.*.security.network", "database network policy", NotYet, "planned: connections refused except from the listed workloads"),
+		row("databases.*.security.network", "database network policy", Emulated, "emulated: each workload's URL points at a listener of its own, which refuses the unlisted (a process that finds the server's port bypasses it); ports are not checked"),
 
 		// Functions.
 		row("functions.*.runtime", "function runtime", K8sOnly, "picks the base image; informational locally"),
