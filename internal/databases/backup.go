@@ -152,7 +152,7 @@ func (db *Database) dump(ctx context.Context, file string) error {
 		}
 		cmd = exec.CommandContext(ctx, pgDump, "-h", host, "-p", fmt.Sprint(db.port), "-U", db.admin.User, "-d", db.databaseName(),
 			"--format=custom", "--file="+file, "--no-password")
-		cmd.Env = append(os.Environ(), "PGPASSWORD="+db.admin.Password.Reveal())
+		cmd.Env = append(append(os.Environ(), db.sslEnv()...), "PGPASSWORD="+db.admin.Password.Reveal())
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w: %s", filepath.Base(cmd.Path), err, lastLine(out))
@@ -284,7 +284,7 @@ func (db *Database) restorePostgres(ctx context.Context, file string) error {
 	}
 	cmd := exec.CommandContext(ctx, pgRestore, "-h", host, "-p", fmt.Sprint(db.port), "-U", db.admin.User, "-d", db.databaseName(),
 		"--no-password", "--exit-on-error", file)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+db.admin.Password.Reveal())
+	cmd.Env = append(append(os.Environ(), db.sslEnv()...), "PGPASSWORD="+db.admin.Password.Reveal())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pg_restore: %w: %s", err, lastLine(out))
 	}

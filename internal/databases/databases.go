@@ -80,6 +80,9 @@ type Config struct {
 	// Secret reads a secret's value (the backups' encryption key); nil
 	// when there are none.
 	Secret func(name, key string) (string, bool)
+	// CADir is nubo's local CA, which issues the servers' certificates
+	// (encryption.inTransit).
+	CADir string
 	// Metrics registers the databases' metrics; nil registers nowhere.
 	Metrics prometheus.Registerer
 }

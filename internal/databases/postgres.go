@@ -27,7 +27,7 @@ func (postgres) adminUser() string { return "postgres" }
 func (postgres) stopSignal() syscall.Signal { return syscall.SIGINT }
 
 func (postgres) url(db *Database, port int, user, password string) string {
-	return userURL("postgres", user, password, port, db.databaseName()) + "?sslmode=disable"
+	return userURL("postgres", user, password, port, db.databaseName()) + "?" + db.sslQuery()
 }
 
 func (postgres) prepare(ctx context.Context, db *Database) (string, error) {
@@ -53,11 +53,22 @@ func (postgres) prepare(ctx context.Context, db *Database) (string, error) {
 			return "", err
 		}
 	}
+	if err := db.writeHBA(); err != nil {
+		return "", fmt.Errorf("write pg_hba.conf: %w", err)
+	}
+	args := []string{"exec", shellQuote(db.bins.Path("postgres")), "-D", shellQuote(data),
+		"-p", strconv.Itoa(db.port), "-c", "listen_addresses=" + host, "-c", "unix_socket_directories=''"}
+	if db.tlsOn() {
+		cert, key, err := db.tlsFiles()
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+shellQuote(cert), "-c", "ssl_key_file="+shellQuote(key))
+	}
 	if err := db.runAs.own(db.dir); err != nil {
 		return "", err
 	}
-	return strings.Join([]string{"exec", shellQuote(db.bins.Path("postgres")), "-D", shellQuote(data),
-		"-p", strconv.Itoa(db.port), "-c", "listen_addresses=" + host, "-c", "unix_socket_directories=''"}, " "), nil
+	return strings.Join(args, " "), nil
 }
 
 // initdb creates the cluster with the admin's password, scram-sha-256
@@ -89,7 +100,7 @@ func initdb(ctx context.Context, db *Database) error {
 }
 
 func (p postgres) connect(ctx context.Context, db *Database, database string) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, userURL("postgres", db.admin.User, db.admin.Password.Reveal(), db.port, database)+"?sslmode=disable")
+	return pgx.Connect(ctx, userURL("postgres", db.admin.User, db.admin.Password.Reveal(), db.port, database)+"?"+db.sslQuery())
 }
 
 func (p postgres) ping(ctx context.Context, db *Database) error {

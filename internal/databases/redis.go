@@ -30,6 +30,9 @@ func (redisKind) url(db *Database, port int, user, password string) string {
 }
 
 func (redisKind) prepare(_ context.Context, db *Database) (string, error) {
+	if db.spec.Security.Encryption.InTransit {
+		db.notify(fmt.Sprintf("database %s: encryption.inTransit is not done for Redis yet: it serves plain TCP on 127.0.0.1", db.name))
+	}
 	data := db.dataDir()
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", data, err)

@@ -40,6 +40,7 @@ func newDatabasesComponent(e *Engine, app *spec.App, vals secrets.Values) (*data
 		Backoff:  supervisor.Backoff{Base: sv.Backoff.Duration, Max: sv.MaxBackoff.Duration, Reset: sv.BackoffReset.Duration},
 		Secret:   secretLookup(vals).Get,
 		Metrics:  e.metrics.reg,
+		CADir:    CADir(app),
 	})
 	if err != nil {
 		return nil, err
