@@ -29,6 +29,24 @@ type Database struct {
 	Dir string `json:"dir,omitempty"`
 	// LastBackup is the newest backup, nil before the first.
 	LastBackup *Backup `json:"lastBackup,omitempty"`
+	// Replicas are the streaming replicas (PostgreSQL, replicas > 1).
+	Replicas []DatabaseReplica `json:"replicas,omitempty"`
+}
+
+// DatabaseReplica is one streaming replica of a database.
+type DatabaseReplica struct {
+	// Name names the replica's process: NAME-replica-1, ...
+	Name string `json:"name"`
+	// State is "starting", "streaming" or "failed".
+	State string `json:"state"`
+	// Message says why a replica failed.
+	Message string `json:"message,omitempty"`
+	// PID is the replica server's process id.
+	PID int `json:"pid,omitempty"`
+	// Port is its loopback port.
+	Port int `json:"port,omitempty"`
+	// Restarts counts restarts by the supervisor.
+	Restarts int `json:"restarts"`
 }
 
 // Backup is one backup of a database.

@@ -143,6 +143,13 @@ func writeDatabases(w io.Writer, dbs []apitype.Database, now time.Time) {
 		if d.Message != "" {
 			fmt.Fprintf(w, "  %s: %s\n", d.Name, flat(d.Message))
 		}
+		for _, r := range d.Replicas {
+			line := fmt.Sprintf("  %s: replica %s, pid %s, port %s, %d restarts", d.Name, r.State, orDash(r.PID), orDash(r.Port), r.Restarts)
+			if r.Message != "" {
+				line += ": " + flat(r.Message)
+			}
+			fmt.Fprintln(w, line)
+		}
 	}
 }
 

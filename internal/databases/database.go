@@ -54,8 +54,8 @@ type kind interface {
 	adminUser() string
 	// prepare readies the data folder and returns the server's command.
 	prepare(ctx context.Context, db *Database) (string, error)
-	// ping connects as the admin and runs a query.
-	ping(ctx context.Context, db *Database) error
+	// ping connects as the admin to the server on port and runs a query.
+	ping(ctx context.Context, db *Database, port int) error
 	// setup creates the database, the roles and their grants.
 	setup(ctx context.Context, db *Database) error
 	// url is the connection URL for user and password on port.
@@ -99,6 +99,7 @@ type Database struct {
 	sup     *supervisor.Supervisor
 	stopped bool
 	last    *apitype.Backup
+	reps    []*replica // PostgreSQL's streaming replicas, once started
 }
 
 func newDatabase(d *Databases, name string, s *spec.Database) (*Database, error) {
@@ -217,15 +218,22 @@ func (db *Database) start(ctx context.Context) {
 	db.state, db.message = StateReady, ""
 	db.mu.Unlock()
 	close(db.ready)
+	db.startReplicas(ctx)
 	db.notify(fmt.Sprintf("database %s ready: %s %s on %s:%d (%s)", db.name, server(db.spec.Type), bins.Full, host, db.port,
 		time.Since(began).Round(time.Millisecond)))
 }
 
 // newSupervisor makes the supervisor of the server's process.
 func (db *Database) newSupervisor() (*supervisor.Supervisor, error) {
+	return db.supervise(db.name, db.command, db.port)
+}
+
+// supervise makes the supervisor of one server process (the primary, or
+// a replica) that listens on port.
+func (db *Database) supervise(name, command string, port int) (*supervisor.Supervisor, error) {
 	return supervisor.New(supervisor.ServiceConfig{
-		Name:       db.name,
-		Command:    db.command,
+		Name:       name,
+		Command:    command,
 		Dir:        db.dir,
 		Replicas:   1,
 		Restart:    supervisor.RestartAlways,
@@ -234,9 +242,9 @@ func (db *Database) newSupervisor() (*supervisor.Supervisor, error) {
 		Backoff:    db.d.cfg.Backoff,
 		// The supervisor's readiness is the port accepting connections;
 		// the component's (Ready) is a query answered.
-		Readiness: &supervisor.Probe{TCP: &supervisor.TCPProbe{Port: db.port}, Period: time.Second},
+		Readiness: &supervisor.Probe{TCP: &supervisor.TCPProbe{Port: port}, Period: time.Second},
 	},
-		supervisor.WithLogger(db.d.log.With("database", db.name)),
+		supervisor.WithLogger(db.d.log.With("database", name)),
 		supervisor.WithLineSink(db.d.cfg.Lines),
 		supervisor.WithEventSink(db.d.cfg.Events),
 	)
@@ -244,21 +252,24 @@ func (db *Database) newSupervisor() (*supervisor.Supervisor, error) {
 
 // waitAnswer polls the server until it answers a query as the admin. The
 // last error says why it does not.
-func (db *Database) waitAnswer(ctx context.Context) error {
+func (db *Database) waitAnswer(ctx context.Context) error { return db.waitAnswerOn(ctx, db.port) }
+
+// waitAnswerOn waits for the server on port (the primary, or a replica).
+func (db *Database) waitAnswerOn(ctx context.Context, port int) error {
 	ctx, cancel := context.WithTimeout(ctx, db.d.cfg.ReadyTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		err := db.kind.ping(pctx, db)
+		err := db.kind.ping(pctx, db, port)
 		pcancel()
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("no answer on %s:%d after %s: %w", host, db.port, db.d.cfg.ReadyTimeout, err)
+			return fmt.Errorf("no answer on %s:%d after %s: %w", host, port, db.d.cfg.ReadyTimeout, err)
 		case <-tick.C:
 		}
 	}
@@ -270,6 +281,7 @@ func (db *Database) stop(ctx context.Context) error {
 	sup := db.sup
 	db.mu.Unlock()
 	db.allow.close()
+	db.stopReplicas(ctx)
 	if err := sup.Stop(ctx); err != nil {
 		return fmt.Errorf("database %q: stop: %w", db.name, err)
 	}
@@ -454,6 +466,8 @@ func (db *Database) lookup(attr, workload string) (string, error) {
 		return c.Password.Reveal(), nil
 	case "database":
 		return db.databaseName(), nil
+	case "readUrl":
+		return db.readURL(c), nil
 	}
 	return "", fmt.Errorf("database %q has no attribute %q", db.name, attr)
 }
@@ -469,6 +483,9 @@ func (db *Database) Status() apitype.Database {
 		if len(ss.Replicas) > 0 {
 			st.PID, st.Restarts = ss.Replicas[0].PID, ss.Replicas[0].Restarts
 		}
+	}
+	for _, r := range db.reps {
+		st.Replicas = append(st.Replicas, r.status())
 	}
 	return st
 }

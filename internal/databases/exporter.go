@@ -50,6 +50,7 @@ var (
 	pgDatabaseSize    = desc("pg_database_size_bytes", "Disk space used by the database.", "datname")
 	pgMaxConnections  = desc("pg_settings_max_connections", "Server setting max_connections.")
 	pgStartTime       = desc("pg_postmaster_start_time_seconds", "Time at which the postmaster started.")
+	pgReplicationLag  = desc("pg_stat_replication_pg_wal_lsn_diff", "Bytes of WAL a replica has still to replay (the replication lag).", "application_name", "client_addr", "state")
 	pgStatDatabaseCol = []struct {
 		col   string
 		gauge bool
@@ -91,6 +92,7 @@ func (c pgCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pgDatabaseSize
 	ch <- pgMaxConnections
 	ch <- pgStartTime
+	ch <- pgReplicationLag
 	for _, col := range pgStatDatabaseCol {
 		ch <- desc("pg_stat_database_"+col.col, col.help, "datid", "datname")
 	}
@@ -171,6 +173,21 @@ func (c pgCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(pgMaxConnections, prometheus.GaugeValue, maxConn)
 	ch <- prometheus.MustNewConstMetric(pgStartTime, prometheus.GaugeValue, start)
+	rows, err = conn.Query(ctx, `SELECT application_name, COALESCE(host(client_addr), ''), COALESCE(state, ''),
+		COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8 FROM pg_stat_replication`)
+	if err != nil {
+		return
+	}
+	for rows.Next() {
+		var app, addr, state string
+		var lag float64
+		if rows.Scan(&app, &addr, &state, &lag) == nil {
+			ch <- prometheus.MustNewConstMetric(pgReplicationLag, prometheus.GaugeValue, lag, app, addr, state)
+		}
+	}
+	if rows.Err() != nil {
+		return
+	}
 	up = 1
 }
 

@@ -100,11 +100,15 @@ func initdb(ctx context.Context, db *Database) error {
 }
 
 func (p postgres) connect(ctx context.Context, db *Database, database string) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, userURL("postgres", db.admin.User, db.admin.Password.Reveal(), db.port, database)+"?"+db.sslQuery())
+	return p.connectPort(ctx, db, db.port, database)
 }
 
-func (p postgres) ping(ctx context.Context, db *Database) error {
-	conn, err := p.connect(ctx, db, "postgres")
+func (postgres) connectPort(ctx context.Context, db *Database, port int, database string) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, userURL("postgres", db.admin.User, db.admin.Password.Reveal(), port, database)+"?"+db.sslQuery())
+}
+
+func (p postgres) ping(ctx context.Context, db *Database, port int) error {
+	conn, err := p.connectPort(ctx, db, port, "postgres")
 	if err != nil {
 		return err
 	}

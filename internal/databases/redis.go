@@ -73,12 +73,16 @@ func serverPath(b Binaries) string {
 }
 
 func (redisKind) client(db *Database, c Credentials) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", host, db.port), Username: c.User, Password: c.Password.Reveal(),
+	return redisKind{}.clientPort(db, db.port, c)
+}
+
+func (redisKind) clientPort(db *Database, port int, c Credentials) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", host, port), Username: c.User, Password: c.Password.Reveal(),
 		MaxRetries: -1, DisableIdentity: true})
 }
 
-func (k redisKind) ping(ctx context.Context, db *Database) error {
-	c := k.client(db, db.admin)
+func (k redisKind) ping(ctx context.Context, db *Database, port int) error {
+	c := k.clientPort(db, port, db.admin)
 	defer c.Close()
 	return c.Ping(ctx).Err()
 }

@@ -78,8 +78,9 @@ func (db *Database) sslEnv() []string {
 	return []string{"PGSSLMODE=verify-full", "PGSSLROOTCERT=" + localca.CertPath(db.d.cfg.CADir)}
 }
 
-// writeHBA writes pg_hba.conf: password (scram-sha-256) logins over TCP
-// from loopback only, over TLS only when inTransit is on.
+// writeHBA writes pg_hba.conf: password (scram-sha-256) logins and
+// replication over TCP from loopback only, over TLS only when inTransit is
+// on.
 func (db *Database) writeHBA() error {
 	kind := "host"
 	if db.tlsOn() {
@@ -87,6 +88,8 @@ func (db *Database) writeHBA() error {
 	}
 	conf := "# Written by nubo at each start: edits are lost.\n" +
 		kind + " all all 127.0.0.1/32 scram-sha-256\n" +
-		kind + " all all ::1/128 scram-sha-256\n"
+		kind + " all all ::1/128 scram-sha-256\n" +
+		// The streaming replicas (replicas > 1) connect as the superuser.
+		kind + " replication all 127.0.0.1/32 scram-sha-256\n"
 	return os.WriteFile(filepath.Join(db.dataDir(), "pg_hba.conf"), []byte(conf), 0o600)
 }

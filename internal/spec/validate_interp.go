@@ -13,7 +13,7 @@ var interpolationRoots = []string{"env", "services", "functions", "databases", "
 // the password apart (PGPASSWORD, REDISCLI_AUTH), or the database's name
 // (PGDATABASE); all of them are known once
 // nubo has started the database, and in Kubernetes they come from its Secret.
-var databaseAttributes = []string{"url", "host", "port", "user", "password", "database"}
+var databaseAttributes = []string{"url", "host", "port", "user", "password", "database", "readUrl"}
 
 // grafanaBuiltinPrefix starts the names of the variables Grafana itself
 // defines ($__interval, ${__rate_interval}, ${__from}, ...).
@@ -120,7 +120,7 @@ func checkInterpolation(a *App, r *report, path, expr string) {
 		if !contains(names, parts[1]) {
 			bad("unknown database %q%s", parts[1], nameHint("database", parts[1], names))
 		} else if !contains(databaseAttributes, parts[2]) {
-			bad("unknown attribute %q of a database%s; write url, host, port, user, password or database",
+			bad("unknown attribute %q of a database%s; write url, host, port, user, password, database or readUrl",
 				parts[2], refHint(parts[2], databaseAttributes))
 		}
 	case "secrets":
