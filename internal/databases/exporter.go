@@ -209,6 +209,7 @@ var redisInfo = []struct {
 	{"keyspace_hits", "redis_keyspace_hits_total", true, "Successful key lookups."},
 	{"keyspace_misses", "redis_keyspace_misses_total", true, "Failed key lookups."},
 	{"connected_slaves", "redis_connected_slaves", false, "Connected replicas."},
+	{"master_repl_offset", "redis_master_repl_offset", false, "The primary's replication offset: a replica's lag is this minus its own."},
 	{"rdb_last_save_time", "redis_rdb_last_save_timestamp_seconds", false, "When the last snapshot was saved."},
 	{"rdb_changes_since_last_save", "redis_rdb_changes_since_last_save", false, "Changes since the last snapshot."},
 }

@@ -33,14 +33,19 @@ func (redisKind) prepare(_ context.Context, db *Database) (string, error) {
 	if db.spec.Security.Encryption.InTransit {
 		db.notify(fmt.Sprintf("database %s: encryption.inTransit is not done for Redis yet: it serves plain TCP on 127.0.0.1", db.name))
 	}
-	data := db.dataDir()
+	return redisConfig(db, db.dataDir(), filepath.Join(db.dir, "redis.conf"), db.port, nil)
+}
+
+// redisConfig writes the configuration of one server (the primary, or a
+// replica with its replicaof lines in extra) and returns its command.
+func redisConfig(db *Database, data, conf string, port int, extra []string) (string, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", data, err)
 	}
 	q := strconv.Quote
 	lines := []string{
 		"bind " + host,
-		"port " + strconv.Itoa(db.port),
+		"port " + strconv.Itoa(port),
 		"protected-mode yes",
 		"daemonize no",
 		"dir " + q(data),
@@ -57,11 +62,11 @@ func (redisKind) prepare(_ context.Context, db *Database) (string, error) {
 	for _, r := range db.spec.Security.Access.Roles {
 		lines = append(lines, "user "+r.Name+" reset on >"+db.roles[r.Name].Password.Reveal()+" "+redisACL(r.Grants))
 	}
-	conf := filepath.Join(db.dir, "redis.conf")
+	lines = append(lines, extra...)
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write %s: %w", conf, err)
 	}
-	return "exec " + shellQuote(db.bins.Path(filepath.Base(serverPath(db.bins)))) + " " + shellQuote(conf), nil
+	return "exec " + shellQuote(serverPath(db.bins)) + " " + shellQuote(conf), nil
 }
 
 // serverPath is the server program found in b's folder.

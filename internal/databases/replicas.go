@@ -26,7 +26,7 @@ import (
 // replicas, then the primary, with target_session_attrs=prefer-standby.
 //
 // Replication connects as the superuser: the replicas are nubo's own
-// processes. Redis replicas are not done.
+// processes. Redis replicas are redis-servers with replicaof the primary.
 
 // Replica states.
 const (
@@ -69,10 +69,7 @@ func (r *replica) set(state, msg string) {
 // fails is reported and marked, and the primary goes on.
 func (db *Database) startReplicas(ctx context.Context) {
 	n := db.spec.Replicas - 1
-	if db.spec.Type != "postgres" || n <= 0 {
-		if db.spec.Type == "redis" && n > 0 {
-			db.notify(fmt.Sprintf("database %s: Redis replicas are not done yet: one server runs", db.name))
-		}
+	if n <= 0 {
 		return
 	}
 	var reps []*replica
@@ -104,6 +101,9 @@ func (db *Database) startReplica(ctx context.Context, r *replica) error {
 		return err
 	}
 	r.port = port
+	if db.spec.Type == "redis" {
+		return db.startRedisReplica(ctx, r)
+	}
 	if _, err := os.Stat(filepath.Join(r.dir, "PG_VERSION")); err != nil {
 		if err := db.cloneReplica(ctx, r); err != nil {
 			return err
@@ -126,6 +126,32 @@ func (db *Database) startReplica(ctx context.Context, r *replica) error {
 		return err
 	}
 	return db.waitAnswerOn(ctx, port)
+}
+
+// startRedisReplica runs a redis-server with replicaof the primary: it
+// loads the primary's data over the replication protocol, and again after
+// a restart.
+func (db *Database) startRedisReplica(ctx context.Context, r *replica) error {
+	command, err := redisConfig(db, r.dir, r.dir+".conf", r.port, []string{
+		"replicaof " + host + " " + strconv.Itoa(db.port),
+		"masteruser " + db.admin.User,
+		"masterauth " + db.admin.Password.Reveal(),
+		"replica-read-only yes",
+	})
+	if err != nil {
+		return err
+	}
+	sup, err := db.supervise(r.name, command, r.port)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.sup = sup
+	r.mu.Unlock()
+	if err := sup.Start(ctx); err != nil {
+		return err
+	}
+	return db.waitAnswerOn(ctx, r.port)
 }
 
 // cloneReplica copies the primary into r.dir with pg_basebackup, as the
@@ -164,9 +190,16 @@ func (db *Database) stopReplicas(ctx context.Context) {
 }
 
 // readURL lists the replicas, then the primary: a reader lands on a
-// standby while one runs.
+// standby while one runs. Redis clients take one address: the first
+// replica's.
 func (db *Database) readURL(c Credentials) string {
-	if db.spec.Type != "postgres" || db.spec.Replicas <= 1 {
+	if db.spec.Replicas <= 1 {
+		return db.URL(c)
+	}
+	if db.spec.Type == "redis" {
+		if p := db.replicaPort(1); p > 0 {
+			return db.kind.url(db, p, c.User, c.Password.Reveal())
+		}
 		return db.URL(c)
 	}
 	var hosts []string

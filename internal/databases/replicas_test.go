@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/databases/databasestest"
@@ -82,5 +83,57 @@ func TestPostgresReplica(t *testing.T) {
 			return fmt.Errorf("no replication lag in the metrics:\n%s", rec.Body)
 		}
 		return nil
+	})
+}
+
+// A Redis replica (replicaof) gets the primary's writes; readUrl reaches
+// it, read-only; after a kill -9 it is restarted and catches up.
+func TestRedisReplica(t *testing.T) {
+	databasestest.Require(t, "redis")
+	d := runWith(t, "name: t\ndatabases:\n  cache:\n    type: redis\n    replicas: 2\n", nil, nil)
+	db := d.Get("cache")
+	st := db.Status()
+	if len(st.Replicas) != 1 || st.Replicas[0].State != databases.ReplicaStreaming {
+		t.Fatalf("replicas = %+v, want one streaming", st.Replicas)
+	}
+	ctx := context.Background()
+	client := func(attr string) *redis.Client {
+		opt, err := redis.ParseURL(lookup(t, d, "cache", attr, "api"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(opt)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	primary, reader := client("url"), client("readUrl")
+	has := func(key string) func() error {
+		return func() error {
+			v, err := reader.Get(ctx, key).Result()
+			if err != nil || v != "v" {
+				return fmt.Errorf("replica's %s = %q, %v", key, v, err)
+			}
+			return nil
+		}
+	}
+	if err := primary.Set(ctx, "a", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	nubotest.WaitFor(t, 30*time.Second, has("a"))
+	if err := reader.Set(ctx, "x", "v", 0).Err(); err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Fatalf("a write to the replica: %v; want READONLY", err)
+	}
+	pid := st.Replicas[0].PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := primary.Set(ctx, "b", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	nubotest.WaitFor(t, time.Minute, func() error {
+		if r := db.Status().Replicas[0]; r.PID == pid || r.PID == 0 {
+			return fmt.Errorf("replica not restarted yet")
+		}
+		return has("b")()
 	})
 }

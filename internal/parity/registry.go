@@ -64,7 +64,7 @@ func registry() []Row {
 		row("databases.*.type=postgres", "PostgreSQL", Local, "the system's postgres, supervised, on a loopback port; database app owned by app, as CloudNativePG (docs/databases.md)"),
 		row("databases.*.type=redis", "Redis", Local, "the system's redis-server (or valkey-server), supervised, on a loopback port, with a password"),
 		row("databases.*.version", "database version", Local, "the installed server's major must match; another major is an error naming both"),
-		row("databases.*.replicas", "database replicas", Local, "PostgreSQL: N-1 streaming replicas (pg_basebackup), supervised, ${databases.NAME.readUrl}, lag in pg_stat_replication_pg_wal_lsn_diff; Redis: not yet, and nubo up says so"),
+		row("databases.*.replicas", "database replicas", Local, "N-1 replicas, supervised: PostgreSQL streaming standbys (pg_basebackup), Redis replicaof; ${databases.NAME.readUrl}; lag in pg_stat_replication_pg_wal_lsn_diff; no failover"),
 		row("databases.*.storage.size", "volume size", K8sOnly, "the volume's size; locally data lives in local.stateDir"),
 		row("databases.*.storage.class", "storage class", K8sOnly, "the Kubernetes storage class"),
 		row("databases.*.storage.accessMode", "volume access mode", K8sOnly, "the PersistentVolumeClaim's access mode"),
