@@ -242,7 +242,7 @@ REDISCLI_AUTH), never on its command line or the screen.`,
 			if db.State != databases.StateReady {
 				return fmt.Errorf("database %q is %s: %s", name, db.State, db.Message)
 			}
-			_, store, err := openSecrets(g)
+			app, store, err := openSecrets(g)
 			if err != nil {
 				return err
 			}
@@ -254,7 +254,7 @@ REDISCLI_AUTH), never on its command line or the screen.`,
 				return fmt.Errorf("database %q: no superuser password in the secrets store of %s", name, g.file)
 			}
 			major, _, _ := strings.Cut(db.Version, ".")
-			bins, err := databases.Finder{}.Find(db.Type, major)
+			bins, err := databases.FinderFor(app).Find(db.Type, major)
 			if err != nil {
 				return fmt.Errorf("database %q: %w", name, err)
 			}

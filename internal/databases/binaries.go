@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // ErrNotInstalled is returned when a database's server is not installed.
@@ -19,9 +21,9 @@ var ErrNotInstalled = errors.New("not installed")
 // Finder finds the servers' binaries. The zero value searches PATH and the
 // usual package locations.
 type Finder struct {
-	// Dirs are searched before PATH (the spec's local binary folder, or a
-	// test's); empty for none.
-	Dirs []string
+	// Dirs are folders searched before PATH, by database type ("postgres",
+	// "redis"): local.databases of the spec.
+	Dirs map[string]string
 	// NoSystem skips PATH and the package locations, for tests of the
 	// missing-binary path.
 	NoSystem bool
@@ -74,7 +76,10 @@ func installHint(typ, major string) string {
 // /usr/lib/postgresql/<major>/bin, the asked major first, then the newest;
 // Homebrew's).
 func (f Finder) candidates(typ, major string) []string {
-	dirs := append([]string(nil), f.Dirs...)
+	var dirs []string
+	if d := f.Dirs[typ]; d != "" {
+		dirs = append(dirs, d)
+	}
 	if f.NoSystem {
 		return dirs
 	}
@@ -97,6 +102,22 @@ func (f Finder) candidates(typ, major string) []string {
 func versionOf(dir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
 	return n
+}
+
+// FinderFor is the finder of app: local.databases first, resolved against
+// the spec's folder.
+func FinderFor(app *spec.App) Finder {
+	f := Finder{Dirs: map[string]string{}}
+	for typ, d := range map[string]string{"postgres": app.Local.Databases.Postgres, "redis": app.Local.Databases.Redis} {
+		if d == "" {
+			continue
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(app.Dir, d)
+		}
+		f.Dirs[typ] = d
+	}
+	return f
 }
 
 // Find finds the server of typ. When major is given, a folder holding that

@@ -350,3 +350,18 @@ services:
 		t.Fatalf("reader's SET: %v; want NOPERM", err)
 	}
 }
+
+// local.databases.postgres is searched before PATH and the package
+// locations.
+func TestFinderSpecFolderFirst(t *testing.T) {
+	b := databasestest.Require(t, "postgres")
+	dir := t.TempDir()
+	if err := os.Symlink(b.Path("postgres"), dir+"/postgres"); err != nil {
+		t.Fatal(err)
+	}
+	app := load(t, "name: t\nlocal:\n  databases: {postgres: "+dir+"}\ndatabases:\n  main: {type: postgres}\n")
+	got, err := databases.FinderFor(app).Find("postgres", "")
+	if err != nil || got.Dir != dir {
+		t.Fatalf("found %+v, %v; want the spec's folder %s", got, err, dir)
+	}
+}

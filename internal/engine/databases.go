@@ -32,6 +32,7 @@ func newDatabasesComponent(e *Engine, app *spec.App, vals secrets.Values) (*data
 	d, err := databases.New(databases.Config{
 		App:      app,
 		StateDir: app.StatePath(),
+		Finder:   databases.FinderFor(app),
 		Store:    &lazyStore{stateDir: app.StatePath(), identity: e.opts.IdentityPath},
 		Logger:   e.log.With("component", "databases"),
 		Lines:    e.out,

@@ -172,6 +172,7 @@ func registry() []Row {
 		row("local.otlp", "local OTLP address", Local, "where nubo up receives traces and logs"),
 		row("local.broker", "local broker", Local, "the embedded NATS server or an existing one"),
 		row("local.supervisor", "supervision tuning", Local, "restart backoff, autoscaling interval and stabilization, sampling"),
+		row("local.databases", "database server folders", Local, "searched before PATH and the package locations"),
 
 		// Settings of Kubernetes.
 		row("kubernetes.mesh", "Kubernetes service mesh", K8sOnly, "the mesh the manifests target"),
@@ -352,6 +353,7 @@ func k8sObjects() map[string]string {
 		"local.otlp":       "none: local only",
 		"local.broker":     "none: local only (--nats-url in the cluster)",
 		"local.supervisor": "none: local only",
+		"local.databases":  "none: local only (the images carry the servers)",
 
 		"kubernetes.mesh":             "Istio objects, or none",
 		"kubernetes.functions":        "Knative Services, or Deployments and Services",
