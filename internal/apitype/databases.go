@@ -23,6 +23,9 @@ type Database struct {
 	Port int `json:"port,omitempty"`
 	// Restarts counts restarts of the server by the supervisor.
 	Restarts int `json:"restarts"`
+	// TLS says whether the server accepts only TLS, with a certificate
+	// from the local CA (security.encryption.inTransit).
+	TLS bool `json:"tls,omitempty"`
 	// Persistent says whether the data is kept across runs.
 	Persistent bool `json:"persistent"`
 	// Dir is the database's folder under the state directory.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/databases"
+	"github.com/nubo-dev/nubo/internal/engine"
+	"github.com/nubo-dev/nubo/internal/mesh/localca"
 	"github.com/spf13/cobra"
 )
 
@@ -266,7 +268,11 @@ REDISCLI_AUTH), never on its command line or the screen.`,
 				if err != nil {
 					return fmt.Errorf("database %q: %w: apt-get install -y redis-tools", name, err)
 				}
-				c = exec.CommandContext(cmd.Context(), cli, "-h", "127.0.0.1", "-p", port, "--user", user, "--no-auth-warning")
+				cargs := []string{"-h", "127.0.0.1", "-p", port, "--user", user, "--no-auth-warning"}
+				if db.TLS {
+					cargs = append(cargs, "--tls", "--cacert", localca.CertPath(engine.CADir(app)))
+				}
+				c = exec.CommandContext(cmd.Context(), cli, cargs...)
 				c.Env = append(os.Environ(), "REDISCLI_AUTH="+pw.Reveal())
 			} else {
 				psql, err := bins.Client("psql")
@@ -275,6 +281,9 @@ REDISCLI_AUTH), never on its command line or the screen.`,
 				}
 				c = exec.CommandContext(cmd.Context(), psql, "-h", "127.0.0.1", "-p", port, "-U", user, "-d", "app")
 				c.Env = append(os.Environ(), "PGPASSWORD="+pw.Reveal())
+				if db.TLS {
+					c.Env = append(c.Env, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+localca.CertPath(engine.CADir(app)))
+				}
 			}
 			c.Stdin, c.Stdout, c.Stderr = std.in, std.out, std.err
 			return c.Run()

@@ -143,7 +143,11 @@ func (db *Database) dump(ctx context.Context, file string) error {
 		}
 		// --rdb asks the server for a snapshot over the replication
 		// protocol: the same file a replica would load.
-		cmd = exec.CommandContext(ctx, cli, "-h", host, "-p", fmt.Sprint(db.port), "--user", db.admin.User, "--no-auth-warning", "--rdb", file)
+		args := []string{"-h", host, "-p", fmt.Sprint(db.port), "--user", db.admin.User, "--no-auth-warning"}
+		if db.tlsOn() {
+			args = append(args, "--tls", "--cacert", db.caPath())
+		}
+		cmd = exec.CommandContext(ctx, cli, append(args, "--rdb", file)...)
 		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+db.admin.Password.Reveal())
 	} else {
 		pgDump, err := db.bins.Client("pg_dump")

@@ -477,7 +477,7 @@ func (db *Database) Status() apitype.Database {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	st := apitype.Database{Name: db.name, Type: db.spec.Type, Version: db.bins.Full, State: db.state, Message: db.message,
-		Role: "primary", Port: db.port, Persistent: db.persistent(), Dir: db.dir, LastBackup: db.last}
+		Role: "primary", Port: db.port, Persistent: db.persistent(), Dir: db.dir, LastBackup: db.last, TLS: db.tlsOn()}
 	if db.sup != nil {
 		ss := db.sup.Status()
 		if len(ss.Replicas) > 0 {

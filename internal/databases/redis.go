@@ -2,6 +2,7 @@ package databases
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,13 +27,13 @@ func (redisKind) adminUser() string { return "default" }
 func (redisKind) stopSignal() syscall.Signal { return syscall.SIGTERM }
 
 func (redisKind) url(db *Database, port int, user, password string) string {
+	if db.tlsOn() {
+		return userURL("rediss", user, password, port, db.databaseName())
+	}
 	return userURL("redis", user, password, port, db.databaseName())
 }
 
 func (redisKind) prepare(_ context.Context, db *Database) (string, error) {
-	if db.spec.Security.Encryption.InTransit {
-		db.notify(fmt.Sprintf("database %s: encryption.inTransit is not done for Redis yet: it serves plain TCP on 127.0.0.1", db.name))
-	}
 	return redisConfig(db, db.dataDir(), filepath.Join(db.dir, "redis.conf"), db.port, nil)
 }
 
@@ -45,7 +46,6 @@ func redisConfig(db *Database, data, conf string, port int, extra []string) (str
 	q := strconv.Quote
 	lines := []string{
 		"bind " + host,
-		"port " + strconv.Itoa(port),
 		"protected-mode yes",
 		"daemonize no",
 		"dir " + q(data),
@@ -61,6 +61,16 @@ func redisConfig(db *Database, data, conf string, port int, extra []string) (str
 	lines = append(lines, "user default on >"+db.admin.Password.Reveal()+" ~* &* +@all")
 	for _, r := range db.spec.Security.Access.Roles {
 		lines = append(lines, "user "+r.Name+" reset on >"+db.roles[r.Name].Password.Reveal()+" "+redisACL(r.Grants))
+	}
+	if db.tlsOn() {
+		cert, key, err := db.tlsFiles()
+		if err != nil {
+			return "", err
+		}
+		lines = append(lines, "port 0", "tls-port "+strconv.Itoa(port), "tls-cert-file "+q(cert), "tls-key-file "+q(key),
+			"tls-ca-cert-file "+q(db.caPath()), "tls-auth-clients no", "tls-replication yes")
+	} else {
+		lines = append(lines, "port "+strconv.Itoa(port))
 	}
 	lines = append(lines, extra...)
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -82,8 +92,14 @@ func (redisKind) client(db *Database, c Credentials) *redis.Client {
 }
 
 func (redisKind) clientPort(db *Database, port int, c Credentials) *redis.Client {
+	// A CA that cannot be read makes the TLS handshake fail, which the
+	// caller reports as the server not answering.
+	tc, _ := db.clientTLS()
+	if tc == nil && db.tlsOn() {
+		tc = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
 	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("%s:%d", host, port), Username: c.User, Password: c.Password.Reveal(),
-		MaxRetries: -1, DisableIdentity: true})
+		MaxRetries: -1, DisableIdentity: true, TLSConfig: tc})
 }
 
 func (k redisKind) ping(ctx context.Context, db *Database, port int) error {

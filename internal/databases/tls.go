@@ -2,6 +2,7 @@ package databases
 
 import (
 	"crypto/ecdsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -12,15 +13,36 @@ import (
 	"github.com/nubo-dev/nubo/internal/mesh/localca"
 )
 
-// TLS in transit (security.encryption.inTransit), PostgreSQL only for now:
-// the server gets a certificate for 127.0.0.1 from nubo's local CA (the one
-// the ingress uses, `nubo ca`), only TLS connections are accepted
-// (hostssl), and URLs ask for sslmode=verify-full against the CA's
-// certificate, so a client checks whom it talks to even through the
-// allow-list listener, which forwards the TLS bytes untouched.
+// TLS in transit (security.encryption.inTransit): the server gets a
+// certificate for 127.0.0.1 from nubo's local CA (the one the ingress
+// uses, `nubo ca`) and accepts only TLS connections (PostgreSQL: hostssl;
+// Redis: tls-port and no plain port). PostgreSQL URLs ask for
+// sslmode=verify-full against the CA's certificate; Redis URLs are
+// rediss://, and the client must trust the CA. A client checks whom it
+// talks to even through the allow-list listener, which forwards the TLS
+// bytes untouched.
 
-func (db *Database) tlsOn() bool {
-	return db.spec.Type == "postgres" && db.spec.Security.Encryption.InTransit
+func (db *Database) tlsOn() bool { return db.spec.Security.Encryption.InTransit }
+
+// caPath is the local CA's certificate, which clients verify the servers
+// against.
+func (db *Database) caPath() string { return localca.CertPath(db.d.cfg.CADir) }
+
+// clientTLS is the TLS configuration of nubo's own Redis clients, nil
+// without TLS.
+func (db *Database) clientTLS() (*tls.Config, error) {
+	if !db.tlsOn() {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(db.caPath())
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", db.caPath())
+	}
+	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
 }
 
 // tlsFiles writes the server's certificate and key into its folder and

@@ -73,7 +73,7 @@ func registry() []Row {
 		row("databases.*.monitoring", "database monitoring", Local, "the server's metrics under postgres_exporter's and redis_exporter's names, scraped into the TSDB; its alerts evaluated with the others"),
 		row("databases.*.security.encryption.atRest", "encrypted backups", Emulated, "emulated: backups encrypted with age (passphrase: the key secret); the data folder itself is not encrypted"),
 		row("databases.*.security.encryption.key", "backup encryption key", Local, "the secret whose value encrypts the backups"),
-		row("databases.*.security.encryption.inTransit", "database TLS", Local, "PostgreSQL: TLS only (hostssl), a certificate from the local CA, URLs with sslmode=verify-full; Redis: not yet, and nubo up says so"),
+		row("databases.*.security.encryption.inTransit", "database TLS", Local, "TLS only, a certificate from the local CA: PostgreSQL hostssl with sslmode=verify-full URLs, Redis tls-port with rediss:// URLs (the client trusts the CA)"),
 		row("databases.*.security.access", "database roles", Local, "roles and grants created (PostgreSQL privileges, Redis ACLs), passwords in the secrets store, each listed service's URL uses its role"),
 		row("databases.*.security.network", "database network policy", Emulated, "emulated: each workload's URL points at a listener of its own, which refuses the unlisted (a process that finds the server's port bypasses it); ports are not checked"),
 
