@@ -214,8 +214,13 @@ func (db *Database) start(ctx context.Context) {
 		db.fail(fmt.Errorf("set up: %w", err))
 		return
 	}
+	// The newest backup of earlier runs, for status, until this run takes one.
+	var last *apitype.Backup
+	if all, err := db.Backups(); err == nil && len(all) > 0 {
+		last = &all[len(all)-1]
+	}
 	db.mu.Lock()
-	db.state, db.message = StateReady, ""
+	db.state, db.message, db.last = StateReady, "", last
 	db.mu.Unlock()
 	close(db.ready)
 	db.startReplicas(ctx)
@@ -240,9 +245,8 @@ func (db *Database) supervise(name, command string, port int) (*supervisor.Super
 		StopSignal: db.kind.stopSignal(),
 		Credential: db.runAs.cred,
 		Backoff:    db.d.cfg.Backoff,
-		// The supervisor's readiness is the port accepting connections;
-		// the component's (Ready) is a query answered.
-		Readiness: &supervisor.Probe{TCP: &supervisor.TCPProbe{Port: port}, Period: time.Second},
+		// No probe: the component's readiness (Ready) is a query answered,
+		// and a bare TCP probe makes a TLS server log an error each time.
 	},
 		supervisor.WithLogger(db.d.log.With("database", name)),
 		supervisor.WithLineSink(db.d.cfg.Lines),

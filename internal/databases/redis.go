@@ -50,6 +50,9 @@ func redisConfig(db *Database, data, conf string, port int, extra []string) (str
 		"daemonize no",
 		"dir " + q(data),
 		"dbfilename dump.rdb",
+		// A diskless sync (a replica's, or a backup's redis-cli --rdb)
+		// starts at once instead of waiting 5 s for more replicas.
+		"repl-diskless-sync-delay 0",
 	}
 	if db.persistent() && !db.noAOF {
 		// The append-only file loses at most a second of writes; the

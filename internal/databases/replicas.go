@@ -137,6 +137,12 @@ func (db *Database) startRedisReplica(ctx context.Context, r *replica) error {
 		"masteruser " + db.admin.User,
 		"masterauth " + db.admin.Password.Reveal(),
 		"replica-read-only yes",
+		// A replica loads the primary's data at each start, so it keeps
+		// none of its own; and Redis refuses SIGTERM while it writes its
+		// first append-only file, which a replica stopped right after its
+		// sync would hit (then only SIGKILL stops it).
+		"appendonly no",
+		`save ""`,
 	})
 	if err != nil {
 		return err
