@@ -28,6 +28,8 @@ type Status struct {
 	Services []Service `json:"services"`
 	// Functions are the spec's functions and their instance pools.
 	Functions []Function `json:"functions,omitempty"`
+	// Databases are the spec's databases, sorted by name.
+	Databases []Database `json:"databases,omitempty"`
 	// Queues are the queues' depths.
 	Queues []Queue `json:"queues,omitempty"`
 	// EventStore is the event store's streams, events and projections;

@@ -18,7 +18,8 @@ import (
 const statusLong = `Status shows the running engine and every replica of every service: its
 state, readiness, process, port, restarts, last exit, CPU (in millicores, as
 kubectl top shows it), resident memory and the last result of each probe.
-Then every function's instance pool (live instances out of scaling.min..max,
+Then every database (type, server version, role, state, process, port,
+restarts, last backup, and why one failed), every function's instance pool (live instances out of scaling.min..max,
 invocations running and waiting, counts since start, the memory limit and how
 it is enforced) and every queue's depth. Sections of the spec that nubo up
 does not run are listed at the end.
@@ -33,7 +34,7 @@ func newStatusCmd(std stdio, g *globals) *cobra.Command {
 	var output, addr string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the running services, functions and queues",
+		Short: "Show the running services, databases, functions and queues",
 		Long:  statusLong,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,6 +123,7 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 			}
 		}
 	}
+	writeDatabases(w, st.Databases, now)
 	writeFunctions(w, st.Functions, now)
 	writeQueues(w, st.Queues)
 	writeEventStore(w, st.EventStore)
@@ -133,6 +135,44 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// writeDatabases prints a table of the databases, then why any failed.
+func writeDatabases(w io.Writer, dbs []apitype.Database, now time.Time) {
+	if len(dbs) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATABASE\tTYPE\tVERSION\tROLE\tSTATE\tPID\tPORT\tRESTARTS\tLAST BACKUP")
+	for _, d := range dbs {
+		backup := "-"
+		if d.LastBackup != nil {
+			backup = age(now.Sub(d.LastBackup.Time)) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Name, d.Type, orDashString(d.Version), d.Role, d.State,
+			orDash(d.PID), orDash(d.Port), d.Restarts, backup)
+	}
+	tw.Flush()
+	for _, d := range dbs {
+		if d.Message != "" {
+			fmt.Fprintf(w, "  %s: %s\n", d.Name, flat(d.Message))
+		}
+		for _, r := range d.Replicas {
+			line := fmt.Sprintf("  %s: replica %s, pid %s, port %s, %d restarts", d.Name, r.State, orDash(r.PID), orDash(r.Port), r.Restarts)
+			if r.Message != "" {
+				line += ": " + flat(r.Message)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func orDashString(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // writeFunctions prints a table of the functions' pools, then what went

@@ -36,6 +36,12 @@ func (e fullEngine) Status() console.Status {
 		},
 		{Name: "tick", Max: 1, Instances: []functions.InstanceStatus{}},
 	}
+	st.Databases = []apitype.Database{
+		{Name: "cache", Type: "redis", State: "failed", Role: "primary", Message: "redis-server is not installed: apt-get install -y redis-server"},
+		{Name: "shop-db", Type: "postgres", Version: "15.18", State: "ready", Role: "primary", PID: 4100, Port: 54321, Restarts: 1,
+			LastBackup: &apitype.Backup{Name: "b", Time: time.Now().Add(-3 * time.Minute)},
+			Replicas:   []apitype.DatabaseReplica{{Name: "shop-db-replica-1", State: "streaming", PID: 4200, Port: 54322}}},
+	}
 	st.Queues = []events.QueueStatus{
 		{Name: "user-events", Type: "standard", Messages: 12, Waiting: 9, InFlight: 3, DeadLetterQueue: "user-events-dlq"},
 		{Name: "user-events-dlq", Type: "fifo", Messages: 1, Waiting: 1},
@@ -76,6 +82,11 @@ func TestStatusFunctionsAndQueues(t *testing.T) {
 		regexp.MustCompile(`(?m)^tick +0/0\.\.1 +0 +0 +0 +0 +0 +-$`),
 		regexp.MustCompile(`(?m)^  send-welcome: instance 2 exited: signal: killed \(out of memory\) \([89]s ago\)$`),
 		regexp.MustCompile(`(?m)^  resize: memory 64Mi not enforced: no writable cgroup$`),
+		regexp.MustCompile(`(?m)^DATABASE +TYPE +VERSION +ROLE +STATE +PID +PORT +RESTARTS +LAST BACKUP$`),
+		regexp.MustCompile(`(?m)^cache +redis +- +primary +failed +- +- +0 +-$`),
+		regexp.MustCompile(`(?m)^shop-db +postgres +15\.18 +primary +ready +4100 +54321 +1 +3m(0s)? ago$`),
+		regexp.MustCompile(`(?m)^  cache: redis-server is not installed: apt-get install -y redis-server$`),
+		regexp.MustCompile(`(?m)^  shop-db: replica streaming, pid 4200, port 54322, 0 restarts$`),
 		regexp.MustCompile(`(?m)^QUEUE +TYPE +MESSAGES +WAITING +IN FLIGHT +DEAD LETTERS TO$`),
 		regexp.MustCompile(`(?m)^user-events +standard +12 +9 +3 +user-events-dlq$`),
 		regexp.MustCompile(`(?m)^user-events-dlq +fifo +1 +1 +0 +-$`),

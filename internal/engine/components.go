@@ -20,7 +20,12 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if e.opts.ConsoleAddr != "" {
 		consoleAddr = e.opts.ConsoleAddr
 	}
-	env := &envSource{getenv: e.opts.Getenv, out: e.out}
+	dbs, err := newDatabasesComponent(e, app, vals)
+	if err != nil {
+		return nil, err
+	}
+	e.dbs = dbs
+	env := &envSource{getenv: e.opts.Getenv, out: e.out, databases: dbs}
 	pipe, err := logs.NewPipeline(app.Observability.Logs)
 	if err != nil {
 		return nil, err
@@ -78,6 +83,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if es != nil {
 		routes = append(routes, es.routes()...)
 	}
+	routes = append(routes, dbs.routes()...)
 	if err := e.admin.build(routes); err != nil {
 		return nil, err
 	}
@@ -108,6 +114,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		e.broker,
 		e.admin,
 		obs,
+		dbs,
 		mc,
 		fns,
 	}
@@ -181,15 +188,19 @@ func (p *platform) env(workload string) ([]string, error) {
 
 // envSource resolves the spec's ${...} for one spec and its secrets' values.
 type envSource struct {
-	getenv func(string) string
-	out    *output
+	getenv    func(string) string
+	out       *output
+	databases *databasesComponent
 }
 
 // resolver returns the ${...} resolver of app with vals; who names the
 // workload in the line that says a reference resolves empty, or is empty
 // for parts with no workload (the gateway, alerting).
 func (s *envSource) resolver(app *spec.App, vals secrets.Values, who, name string) *envResolver {
-	r := &envResolver{app: app, getenv: s.getenv, secrets: secretLookup(vals)}
+	r := &envResolver{app: app, getenv: s.getenv, secrets: secretLookup(vals), workload: name}
+	if s.databases != nil {
+		r.databases = s.databases.lookup
+	}
 	if who != "" {
 		r.notYet = func(expr string) {
 			s.out.event(name, fmt.Sprintf("%s %s: ${%s} is empty: nubo up does not run that part yet", who, name, expr))

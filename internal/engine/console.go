@@ -96,6 +96,7 @@ func (e *Engine) Status() console.Status {
 	st.Addresses = e.addresses()
 	st.StateDir = app.StatePath()
 	st.Functions = e.fns.status()
+	st.Databases = e.dbs.status()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	st.Queues = e.events.queues(ctx)

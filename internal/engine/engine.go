@@ -5,9 +5,9 @@
 // them in reverse and reloads them in two phases.
 //
 // Start order: the reaper and the state directory's lock; the broker; the
-// console (admin and platform API, Prometheus API); observability; the mesh
-// and ingress; functions; the gateway; events; the event store; services, each once
-// everything in its dependsOn is ready. Secrets are resolved before any of
+// console (admin and platform API, Prometheus API); observability; the
+// databases; the mesh and ingress; functions; the gateway; events; the event
+// store; services, each once everything in its dependsOn is ready. Secrets are resolved before any of
 // it, so a missing key starts nothing.
 //
 // Runtime cycles (events deliver to functions, functions dead-letter into
@@ -82,6 +82,7 @@ type Engine struct {
 	broker   *brokerComponent
 	admin    *consoleComponent
 	obs      *observability
+	dbs      *databasesComponent
 	mesh     *meshComponent
 	fns      *functionsComponent
 	gateway  *gatewayComponent

@@ -87,16 +87,18 @@ func (o *observability) alertingConfig(app *spec.App, vals secrets.Values) (aler
 	return cfg, nil
 }
 
-// scrapeTargets are the engine itself and every replica of the services
-// observability.metrics.scrape names, as they are now.
+// scrapeTargets are the engine itself, every replica of the services
+// observability.metrics.scrape names, as they are now, and the databases
+// whose monitoring is enabled.
 func (o *observability) scrapeTargets() []metrics.Target {
 	app, _ := o.e.current()
 	instance := "nubo"
 	if addr := o.console.Addr(); addr != "" {
 		instance = addr
 	}
-	return append([]metrics.Target{metrics.EngineTarget(o.e.metrics.handler(), instance)},
+	out := append([]metrics.Target{metrics.EngineTarget(o.e.metrics.handler(), instance)},
 		metrics.ServiceTargets(app.Observability.Metrics.Scrape, o.e.supervisorStatuses())...)
+	return append(out, o.e.dbs.targets()...)
 }
 
 // routes mounts the Prometheus-compatible API and the alert and SLO admin

@@ -126,6 +126,10 @@ type envResolver struct {
 		Get(name, key string) (string, bool)
 	}
 	notYet func(expr string)
+	// workload names who the values are for: a database's URL carries
+	// the credentials of the workload's role.
+	workload  string
+	databases func(name, attr, workload string) (string, error)
 }
 
 func (r *envResolver) lookup(expr string) (string, error) {
@@ -147,6 +151,8 @@ func (r *envResolver) lookup(expr string) (string, error) {
 		// The mesh name, exactly as in Kubernetes: callers reach it through
 		// their HTTP_PROXY.
 		return "http://" + parts[1], nil
+	case parts[0] == "databases" && len(parts) == 3 && r.databases != nil:
+		return r.databases(parts[1], parts[2], r.workload)
 	}
 	if r.notYet != nil {
 		r.notYet(expr)

@@ -224,7 +224,7 @@ func (c *servicesComponent) config(app *spec.App, vals secrets.Values, name stri
 func (c *servicesComponent) launch(r *serviceRun) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	r.ctx, r.stop = ctx, cancel
-	deps := c.dependencyRuns(r)
+	deps := c.dependencies(r)
 	out := c.e.out
 	c.bg.Add(1)
 	go func() {
@@ -236,7 +236,13 @@ func (c *servicesComponent) launch(r *serviceRun) {
 			case <-ctx.Done():
 				return
 			default:
-				out.event(r.name, fmt.Sprintf("%s waiting for %s to be ready", r.name, d.name))
+				msg := fmt.Sprintf("%s waiting for %s to be ready", r.name, d.name)
+				if d.failure != nil {
+					if why := d.failure(); why != "" {
+						msg += ": " + why
+					}
+				}
+				out.event(r.name, msg)
 				select {
 				case <-d.ready:
 				case <-ctx.Done():
@@ -263,22 +269,29 @@ func (c *servicesComponent) launch(r *serviceRun) {
 	}()
 }
 
-// dependencyRuns returns the running services r depends on. Functions are
-// running before any service starts; databases, which nubo up does not run
-// yet, are reported and count as met.
-func (c *servicesComponent) dependencyRuns(r *serviceRun) []*serviceRun {
+// dependency is something a service waits for: a service's replicas all
+// ready once, or a database answering queries.
+type dependency struct {
+	name  string
+	ready <-chan struct{}
+	// failure says why a failed dependency is not ready; nil for services.
+	failure func() string
+}
+
+// dependencies returns what r waits for: the running services and the
+// databases it depends on. Functions are running before any service
+// starts.
+func (c *servicesComponent) dependencies(r *serviceRun) []dependency {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []*serviceRun
+	var out []dependency
 	for _, d := range r.spec.DependsOn {
 		if dr, ok := c.runs[d]; ok {
-			out = append(out, dr)
+			out = append(out, dependency{name: d, ready: dr.ready})
 			continue
 		}
-		_, isService := c.app.Services[d]
-		_, isFunction := c.app.Functions[d]
-		if !isService && !isFunction {
-			c.e.out.event(r.name, fmt.Sprintf("%s depends on %s, which nubo up does not run yet: not waiting for it", r.name, d))
+		if db := c.e.dbs.get(d); db != nil {
+			out = append(out, dependency{name: d, ready: db.Ready(), failure: db.Failure})
 		}
 	}
 	return out

@@ -91,6 +91,10 @@ func (b *builder) databaseRef(name, attr, workload string) (ref, error) {
 			return ref{literal: fmt.Sprint(redisPort)}, nil
 		case "user", "password":
 			return ref{literal: ""}, nil // no authentication: the network policy restricts callers
+		case "database":
+			return ref{literal: "0"}, nil
+		case "readUrl":
+			return ref{literal: fmt.Sprintf("redis://%s:%d", name, redisPort)}, nil
 		}
 		return ref{}, fmt.Errorf("unknown attribute %q of a database", attr)
 	}
@@ -118,6 +122,17 @@ func (b *builder) databaseRef(name, attr, workload string) (ref, error) {
 		}
 		return ref{literal: postgresOwner}, nil
 	case "password":
+		return password, nil
+	case "database":
+		return ref{literal: postgresDatabase}, nil
+	case "readUrl":
+		// CloudNativePG's NAME-ro Service: the replicas only.
+		user := postgresOwner
+		if role != "" {
+			user = role
+		}
+		password.prefix = fmt.Sprintf("postgresql://%s:", user)
+		password.suffix = fmt.Sprintf("@%s-ro:%d/%s", name, postgresPort, postgresDatabase)
 		return password, nil
 	}
 	return ref{}, fmt.Errorf("unknown attribute %q of a database", attr)

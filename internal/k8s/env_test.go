@@ -35,6 +35,8 @@ services:
       OTHER: ${services.other.url}/v1
       PG: ${databases.pg.url}
       PG_USER: ${databases.pg.user}
+      PG_READ: ${databases.pg.readUrl}
+      PG_DB: ${databases.pg.database}
       KV: ${databases.kv.url}
   job:
     image: job:1
@@ -83,6 +85,8 @@ services:
 	value("PG", "postgresql://web_rw:$(NUBO_DB_PG_WEB_RW_PASSWORD)@pg-rw:5432/app")
 	secret("NUBO_DB_PG_WEB_RW_PASSWORD", "pg-role-web-rw", "password")
 	value("PG_USER", "web_rw")
+	value("PG_READ", "postgresql://web_rw:$(NUBO_DB_PG_WEB_RW_PASSWORD)@pg-ro:5432/app")
+	value("PG_DB", "app")
 	value("KV", "redis://kv:6379")
 	value("PORT", "8080")
 	value("NUBO_SERVICE", "web")

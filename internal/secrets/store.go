@@ -180,6 +180,19 @@ func (s *Store) Set(name, key string, value Value) error {
 	return s.save(m)
 }
 
+// Get returns the stored value of secret name's key, and whether there is
+// one.
+func (s *Store) Get(name, key string) (Value, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.load()
+	if err != nil {
+		return Value{}, false, err
+	}
+	v, ok := m[name][key]
+	return NewValue(v), ok, nil
+}
+
 // Delete removes one key, or the whole secret when key is "". It reports
 // whether anything was removed.
 func (s *Store) Delete(name, key string) (bool, error) {

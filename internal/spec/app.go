@@ -100,6 +100,17 @@ type Local struct {
 	// Supervisor tunes process supervision. The defaults are Kubernetes' own;
 	// shorter values make tests and demos quick.
 	Supervisor LocalSupervisor `yaml:"supervisor"`
+	// Databases says where the database servers are installed, when not
+	// on PATH or in the usual package locations.
+	Databases LocalDatabases `yaml:"databases"`
+}
+
+// LocalDatabases gives the folders that hold the database servers.
+type LocalDatabases struct {
+	// Postgres is the folder of postgres, initdb and the clients, searched first; relative to the spec.
+	Postgres string `yaml:"postgres"`
+	// Redis is the folder of redis-server (or valkey-server), searched first; relative to the spec.
+	Redis string `yaml:"redis"`
 }
 
 // LocalSupervisor tunes restarts, autoscaling and resource sampling.

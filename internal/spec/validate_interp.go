@@ -10,9 +10,10 @@ var interpolationRoots = []string{"env", "services", "functions", "databases", "
 
 // databaseAttributes are what ${databases.NAME.ATTR} may name. Besides the url,
 // the parts of it are offered because many clients cannot take a URL, or want
-// the password apart (PGPASSWORD, REDISCLI_AUTH); all of them are known once
+// the password apart (PGPASSWORD, REDISCLI_AUTH), or the database's name
+// (PGDATABASE); all of them are known once
 // nubo has started the database, and in Kubernetes they come from its Secret.
-var databaseAttributes = []string{"url", "host", "port", "user", "password"}
+var databaseAttributes = []string{"url", "host", "port", "user", "password", "database", "readUrl"}
 
 // grafanaBuiltinPrefix starts the names of the variables Grafana itself
 // defines ($__interval, ${__rate_interval}, ${__from}, ...).
@@ -119,7 +120,7 @@ func checkInterpolation(a *App, r *report, path, expr string) {
 		if !contains(names, parts[1]) {
 			bad("unknown database %q%s", parts[1], nameHint("database", parts[1], names))
 		} else if !contains(databaseAttributes, parts[2]) {
-			bad("unknown attribute %q of a database%s; write url, host, port, user or password",
+			bad("unknown attribute %q of a database%s; write url, host, port, user, password, database or readUrl",
 				parts[2], refHint(parts[2], databaseAttributes))
 		}
 	case "secrets":

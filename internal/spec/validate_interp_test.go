@@ -65,7 +65,7 @@ databases:
 			`t.yaml:7:10: services.api.env.A: ${services.usrs.url}: unknown service "usrs" (did you mean "users"?)`,
 			`t.yaml:8:10: services.api.env.B: ${services.users.uri}: unknown attribute "uri" of a service (did you mean "url"?); the only one is url`,
 			`t.yaml:10:10: services.api.env.D: ${functions.fm.url}: unknown function "fm" (did you mean "fn"?)`,
-			`t.yaml:12:10: services.api.env.F: ${databases.db.passwrd}: unknown attribute "passwrd" of a database (did you mean "password"?); write url, host, port, user or password`,
+			`t.yaml:12:10: services.api.env.F: ${databases.db.passwrd}: unknown attribute "passwrd" of a database (did you mean "password"?); write url, host, port, user, password, database or readUrl`,
 			`t.yaml:13:10: services.api.env.G: ${databases.dbb.url}: unknown database "dbb" (did you mean "db"?)`,
 			`t.yaml:14:10: services.api.env.H: ${services.users}: write ${services.NAME.url}`,
 		}},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
@@ -69,6 +70,13 @@ type ServiceConfig struct {
 	Startup *Probe
 	// Backoff is the CrashLoopBackOff schedule between restarts.
 	Backoff Backoff
+	// StopSignal is the signal that asks a replica to stop before SIGKILL;
+	// zero means SIGTERM. PostgreSQL's fast shutdown is SIGINT (its
+	// SIGTERM waits for every client to disconnect).
+	StopSignal syscall.Signal
+	// Credential runs the replicas as another user and group; nil runs
+	// them as nubo. nubo sets it for servers that refuse to run as root.
+	Credential *syscall.Credential
 }
 
 // RestartPolicy says when an exited replica is started again.
@@ -307,6 +315,11 @@ func normalizeProbe(kind ProbeKind, p Probe) (Probe, error) {
 // replicas' goroutines read.
 func (cfg ServiceConfig) clone() ServiceConfig {
 	cfg.Env = append([]string(nil), cfg.Env...)
+	if cfg.Credential != nil {
+		c := *cfg.Credential
+		c.Groups = append([]uint32(nil), c.Groups...)
+		cfg.Credential = &c
+	}
 	for _, p := range []**Probe{&cfg.Startup, &cfg.Liveness, &cfg.Readiness} {
 		if *p == nil {
 			continue

@@ -265,6 +265,8 @@ func (r *replica) launch() (*instance, error) {
 	cmd := exec.Command("/bin/sh", "-c", shellCommand(r.cfg.Command))
 	cmd.Dir = r.cfg.Dir
 	cmd.Env = r.env
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr.Credential = r.cfg.Credential
 	// Pipes of our own rather than io.Writers: with a writer, Wait would
 	// also wait for every process holding the pipe, and a replica's exit
 	// would be seen late or never.
@@ -412,11 +414,15 @@ func (r *replica) supervise(in *instance) (probeKilled, stopped bool) {
 	}
 }
 
-// terminate sends SIGTERM to the instance's group, then SIGKILL after the
+// terminate sends the stop signal (SIGTERM) to the instance's group, then SIGKILL after the
 // grace period, or as soon as a stop request's context is done.
 func (r *replica) terminate(in *instance) {
 	r.update(func() { r.state, r.ready = StateTerminating, false })
-	in.signal(syscall.SIGTERM)
+	sig := r.cfg.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	in.signal(sig)
 	grace := time.NewTimer(r.cfg.StopGracePeriod)
 	defer grace.Stop()
 	select {
