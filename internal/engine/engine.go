@@ -76,17 +76,17 @@ type Engine struct {
 	metrics *engineMetrics
 
 	// The components, set by Start (components.go) and not replaced after.
-	host     *host.Host
-	reaper   *reaper
-	lock     *stateLock
-	broker   *brokerComponent
-	admin    *consoleComponent
-	obs      *observability
-	dbs      *databasesComponent
-	mesh     *meshComponent
-	fns      *functionsComponent
-	gateway  *gatewayComponent
-	events   *eventsComponent
+	host    *host.Host
+	reaper  *reaper
+	lock    *stateLock
+	broker  *brokerComponent
+	admin   *consoleComponent
+	obs     *observability
+	dbs     *databasesComponent
+	mesh    *meshComponent
+	fns     *functionsComponent
+	gateway *gatewayComponent
+	events  *eventsComponent
 	// eventStore is nil when the spec has no eventStore section.
 	eventStore *eventStoreComponent
 	services   *servicesComponent

@@ -159,9 +159,9 @@ func (h *Host) stopStarted(ctx context.Context) error {
 // failed to commit (DuringCommit: the components before it in start order
 // run the new spec, it and those after it the old one).
 type ReloadError struct {
-	Component string
+	Component    string
 	DuringCommit bool
-	Err       error
+	Err          error
 }
 
 func (e *ReloadError) Error() string {
