@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -194,6 +195,10 @@ func (s *Store) state(ctx context.Context) (streamState, error) {
 
 // Status is the store's part of nubo status.
 func (s *Store) Status(ctx context.Context) (apitype.EventStoreStatus, error) {
+	// The console answers status while the engine starts and stops.
+	if !s.running.Load() {
+		return apitype.EventStoreStatus{}, errors.New("event store: not running")
+	}
 	st, err := s.state(ctx)
 	if err != nil {
 		return apitype.EventStoreStatus{}, err
