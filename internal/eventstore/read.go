@@ -47,9 +47,19 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, backw
 		return nil, -1, err
 	}
 	want := min(int(hi-lo+1), limit)
-	msgs, err := getBatch(ctx, s.nc, s.n.stream(), directGet{Seq: seq, NextFor: s.n.subject(stream), Batch: want})
-	if err != nil {
-		return nil, -1, fmt.Errorf("stream %q: read: %w", stream, err)
+	// A batch may come back short (the server bounds its bytes): read on
+	// until want or the end, so that a backward page is the newest one.
+	var msgs []rawMsg
+	for len(msgs) < want {
+		page, err := getBatch(ctx, s.nc, s.n.stream(), directGet{Seq: seq, NextFor: s.n.subject(stream), Batch: want - len(msgs)})
+		if err != nil {
+			return nil, -1, fmt.Errorf("stream %q: read: %w", stream, err)
+		}
+		msgs = append(msgs, page...)
+		if len(page) == 0 || page[len(page)-1].header.Get("Nats-Num-Pending") == "0" {
+			break
+		}
+		seq = page[len(page)-1].seq + 1
 	}
 	evs := make([]apitype.RecordedEvent, 0, len(msgs))
 	for _, m := range msgs {
