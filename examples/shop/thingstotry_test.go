@@ -368,6 +368,10 @@ func (s *shop) signUpAndOrder(t *testing.T) string {
 	if created["id"] != "1" || created["email"] != "ada@shop.localhost" || len(created) != 2 {
 		t.Errorf("POST $API/users answered %v, want id 1 and the email only (the route's response transform)", created)
 	}
+	// The account's stream in the event store starts with its signup.
+	if out := s.nubo(t, "eventstore", "read", "user-1"); !regexp.MustCompile(`(?m)^0 +\d+ +\S+ +com\.shop\.user\.created +\S+ +\{.*"email":"ada@shop\.localhost"`).MatchString(out) {
+		t.Errorf("nubo eventstore read user-1:\n%s", out)
+	}
 	// nubo logs send-welcome: the outbox record is the mail.
 	nubotest.WaitFor(t, waitTimeout, func() error {
 		logs := s.nubo(t, "logs", "send-welcome")

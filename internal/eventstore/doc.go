@@ -1,7 +1,8 @@
 // Package eventstore owns nubo's event store: streams of events with
 // optimistic concurrency, reads of one stream or of all of them, catch-up
-// subscriptions, projections with checkpoints, snapshots, and encryption of
-// event data at rest, all on the broker's JetStream. `nubo up` hosts it in
+// subscriptions, projections with checkpoints, snapshots, replay of a time
+// window, and encryption of event data at rest, all on the broker's
+// JetStream. Handlers (functions, services) get events as CloudEvents. `nubo up` hosts it in
 // the engine; `nubo serve eventstore` runs the same code against a NATS
 // cluster.
 //
@@ -20,6 +21,11 @@
 //   - several events are one atomic batch: stored all or none, contiguous;
 //   - an event's id is its JetStream message id scoped by its stream
 //     (S/ID), so a retried append is recognised (see Append).
+//
+// Reads use JetStream's batched direct gets (no consumer), subscriptions
+// and projections ordered consumers from a position; a projection's
+// position is checkpointed in a KV bucket rather than held by a durable
+// consumer, so that a rebuild is a reset of one key.
 //
 // Checkpoints live in the KV bucket APP-eventstore-checkpoints and
 // snapshots in APP-eventstore-snapshots. These are the names `nubo render`

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -46,9 +47,19 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, backw
 		return nil, -1, err
 	}
 	want := min(int(hi-lo+1), limit)
-	msgs, err := getBatch(ctx, s.nc, s.n.stream(), directGet{Seq: seq, NextFor: s.n.subject(stream), Batch: want})
-	if err != nil {
-		return nil, -1, fmt.Errorf("stream %q: read: %w", stream, err)
+	// A batch may come back short (the server bounds its bytes): read on
+	// until want or the end, so that a backward page is the newest one.
+	var msgs []rawMsg
+	for len(msgs) < want {
+		page, err := getBatch(ctx, s.nc, s.n.stream(), directGet{Seq: seq, NextFor: s.n.subject(stream), Batch: want - len(msgs)})
+		if err != nil {
+			return nil, -1, fmt.Errorf("stream %q: read: %w", stream, err)
+		}
+		msgs = append(msgs, page...)
+		if len(page) == 0 || page[len(page)-1].header.Get("Nats-Num-Pending") == "0" {
+			break
+		}
+		seq = page[len(page)-1].seq + 1
 	}
 	evs := make([]apitype.RecordedEvent, 0, len(msgs))
 	for _, m := range msgs {
@@ -194,6 +205,10 @@ func (s *Store) state(ctx context.Context) (streamState, error) {
 
 // Status is the store's part of nubo status.
 func (s *Store) Status(ctx context.Context) (apitype.EventStoreStatus, error) {
+	// The console answers status while the engine starts and stops.
+	if !s.running.Load() {
+		return apitype.EventStoreStatus{}, errors.New("event store: not running")
+	}
 	st, err := s.state(ctx)
 	if err != nil {
 		return apitype.EventStoreStatus{}, err

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -357,4 +359,42 @@ func BenchmarkAppend(b *testing.B) {
 			exp = apitype.ExpectedVersion(fmt.Sprint(v))
 		}
 	})
+}
+
+// TestStatusBeforeStartAndAfterStop: the console may ask while the engine
+// starts or stops; the store answers an error, and its API 503.
+func TestStatusBeforeStartAndAfterStop(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, t.TempDir())
+	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: projectionSpec(1, 1)}, Broker: b, Handlers: serviceHandlers{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(context.Background()); err == nil {
+		t.Fatal("status before start: no error")
+	}
+	if ps := s.Projections(context.Background()); len(ps) != 1 || ps[0].State != stateStopped {
+		t.Fatalf("projections before start: %+v", ps)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var e struct{ Error string }
+	if code := getJSON(t, srv.URL+"/v1/eventstore/streams", &e); code != http.StatusServiceUnavailable {
+		t.Fatalf("API before start: %d %+v", code, e)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(context.Background()); err == nil {
+		t.Fatal("status after stop: no error")
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
 }

@@ -2,8 +2,10 @@
 // (so nubo.yaml runs it as one replica; a real one would use shop-db, whose
 // URL it gets in DATABASE_URL), announces each signup as a
 // com.shop.user.created event, folds placed orders into per-customer
-// statistics (the event store's customer-stats projection) and answers the
-// event store's snapshot requests for user-* streams.
+// statistics (the event store's customer-stats projection), starts each
+// account's user-ID stream in the event store and answers the event store's
+// snapshot requests for user-* streams. The accounts themselves stay in
+// memory: they are not yet folded from their streams.
 package main
 
 import (
@@ -110,6 +112,11 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 	data := map[string]string{"id": created.ID, "email": created.Email, "name": created.Name}
 	if err := a.pub.Publish(r.Context(), "com.shop.user.created", "user-"+created.ID, data); err != nil {
 		a.log.Error("signup event lost", "user", created.ID, "err", err)
+	}
+	// The account's history starts its user-ID stream in the event store,
+	// whose user snapshots ask POST /snapshot for the account's state.
+	if err := a.pub.Append(r.Context(), "user-"+created.ID, "com.shop.user.created", cloudevent.NewID(), data); err != nil {
+		a.log.Warn("signup not in the event store", "user", created.ID, "err", err)
 	}
 	w.Header().Set("Location", "/users/"+created.ID)
 	server.WriteJSON(w, http.StatusCreated, created)
