@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/nubo-dev/nubo/internal/cli"
+	"github.com/nubo-dev/nubo/internal/databases/databasestest"
 	"github.com/nubo-dev/nubo/internal/engine"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 )
@@ -52,6 +53,10 @@ func TestThingsToTry(t *testing.T) {
 		}
 		t.Skipf("the go command is needed to run the example: %v", err)
 	}
+	// shop-db and cache are the real servers; users, orders and catalog
+	// wait for them.
+	databasestest.Require(t, "postgres")
+	databasestest.Require(t, "redis")
 	s := startShop(t)
 
 	t.Run("canary", func(t *testing.T) { testCanary(t, s) })
@@ -67,7 +72,7 @@ func TestThingsToTry(t *testing.T) {
 func startShop(t *testing.T) *shop {
 	t.Helper()
 	app := loadSpec(t)
-	app.Local.StateDir = t.TempDir()
+	app.Local.StateDir = databasestest.StateDir(t) // as root, PostgreSQL's user must pass through
 	app.Local.Gateway = "127.0.0.1:0"
 	app.Local.Ingress.HTTP = "127.0.0.1:0"
 	app.Local.Ingress.HTTPS = "127.0.0.1:0"
