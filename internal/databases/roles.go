@@ -78,10 +78,13 @@ func (p postgres) roles(ctx context.Context, db *Database) error {
 		if exists {
 			verb = "ALTER"
 		}
-		// The password is made of [a-z2-7] (newPassword), so the literal
-		// needs no escaping; the statement is not put in errors: it holds
-		// the password.
-		if _, err := conn.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, role, db.roles[r.Name].Password.Reveal())); err != nil {
+		// The verifier, not the password (see scramVerifier); it is made of
+		// base64 and punctuation that needs no escaping in a literal.
+		v, err := scramVerifier(db.roles[r.Name].Password.Reveal())
+		if err != nil {
+			return fmt.Errorf("role %q: %w", r.Name, err)
+		}
+		if _, err := conn.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, role, v)); err != nil {
 			return fmt.Errorf("role %q: %s ROLE: %w", r.Name, verb, err)
 		}
 	}
