@@ -286,9 +286,11 @@ func TestPostgresRoles(t *testing.T) {
         roles:
           - {name: writer, grants: [readwrite], services: [api]}
           - {name: reader, grants: [readonly], services: [reports]}
+          - {name: other_writer, grants: [readwrite], services: [jobs]}
 services:
   api: {run: "true"}
   reports: {run: "true"}
+  jobs: {run: "true"}
 `)
 	d, n := run(t, app, databasestest.StateDir(t), databases.Finder{})
 	ready(t, d.Get("main"), n)
@@ -323,9 +325,11 @@ databases:
         roles:
           - {name: writer, grants: [readwrite], services: [api]}
           - {name: reader, grants: [readonly], services: [reports]}
+          - {name: other_writer, grants: [readwrite], services: [jobs]}
 services:
   api: {run: "true"}
   reports: {run: "true"}
+  jobs: {run: "true"}
 `)
 	d, n := run(t, app, databasestest.StateDir(t), databases.Finder{})
 	ready(t, d.Get("cache"), n)

@@ -134,9 +134,12 @@ func (p postgres) setup(ctx context.Context, db *Database) error {
 	if exists {
 		verb = "ALTER"
 	}
-	// The password is made of [a-z2-7] (newPassword): the literal needs
-	// no escaping. The statement is not put in errors: it holds it.
-	if _, err := conn.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, owner, db.owner.Password.Reveal())); err != nil {
+	// The verifier, not the password (see scramVerifier).
+	v, err := scramVerifier(db.owner.Password.Reveal())
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, owner, v)); err != nil {
 		return fmt.Errorf("%s ROLE %q: %w", verb, db.owner.User, err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db.databaseName()).Scan(&exists); err != nil {

@@ -64,19 +64,40 @@ func (p postgres) roles(ctx context.Context, db *Database) error {
 			creators = append(creators, pgx.Identifier{r.Name}.Sanitize())
 		}
 	}
+	// Every role exists before any grant: a role's default privileges name
+	// the other writing roles.
+	existed := map[string]bool{}
 	for _, r := range rs {
 		role := pgx.Identifier{r.Name}.Sanitize()
 		var exists bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", r.Name).Scan(&exists); err != nil {
 			return fmt.Errorf("role %q: %w", r.Name, err)
 		}
+		existed[r.Name] = exists
 		verb := "CREATE"
 		if exists {
 			verb = "ALTER"
 		}
-		// The password is made of [a-z2-7] (newPassword), so the literal
-		// needs no escaping; it is never logged.
-		stmts := []string{fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, role, db.roles[r.Name].Password.Reveal())}
+		// The verifier, not the password (see scramVerifier); it is made of
+		// base64 and punctuation that needs no escaping in a literal.
+		v, err := scramVerifier(db.roles[r.Name].Password.Reveal())
+		if err != nil {
+			return fmt.Errorf("role %q: %w", r.Name, err)
+		}
+		if _, err := conn.Exec(ctx, fmt.Sprintf("%s ROLE %s LOGIN PASSWORD '%s'", verb, role, v)); err != nil {
+			return fmt.Errorf("role %q: %s ROLE: %w", r.Name, verb, err)
+		}
+	}
+	for _, r := range rs {
+		role := pgx.Identifier{r.Name}.Sanitize()
+		var stmts []string
+		if existed[r.Name] {
+			// A grant taken out of the spec is taken back: revoke what
+			// the role may hold before granting what it should.
+			stmts = append(stmts,
+				fmt.Sprintf("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %s", role),
+				fmt.Sprintf("REVOKE ALL ON SCHEMA public FROM %s", role))
+		}
 		var tables, seqs, schema, dbPriv string
 		switch strongest(r.Grants) {
 		case GrantAdmin:
@@ -96,20 +117,9 @@ func (p postgres) roles(ctx context.Context, db *Database) error {
 				fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT %s ON TABLES TO %s", c, tables, role),
 				fmt.Sprintf("ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT %s ON SEQUENCES TO %s", c, seqs, role))
 		}
-		if exists {
-			// A grant taken out of the spec is taken back: revoke what
-			// the role may hold before granting what it should.
-			stmts = append([]string{stmts[0],
-				fmt.Sprintf("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %s", role),
-				fmt.Sprintf("REVOKE ALL ON SCHEMA public FROM %s", role),
-			}, stmts[1:]...)
-		}
-		for i, s := range stmts {
-			if _, err := conn.Exec(ctx, s); err != nil {
-				if i == 0 {
-					return fmt.Errorf("role %q: %s ROLE: %w", r.Name, verb, err) // not the statement: it holds the password
-				}
-				return fmt.Errorf("role %q: %s: %w", r.Name, s, err)
+		for _, st := range stmts {
+			if _, err := conn.Exec(ctx, st); err != nil {
+				return fmt.Errorf("role %q: %s: %w", r.Name, st, err)
 			}
 		}
 	}

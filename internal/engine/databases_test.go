@@ -76,6 +76,21 @@ services:
 	if len(st) != 1 || st[0].State != databases.StateReady || st[0].PID == 0 || st[0].Port == 0 {
 		t.Fatalf("status databases = %+v, want main ready with a pid and a port", st)
 	}
+	// No password in the output stream or the status document.
+	status, err := json.Marshal(e1.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := e1.dbs.get("main")
+	writer, _ := db.RoleCredentials("writer")
+	for who, pw := range map[string]string{"admin": db.Admin().Password.Reveal(), "writer": writer.Password.Reveal()} {
+		if pw == "" {
+			t.Fatalf("no %s password", who)
+		}
+		if strings.Contains(e1.out.String(), pw) || strings.Contains(string(status), pw) {
+			t.Errorf("the %s password shows in the output or the status", who)
+		}
+	}
 	stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := e1.Stop(stopCtx); err != nil {

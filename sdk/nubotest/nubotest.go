@@ -109,6 +109,16 @@ func Up(t testing.TB, file string, opts ...Option) *System {
 		app.Local.Ingress.HTTPS = free
 	}
 	state := t.TempDir()
+	if os.Geteuid() == 0 {
+		// As root, PostgreSQL runs as an unprivileged user, which must
+		// pass through the folders above its data (t.TempDir's are 0700):
+		// open them to traversal, not to reading.
+		for d := state; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil {
+				_ = os.Chmod(d, fi.Mode().Perm()|0o011)
+			}
+		}
+	}
 	identity := filepath.Join(state, "identity.txt")
 	if len(c.secrets) > 0 {
 		store, err := secrets.OpenStore(state, identity)
