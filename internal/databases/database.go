@@ -130,6 +130,18 @@ func (db *Database) Type() string { return db.spec.Type }
 // Ready is closed once the database answers queries and is set up.
 func (db *Database) Ready() <-chan struct{} { return db.ready }
 
+// isReady reports whether Ready is closed. Its closing orders everything
+// start decided (the port, the credentials) before the reader's reads,
+// which the scrapes and collectors on other goroutines need.
+func (db *Database) isReady() bool {
+	select {
+	case <-db.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Failure says why the database is not ready when it has failed, else "".
 func (db *Database) Failure() string {
 	db.mu.Lock()

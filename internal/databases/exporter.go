@@ -99,6 +99,9 @@ func (c pgCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c pgCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.db.isReady() {
+		return // the port and credentials are known once it is
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	up := 0.0
@@ -232,6 +235,9 @@ func (c redisCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c redisCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.db.isReady() {
+		return // the port and credentials are known once it is
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	client := redisKind{}.client(c.db, c.db.admin)

@@ -65,7 +65,12 @@ func (c *databasesComponent) targets() []metrics.Target {
 	var out []metrics.Target
 	for _, name := range c.d.Names() {
 		h, db := c.exporters[name], c.d.Get(name)
-		if h == nil || db.Port() == 0 {
+		if h == nil {
+			continue
+		}
+		select {
+		case <-db.Ready(): // the port is known, and safe to read, once it is
+		default:
 			continue
 		}
 		instance := "127.0.0.1:" + strconv.Itoa(db.Port())
