@@ -108,16 +108,12 @@ func startTestEngine(t *testing.T) *testEngine {
 	return e
 }
 
-// freeAddr returns a loopback address nothing listens on.
+// freeAddr returns a loopback address nothing listens on, for the whole
+// test: its port stays bound (never listening), so no other test can take
+// it meanwhile, as a freed port could be.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return nubotest.RefusedAddr(t)
 }
 
 // specWithConsole writes a nubo.yaml whose local.console is addr and
