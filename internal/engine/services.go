@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
@@ -133,31 +132,15 @@ type envResolver struct {
 }
 
 func (r *envResolver) lookup(expr string) (string, error) {
-	parts := strings.Split(expr, ".")
-	switch {
-	case parts[0] == "env" && len(parts) == 2:
-		return r.getenv(parts[1]), nil
-	case parts[0] == "secrets" && len(parts) == 3:
-		if v, ok := r.secrets.Get(parts[1], parts[2]); ok {
-			return v, nil
+	return spec.Refs{App: r.app, Getenv: r.getenv, Secret: r.secrets.Get, Other: func(expr string, parts []string) (string, error) {
+		if parts[0] == "databases" && len(parts) == 3 && r.databases != nil {
+			return r.databases(parts[1], parts[2], r.workload)
 		}
-		return "", fmt.Errorf("secret %q has no value for key %q", parts[1], parts[2])
-	case parts[0] == "config" && len(parts) == 3:
-		if v, ok := r.app.Config[parts[1]][parts[2]]; ok {
-			return v, nil
+		if r.notYet != nil {
+			r.notYet(expr)
 		}
-		return "", fmt.Errorf("config %q has no key %q", parts[1], parts[2])
-	case parts[0] == "services" && len(parts) == 3 && parts[2] == "url":
-		// The mesh name, exactly as in Kubernetes: callers reach it through
-		// their HTTP_PROXY.
-		return "http://" + parts[1], nil
-	case parts[0] == "databases" && len(parts) == 3 && r.databases != nil:
-		return r.databases(parts[1], parts[2], r.workload)
-	}
-	if r.notYet != nil {
-		r.notYet(expr)
-	}
-	return "", nil
+		return "", nil
+	}}.Lookup(expr)
 }
 
 // serviceEnv builds a service's environment: every key of its envFrom config

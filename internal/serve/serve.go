@@ -277,24 +277,11 @@ func (r resolver) secret(name, key string) (string, bool) {
 }
 
 func (r resolver) lookup(expr string) (string, error) {
-	parts := strings.Split(expr, ".")
-	switch {
-	case parts[0] == "env" && len(parts) == 2:
-		return r.getenv(parts[1]), nil
-	case parts[0] == "secrets" && len(parts) == 3:
-		if v, ok := r.secret(parts[1], parts[2]); ok {
-			return v, nil
-		}
-		return "", fmt.Errorf("secret %q has no value for key %q (is it mounted under NUBO_SECRETS_DIR?)", parts[1], parts[2])
-	case parts[0] == "config" && len(parts) == 3:
-		if v, ok := r.app.Config[parts[1]][parts[2]]; ok {
-			return v, nil
-		}
-		return "", fmt.Errorf("config %q has no key %q", parts[1], parts[2])
-	case parts[0] == "services" && len(parts) == 3 && parts[2] == "url":
-		return "http://" + parts[1], nil
-	}
-	return "", fmt.Errorf("${%s} cannot be resolved by nubo serve", expr)
+	return spec.Refs{App: r.app, Getenv: r.getenv, Secret: r.secret,
+		SecretHint: " (is it mounted under NUBO_SECRETS_DIR?)",
+		Other: func(expr string, _ []string) (string, error) {
+			return "", fmt.Errorf("${%s} cannot be resolved by nubo serve", expr)
+		}}.Lookup(expr)
 }
 
 // httpComponent is the component's one listener.
