@@ -394,6 +394,7 @@ var fieldDocs = map[string]string{
 	"Queue.Retention":                        "Retention is the maximum age of an event. Default 96h.",
 	"Queue.Type":                             "Type: standard, or fifo (ordered per subject, one in flight per subject).",
 	"Queue.Visibility":                       "Visibility: an event not acknowledged by then is delivered again. Default 30s.",
+	"Refs":                                   "Refs resolves the ${...} references whose meaning is the same wherever the spec runs: env.NAME, secrets.NAME.KEY, config.NAME.KEY and services.NAME.url (the mesh name, as in Kubernetes: callers reach it through their proxy). The engine and `nubo serve` differ only in where values come from and in what Other does with the rest.",
 	"RequiredParams":                         "RequiredParams lists headers and query parameters a request must have.",
 	"RequiredParams.Headers":                 "Headers required.",
 	"RequiredParams.Query":                   "Query parameters required.",
