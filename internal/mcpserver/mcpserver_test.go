@@ -91,20 +91,29 @@ func TestMCPAgainstARunningEngine(t *testing.T) {
 		}
 		return text.String()
 	}
+	// pid is the ready replica's pid, 0 while there is none (a restart
+	// replaces it).
 	pid := func() int {
 		var s apitype.Status
 		if err := json.Unmarshal([]byte(call("status", map[string]any{})), &s); err != nil {
 			t.Fatal(err)
 		}
-		if len(s.Services) != 1 || len(s.Services[0].Replicas) != 1 {
-			t.Fatalf("status: %+v", s)
+		for _, svc := range s.Services {
+			for _, r := range svc.Replicas {
+				if r.Ready && !r.Retiring {
+					return r.PID
+				}
+			}
 		}
-		return s.Services[0].Replicas[0].PID
+		return 0
 	}
-	before := pid()
-	if before == 0 {
-		t.Fatal("status shows no pid")
-	}
+	var before int
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		if before = pid(); before == 0 {
+			return fmt.Errorf("no ready replica yet")
+		}
+		return nil
+	})
 	if out := call("query", map[string]any{"query": "vector(42)"}); !strings.Contains(out, `"42"`) {
 		t.Errorf("query vector(42): %s", out)
 	}
