@@ -237,7 +237,7 @@ func TestPublishOverTheAPI(t *testing.T) {
 			if tc.want != "" && out.Events[0].ID != tc.want {
 				t.Errorf("id = %q, want %q", out.Events[0].ID, tc.want)
 			}
-			got := e.receive("jobs", 10, "0s")
+			got := e.receive("jobs", 10, "2s") // "0s" may answer before the consumer sees what was just stored
 			if len(got) != tc.stored {
 				t.Fatalf("queue has %d events, want %d", len(got), tc.stored)
 			}
@@ -273,7 +273,7 @@ func TestPublishDeduplicatesBySourceAndID(t *testing.T) {
 	if first[0].Duplicate || !again[0].Duplicate {
 		t.Errorf("duplicate = %v then %v, want false then true", first[0].Duplicate, again[0].Duplicate)
 	}
-	if got := e.receive("jobs", 10, "0s"); len(got) != 1 {
+	if got := e.receive("jobs", 10, "2s"); len(got) != 1 {
 		t.Errorf("queue has %d events, want 1", len(got))
 	}
 }
