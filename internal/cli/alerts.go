@@ -40,20 +40,9 @@ func newAlertsCmd(std stdio, g *globals) *cobra.Command {
 		Long:  alertsLong,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			t, err := findEngine(g, addr)
-			if err != nil {
-				return err
-			}
 			var st apitype.Alerts
-			raw, err := newEngineClient(t).getJSON(cmd.Context(), "/admin/v1/alerts", &st)
-			if err != nil {
+			if done, err := getForOutput(cmd, std, g, addr, output, "/admin/v1/alerts", &st); done || err != nil {
 				return err
-			}
-			if output == "json" {
-				return writeIndented(std.out, raw)
 			}
 			writeAlerts(std.out, st, time.Now())
 			return nil

@@ -235,3 +235,25 @@ func terminal(stream any) (int, bool) {
 	}
 	return int(f.Fd()), true
 }
+
+// getForOutput is how a command that shows one answer of the engine
+// starts: it checks --output, finds the engine and GETs path into v. With
+// --output json it writes the answer as the engine gave it, and done is
+// true: there is nothing left to print.
+func getForOutput(cmd *cobra.Command, std stdio, g *globals, addr, output, path string, v any) (done bool, err error) {
+	if err := checkOutput(output); err != nil {
+		return false, err
+	}
+	t, err := findEngine(g, addr)
+	if err != nil {
+		return false, err
+	}
+	raw, err := newEngineClient(t).getJSON(cmd.Context(), path, v)
+	if err != nil {
+		return false, err
+	}
+	if output == "json" {
+		return true, writeIndented(std.out, raw)
+	}
+	return false, nil
+}

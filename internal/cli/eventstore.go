@@ -198,20 +198,9 @@ func newESStreamsCmd(std stdio, g *globals) *cobra.Command {
 		Short: "List the event store's streams",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			t, err := findEngine(g, addr)
-			if err != nil {
-				return err
-			}
 			var res apitype.StreamsResponse
-			raw, err := newEngineClient(t).getJSON(cmd.Context(), "/v1/eventstore/streams", &res)
-			if err != nil {
+			if done, err := getForOutput(cmd, std, g, addr, output, "/v1/eventstore/streams", &res); done || err != nil {
 				return err
-			}
-			if output == "json" {
-				return writeIndented(std.out, raw)
 			}
 			tw := tabwriter.NewWriter(std.out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "STREAM\tVERSION\tLAST POSITION\tUPDATED")
@@ -219,7 +208,7 @@ func newESStreamsCmd(std stdio, g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", s.Name, s.Version, s.Position, s.Updated.Format("2006-01-02T15:04:05Z"))
 			}
 			tw.Flush()
-			_, err = fmt.Fprintf(std.out, "%d streams, %d events\n", len(res.Streams), res.Events)
+			_, err := fmt.Fprintf(std.out, "%d streams, %d events\n", len(res.Streams), res.Events)
 			return err
 		},
 	}
@@ -319,20 +308,9 @@ func newESProjectionsCmd(std stdio, g *globals) *cobra.Command {
 		Short: "Show the projections: position, lag, state, last error",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			t, err := findEngine(g, addr)
-			if err != nil {
-				return err
-			}
 			var res apitype.ProjectionsResponse
-			raw, err := newEngineClient(t).getJSON(cmd.Context(), "/v1/eventstore/projections", &res)
-			if err != nil {
+			if done, err := getForOutput(cmd, std, g, addr, output, "/v1/eventstore/projections", &res); done || err != nil {
 				return err
-			}
-			if output == "json" {
-				return writeIndented(std.out, raw)
 			}
 			if len(res.Projections) == 0 {
 				_, err := fmt.Fprintln(std.out, "no projections")

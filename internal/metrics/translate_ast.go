@@ -14,7 +14,8 @@
 package metrics
 
 // This file is web/api/v1/translate_ast.go of Prometheus v0.316.0 (3.16.0),
-// copied unchanged but for the package name and this note, because
+// copied unchanged but for the package name, this note and upstream's TODO
+// (a question about Prometheus' own UI), because
 // /api/v1/parse_query answers the tree it builds and Prometheus does not
 // export it.
 
@@ -27,8 +28,6 @@ import (
 
 // Take a Go PromQL AST and translate it to an object that's nicely JSON-serializable
 // for the tree view in the UI.
-// TODO: Could it make sense to do this via the normal JSON marshalling methods? Maybe
-// too UI-specific though.
 func translateAST(node parser.Expr) any {
 	if node == nil {
 		return nil
