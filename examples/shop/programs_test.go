@@ -34,8 +34,18 @@ func TestPrograms(t *testing.T) {
 	bins := buildPrograms(t)
 
 	t.Run("spec build and run lines", func(t *testing.T) { testBuildLines(t, app) })
-	t.Run("users", func(t *testing.T) { t.Parallel(); testUsers(t, app, bins) })
-	t.Run("orders through the mesh", func(t *testing.T) { t.Parallel(); testOrders(t, app, bins) })
+	t.Run("users", func(t *testing.T) { t.Parallel(); testUsers(t, app, bins, "") })
+	t.Run("users on shop-db", func(t *testing.T) {
+		t.Parallel()
+		url, _ := startShopDB(t)
+		testUsers(t, app, bins, url)
+	})
+	t.Run("orders through the mesh", func(t *testing.T) { t.Parallel(); testOrders(t, app, bins, "") })
+	t.Run("orders on shop-db", func(t *testing.T) {
+		t.Parallel()
+		_, url := startShopDB(t)
+		testOrders(t, app, bins, url)
+	})
 	t.Run("catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, bins) })
 	t.Run("order-processor", func(t *testing.T) { t.Parallel(); testOrderProcessor(t, app, bins) })
 	t.Run("send-welcome", func(t *testing.T) { t.Parallel(); testSendWelcome(t, app, bins) })

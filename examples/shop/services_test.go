@@ -24,9 +24,23 @@ type user struct {
 	SpentCents int64  `json:"spentCents"`
 }
 
-func testUsers(t *testing.T, app *spec.App, bins string) {
+// testUsers checks the users service on its store: memory when databaseURL
+// is empty, shop-db otherwise, where a second replica sees what the first
+// wrote.
+func testUsers(t *testing.T, app *spec.App, bins, databaseURL string) {
 	pl := newPlatform(t)
-	users := start(t, filepath.Join(bins, "users"), "NUBO_API="+pl.url)
+	env := []string{"NUBO_API=" + pl.url}
+	if databaseURL != "" {
+		env = append(env, "DATABASE_URL="+databaseURL)
+	}
+	users := start(t, filepath.Join(bins, "users"), env...)
+	wantStore := "memory"
+	if databaseURL != "" {
+		wantStore = "postgres"
+	}
+	if rs := users.logRecords("listening"); len(rs) != 1 || rs[0]["store"] != wantStore {
+		t.Errorf("users' listening record %v, want store %s", rs, wantStore)
+	}
 
 	var u user
 	r := call(t, "POST", users.url+"/users", nil, `{"email":"Ada@shop.localhost","name":"Ada"}`)
@@ -78,6 +92,27 @@ func testUsers(t *testing.T, app *spec.App, bins string) {
 	call(t, "GET", users.url+"/users/1", nil, "").want(t, http.StatusOK, &u)
 	if u.Orders != 1 || u.SpentCents != 2490 {
 		t.Errorf("after the projection user 1 has %d orders and %d cents spent, want 1 and 2490", u.Orders, u.SpentCents)
+	}
+	// The event store redelivers from its checkpoint after a crash: the
+	// same events change nothing a second time.
+	call(t, "POST", users.url+"/projections/customer-stats", nil, batch).want(t, http.StatusOK, &applied)
+	if applied["applied"] != 0 || applied["skipped"] != 2 {
+		t.Errorf("the same batch again answered %v, want 0 applied and 2 skipped", applied)
+	}
+	call(t, "GET", users.url+"/users/1", nil, "").want(t, http.StatusOK, &u)
+	if u.Orders != 1 || u.SpentCents != 2490 {
+		t.Errorf("after a redelivery user 1 has %d orders and %d cents spent, want still 1 and 2490", u.Orders, u.SpentCents)
+	}
+	if databaseURL != "" {
+		// nubo.yaml runs two replicas: the second answers for the first's
+		// account, and refuses its email.
+		second := start(t, filepath.Join(bins, "users"), env...)
+		var v user
+		call(t, "GET", second.url+"/users/1", nil, "").want(t, http.StatusOK, &v)
+		if v != u {
+			t.Errorf("the second replica has user 1 as %+v, want %+v", v, u)
+		}
+		call(t, "POST", second.url+"/users", nil, `{"email":"ada@shop.localhost"}`).wantError(t, http.StatusConflict, "already used by user 1")
 	}
 
 	call(t, "POST", users.url+"/snapshot", map[string]string{"ce-subject": "user-1"}, "").want(t, http.StatusOK, &u)
@@ -168,15 +203,21 @@ type order struct {
 	ChargeID    string `json:"chargeId"`
 }
 
-func testOrders(t *testing.T, app *spec.App, bins string) {
+// testOrders checks the orders service on its store: memory when
+// databaseURL is empty, shop-db otherwise, where a second replica sees what
+// the first wrote.
+func testOrders(t *testing.T, app *spec.App, bins, databaseURL string) {
 	pl := newPlatform(t)
 	users := start(t, filepath.Join(bins, "users"), "NUBO_API="+pl.url)
 	catalog := start(t, filepath.Join(bins, "catalog"), "CURRENCY=EUR")
 	mesh := newMeshProxy(t, map[string]string{"users": users.url, "catalog": catalog.url})
 	// No USERS_URL or CATALOG_URL: orders calls http://users and
 	// http://catalog by name, as nubo.yaml has it, through HTTP_PROXY.
-	orders := start(t, filepath.Join(bins, "orders"), "NUBO_API="+pl.url, "HTTP_PROXY="+mesh.url,
-		"MAX_ITEMS_PER_ORDER=5", "PAYMENTS_API_KEY=live_0123")
+	env := []string{"NUBO_API=" + pl.url, "HTTP_PROXY=" + mesh.url, "MAX_ITEMS_PER_ORDER=5", "PAYMENTS_API_KEY=live_0123"}
+	if databaseURL != "" {
+		env = append(env, "DATABASE_URL="+databaseURL)
+	}
+	orders := start(t, filepath.Join(bins, "orders"), env...)
 
 	call(t, "POST", users.url+"/users", nil, `{"email":"bob@shop.localhost"}`).want(t, http.StatusCreated, nil)
 	pl.published(t, app, "com.shop.user.created")
@@ -237,6 +278,21 @@ func testOrders(t *testing.T, app *spec.App, bins string) {
 	// Its status changes, so the gateway's cache must not keep it.
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("GET /orders/1001: Cache-Control %q, want no-store", cc)
+	}
+	if databaseURL != "" {
+		// A second replica answers for the first one's order, and a
+		// request retried on it with the same key gets the same order.
+		second := start(t, filepath.Join(bins, "orders"), env...)
+		var v order
+		call(t, "GET", second.url+"/orders/1001", nil, "").want(t, http.StatusOK, &v)
+		if v.Status != "paid" || v.ChargeID != "ch_live_1001" || v.TotalCents != want.TotalCents {
+			t.Errorf("the second replica has order 1001 as %+v", v)
+		}
+		call(t, "POST", second.url+"/orders", key, body).want(t, http.StatusOK, &v)
+		if v.ID != "1001" {
+			t.Errorf("a request retried on the second replica with the same Idempotency-Key made order %s, want 1001", v.ID)
+		}
+		pl.none(t)
 	}
 
 	// Without its event an order would never be charged, so it is refused.

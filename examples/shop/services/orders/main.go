@@ -5,11 +5,13 @@
 // override the addresses. Each order is announced as com.shop.order.placed
 // (on the bus, and as the first event of its order-ID stream in the event
 // store, for the customer-stats projection in users), and marked paid when order-processor's com.shop.order.processed comes back
-// through the order-events topic. Orders are kept in memory, so nubo.yaml runs
-// one replica.
+// through the order-events topic. Orders are kept in shop-db (PostgreSQL,
+// whose URL nubo gives it in DATABASE_URL; in memory without one), so any
+// replica answers for any order.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,10 +20,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nubo-dev/nubo/examples/shop/internal/cloudevent"
+	"github.com/nubo-dev/nubo/examples/shop/internal/database"
 	"github.com/nubo-dev/nubo/examples/shop/internal/server"
 )
 
@@ -54,18 +56,14 @@ type app struct {
 	catalog  string
 	maxItems int
 	payMode  string // test, or live with a live_ payments key
-
-	mu     sync.Mutex
-	orders map[string]*order
-	byKey  map[string]string // Idempotency-Key -> order id
-	next   int
+	orders   ledger
 }
 
 func main() {
 	log := server.NewLogger()
 	a := &app{log: log, pub: cloudevent.NewPublisher("orders", log), client: &http.Client{Timeout: 5 * time.Second},
 		users: server.Env("USERS_URL", "http://users"), catalog: server.Env("CATALOG_URL", "http://catalog"), payMode: "test",
-		orders: map[string]*order{}, byKey: map[string]string{}, next: 1000}
+		orders: newMemoryLedger()}
 	if a.maxItems, _ = strconv.Atoi(server.Env("MAX_ITEMS_PER_ORDER", "20")); a.maxItems < 1 {
 		log.Warn("MAX_ITEMS_PER_ORDER is not a positive number: using 20")
 		a.maxItems = 20
@@ -74,11 +72,22 @@ func main() {
 		a.payMode = "live"
 	}
 
+	storeName := "memory"
+	if url := os.Getenv("DATABASE_URL"); url != "" {
+		pool, err := database.Open(context.Background(), log, "orders", url, schema)
+		if err != nil {
+			log.Error("orders stopped", "err", err)
+			os.Exit(1)
+		}
+		defer pool.Close()
+		a.orders, storeName = postgresLedger{pool}, "postgres"
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", a.create)
 	mux.HandleFunc("GET /orders/{id}", a.get)
 	mux.HandleFunc("POST /events", a.event)
-	if err := server.Run(log, defaultPort, mux, "users", a.users, "catalog", a.catalog, "payments", a.payMode); err != nil {
+	if err := server.Run(log, defaultPort, mux, "users", a.users, "catalog", a.catalog, "payments", a.payMode, "store", storeName); err != nil {
 		log.Error("orders stopped", "err", err)
 		os.Exit(1)
 	}
@@ -94,7 +103,10 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	if o, ok := a.lookup(a.idFor(key)); ok && key != "" {
+	if o, ok, err := a.orders.byKey(r.Context(), key); err != nil {
+		a.storeFailed(w, "order", err)
+		return
+	} else if ok {
 		server.WriteJSON(w, http.StatusOK, o) // a retried request: the same order, not a second one
 		return
 	}
@@ -127,10 +139,11 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 		it.PriceCents, o.Currency = p.PriceCents, p.Currency
 		o.Items, o.TotalCents = append(o.Items, it), o.TotalCents+p.PriceCents*int64(it.Quantity)
 	}
-	a.mu.Lock()
-	a.next++
-	o.ID = strconv.Itoa(a.next)
-	a.mu.Unlock()
+	var err error
+	if o.ID, err = a.orders.nextID(r.Context()); err != nil {
+		a.storeFailed(w, "order", err)
+		return
+	}
 
 	// Without its event an order would never be processed: refuse it instead.
 	data := map[string]any{"orderId": o.ID, "userId": o.UserID, "items": o.Items, "totalCents": o.TotalCents, "currency": o.Currency}
@@ -146,43 +159,43 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 	if err := a.pub.Append(r.Context(), "order-"+o.ID, "com.shop.order.placed", cloudevent.NewID(), data); err != nil {
 		a.log.Warn("order not in the event store: customer statistics will miss it", "order", o.ID, "err", err)
 	}
-	created := *o
-	a.mu.Lock()
-	a.orders[o.ID] = o
-	if key != "" {
-		a.byKey[key] = o.ID
+	// The event is out: the order must be kept. A request retried with the
+	// same key meanwhile may have saved its own order first; its answer
+	// stands, and this order's events describe an order nobody will see.
+	saved, first, err := a.orders.save(context.WithoutCancel(r.Context()), *o, key)
+	if err != nil {
+		a.storeFailed(w, "order", err)
+		return
 	}
-	a.mu.Unlock()
-	server.WriteJSON(w, http.StatusCreated, created)
+	if !first {
+		server.WriteJSON(w, http.StatusOK, saved)
+		return
+	}
+	server.WriteJSON(w, http.StatusCreated, saved)
+}
+
+// storeFailed answers 503 for a ledger that failed: the database may be
+// restarting.
+func (a *app) storeFailed(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what+" failed", "err", err)
+	server.WriteError(w, http.StatusServiceUnavailable, "%s failed, try again", what)
 }
 
 // get answers an order. An order changes from placed to paid within a
 // second or so, so the answer says no-store: the gateway's prod stage caches
 // GET answers for 60 s and would otherwise show "placed" for a minute.
 func (a *app) get(w http.ResponseWriter, r *http.Request) {
-	if o, ok := a.lookup(r.PathValue("id")); ok {
+	o, ok, err := a.orders.get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.storeFailed(w, "get order", err)
+		return
+	}
+	if ok {
 		w.Header().Set("Cache-Control", "no-store")
 		server.WriteJSON(w, http.StatusOK, o)
 		return
 	}
 	server.WriteError(w, http.StatusNotFound, "order %s not found", r.PathValue("id"))
-}
-
-// lookup returns a copy of an order, safe to encode while events update it.
-func (a *app) lookup(id string) (order, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	o, ok := a.orders[id]
-	if !ok {
-		return order{}, false
-	}
-	return *o, true
-}
-
-func (a *app) idFor(key string) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.byKey[key]
 }
 
 // fetch GETs a JSON resource of another service into v (nil: only check that
@@ -213,15 +226,14 @@ func (a *app) fetch(r *http.Request, u string, v any) (int, error) {
 
 // event takes the order-events topic's deliveries: com.shop.order.processed
 // marks an order paid. Other types are acknowledged and ignored, so that they
-// are not delivered again.
+// are not delivered again. A ledger that fails answers 503: the topic
+// delivers the batch again.
 func (a *app) event(w http.ResponseWriter, r *http.Request) {
 	events, _, err := cloudevent.Read(r)
 	if err != nil {
 		server.WriteError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	paid := 0
 	for _, e := range events {
 		var p struct {
@@ -231,8 +243,12 @@ func (a *app) event(w http.ResponseWriter, r *http.Request) {
 		if e.Type != "com.shop.order.processed" || e.DataAs(&p) != nil {
 			continue
 		}
-		if o, ok := a.orders[p.OrderID]; ok {
-			o.Status, o.ChargeID = "paid", p.ChargeID
+		ok, err := a.orders.markPaid(r.Context(), p.OrderID, p.ChargeID)
+		if err != nil {
+			a.storeFailed(w, "mark paid", err)
+			return
+		}
+		if ok {
 			paid++
 		}
 	}

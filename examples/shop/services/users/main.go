@@ -1,25 +1,24 @@
-// Command users is the shop's account service. It keeps accounts in memory
-// (so nubo.yaml runs it as one replica; a real one would use shop-db, whose
-// URL it gets in DATABASE_URL), announces each signup as a
+// Command users is the shop's account service. It keeps accounts in shop-db
+// (PostgreSQL, whose URL nubo gives it in DATABASE_URL; in memory without
+// one), so nubo.yaml runs it with two replicas. It announces each signup as a
 // com.shop.user.created event, folds placed orders into per-customer
-// statistics (the event store's customer-stats projection), starts each
-// account's user-ID stream in the event store and answers the event store's
-// snapshot requests for user-* streams. The accounts themselves stay in
-// memory: they are not yet folded from their streams.
+// statistics (the event store's customer-stats projection, once per event),
+// starts each account's user-ID stream in the event store and answers the
+// event store's snapshot requests for user-* streams.
 package main
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/mail"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nubo-dev/nubo/examples/shop/internal/cloudevent"
+	"github.com/nubo-dev/nubo/examples/shop/internal/database"
 	"github.com/nubo-dev/nubo/examples/shop/internal/server"
 )
 
@@ -35,23 +34,25 @@ type user struct {
 	SpentCents int64     `json:"spentCents"`
 }
 
-type store struct {
-	mu      sync.Mutex
-	byID    map[string]*user
-	byEmail map[string]string
-	next    int
-}
-
 type app struct {
 	log   *slog.Logger
 	pub   *cloudevent.Publisher
-	store store
+	store accounts
 }
 
 func main() {
 	log := server.NewLogger()
-	a := &app{log: log, pub: cloudevent.NewPublisher("users", log)}
-	a.store.byID, a.store.byEmail = map[string]*user{}, map[string]string{}
+	a := &app{log: log, pub: cloudevent.NewPublisher("users", log), store: newMemoryAccounts()}
+	storeName := "memory"
+	if url := os.Getenv("DATABASE_URL"); url != "" {
+		pool, err := database.Open(context.Background(), log, "users", url, schema)
+		if err != nil {
+			log.Error("users stopped", "err", err)
+			os.Exit(1)
+		}
+		defer pool.Close()
+		a.store, storeName = postgresAccounts{pool}, "postgres"
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /users", a.list)
@@ -59,21 +60,26 @@ func main() {
 	mux.HandleFunc("GET /users/{id}", a.get)
 	mux.HandleFunc("POST /projections/customer-stats", a.project)
 	mux.HandleFunc("POST /snapshot", a.snapshot)
-	if err := server.Run(log, defaultPort, mux, "database", os.Getenv("DATABASE_URL") != "", "signup", os.Getenv("FEATURE_SIGNUP") != "false"); err != nil {
+	if err := server.Run(log, defaultPort, mux, "store", storeName, "signup", os.Getenv("FEATURE_SIGNUP") != "false"); err != nil {
 		log.Error("users stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func (a *app) list(w http.ResponseWriter, _ *http.Request) {
-	a.store.mu.Lock()
-	out := make([]user, 0, len(a.store.byID))
-	for _, u := range a.store.byID {
-		out = append(out, *u)
+func (a *app) list(w http.ResponseWriter, r *http.Request) {
+	out, err := a.store.list(r.Context())
+	if err != nil {
+		a.storeFailed(w, "list users", err)
+		return
 	}
-	a.store.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	server.WriteJSON(w, http.StatusOK, out)
+}
+
+// storeFailed answers 503 for a store that failed: the database may be
+// restarting, and the mesh retries 5xx on another replica.
+func (a *app) storeFailed(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what+" failed", "err", err)
+	server.WriteError(w, http.StatusServiceUnavailable, "%s failed, try again", what)
 }
 
 func (a *app) create(w http.ResponseWriter, r *http.Request) {
@@ -95,17 +101,15 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := strings.ToLower(in.Email)
-	a.store.mu.Lock()
-	if id, ok := a.store.byEmail[email]; ok {
-		a.store.mu.Unlock()
-		server.WriteError(w, http.StatusConflict, "email %s is already used by user %s", email, id)
+	created, err := a.store.create(r.Context(), email, in.Name)
+	if taken := (errTaken{}); errors.As(err, &taken) {
+		server.WriteError(w, http.StatusConflict, "email %s is already used by user %s", email, taken.id)
 		return
 	}
-	a.store.next++
-	u := &user{ID: strconv.Itoa(a.store.next), Email: email, Name: in.Name, Created: time.Now().UTC()}
-	a.store.byID[u.ID], a.store.byEmail[email] = u, u.ID
-	created := *u
-	a.store.mu.Unlock()
+	if err != nil {
+		a.storeFailed(w, "signup", err)
+		return
+	}
 
 	// The signup stands even if the event is lost: the welcome mail is not
 	// worth failing an account for. A real service would use an outbox table.
@@ -123,7 +127,11 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) get(w http.ResponseWriter, r *http.Request) {
-	u, ok := a.lookup(r.PathValue("id"))
+	u, ok, err := a.store.get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.storeFailed(w, "get user", err)
+		return
+	}
 	if !ok {
 		server.WriteError(w, http.StatusNotFound, "user %s not found", r.PathValue("id"))
 		return
@@ -134,19 +142,10 @@ func (a *app) get(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, u)
 }
 
-func (a *app) lookup(id string) (user, bool) {
-	a.store.mu.Lock()
-	defer a.store.mu.Unlock()
-	u, ok := a.store.byID[id]
-	if !ok {
-		return user{}, false
-	}
-	return *u, true
-}
-
 // project applies com.shop.order.placed events to the customers' statistics.
 // The event store delivers them in batches and redelivers after a crash from
-// its last checkpoint, so a real read model would remember applied event ids.
+// its last checkpoint: the store applies each event id once. A failure
+// answers 503, so the batch comes again.
 func (a *app) project(w http.ResponseWriter, r *http.Request) {
 	events, _, err := cloudevent.Read(r)
 	if err != nil {
@@ -154,23 +153,22 @@ func (a *app) project(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	applied, skipped := 0, 0
-	a.store.mu.Lock()
-	defer a.store.mu.Unlock()
 	for _, e := range events {
 		var order struct {
 			UserID     string `json:"userId"`
 			TotalCents int64  `json:"totalCents"`
 		}
-		var u *user
+		ok := false
 		if e.Type == "com.shop.order.placed" && e.DataAs(&order) == nil {
-			u = a.store.byID[order.UserID]
+			if ok, err = a.store.applyOrder(r.Context(), e.ID, order.UserID, order.TotalCents); err != nil {
+				a.storeFailed(w, "projection", err)
+				return
+			}
 		}
-		if u == nil {
+		if !ok {
 			skipped++
 			continue
 		}
-		u.Orders++
-		u.SpentCents += order.TotalCents
 		applied++
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]int{"applied": applied, "skipped": skipped})
@@ -188,7 +186,11 @@ func (a *app) snapshot(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, http.StatusBadRequest, "stream %q is not a user-ID stream", stream)
 		return
 	}
-	u, ok := a.lookup(id)
+	u, ok, err := a.store.get(r.Context(), id)
+	if err != nil {
+		a.storeFailed(w, "snapshot", err)
+		return
+	}
 	if !ok {
 		server.WriteError(w, http.StatusNotFound, "user %s not found", id)
 		return
