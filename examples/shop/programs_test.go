@@ -46,7 +46,12 @@ func TestPrograms(t *testing.T) {
 		_, url := startShopDB(t)
 		testOrders(t, app, bins, url)
 	})
-	t.Run("catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, bins) })
+	t.Run("catalog", func(t *testing.T) { t.Parallel(); testCatalog(t, bins, "", nil) })
+	t.Run("catalog with its cache", func(t *testing.T) {
+		t.Parallel()
+		url, stop := startCache(t)
+		testCatalog(t, bins, url, stop)
+	})
 	t.Run("order-processor", func(t *testing.T) { t.Parallel(); testOrderProcessor(t, app, bins) })
 	t.Run("send-welcome", func(t *testing.T) { t.Parallel(); testSendWelcome(t, app, bins) })
 	t.Run("devtoken", func(t *testing.T) { t.Parallel(); testDevToken(t, app, bins) })

@@ -301,8 +301,14 @@ func testOrders(t *testing.T, app *spec.App, bins, databaseURL string) {
 	call(t, "GET", orders.url+"/orders/1002", nil, "").wantError(t, http.StatusNotFound, "order 1002 not found")
 }
 
-func testCatalog(t *testing.T, bins string) {
-	catalog := start(t, filepath.Join(bins, "catalog"), "CATALOG_VERSION=v2", "CURRENCY=USD")
+// testCatalog checks the catalog, with a real Redis as its cache when
+// cacheURL is set.
+func testCatalog(t *testing.T, bins, cacheURL string, stopCache func()) {
+	env := []string{"CATALOG_VERSION=v2", "CURRENCY=USD"}
+	if cacheURL != "" {
+		env = append(env, "CACHE_URL="+cacheURL)
+	}
+	catalog := start(t, filepath.Join(bins, "catalog"), env...)
 	var products []struct {
 		ID         string `json:"id"`
 		PriceCents int64  `json:"priceCents"`
@@ -321,6 +327,34 @@ func testCatalog(t *testing.T, bins string) {
 		t.Errorf("GET /products?category=gear listed %d products, want 2", len(products))
 	}
 	call(t, "GET", catalog.url+"/products/p-404", nil, "").wantError(t, http.StatusNotFound, "product p-404 not found")
+	if cacheURL != "" {
+		// The first listing above filled the cache: the same listing from
+		// a second replica of v2 is a hit with the same body, and v1's is
+		// a miss (its own key: another version, another currency).
+		first := call(t, "GET", catalog.url+"/products", nil, "")
+		second := start(t, filepath.Join(bins, "catalog"), env...)
+		again := call(t, "GET", second.url+"/products", nil, "")
+		if first.header.Get("x-cache") != "hit" || again.header.Get("x-cache") != "hit" || string(again.body) != string(first.body) {
+			t.Errorf("listing twice: x-cache %q then %q from another replica (bodies equal: %v), want hit, hit, equal",
+				first.header.Get("x-cache"), again.header.Get("x-cache"), string(again.body) == string(first.body))
+		}
+		v1 := start(t, filepath.Join(bins, "catalog"), "CATALOG_VERSION=v1", "CURRENCY=EUR", "CACHE_URL="+cacheURL)
+		r := call(t, "GET", v1.url+"/products", nil, "")
+		r.want(t, http.StatusOK, &products)
+		if r.header.Get("x-cache") != "miss" || products[0].Currency != "EUR" {
+			t.Errorf("v1's first listing: x-cache %q, currency %q; want miss, EUR", r.header.Get("x-cache"), products[0].Currency)
+		}
+		// A cache that goes away costs the catalog nothing but the hits.
+		stopCache()
+		r = call(t, "GET", catalog.url+"/products", nil, "")
+		r.want(t, http.StatusOK, &products)
+		if r.header.Get("x-cache") != "miss" || len(products) != 5 {
+			t.Errorf("with the cache stopped: x-cache %q and %d products, want miss and 5", r.header.Get("x-cache"), len(products))
+		}
+		if len(catalog.logRecords("cache unavailable: answering without it")) != 1 {
+			t.Errorf("the catalog did not log the cache's absence once")
+		}
+	}
 	if code := catalog.stop(t); code != 0 {
 		t.Errorf("catalog exited with %d after SIGTERM, want 0", code)
 	}

@@ -3,9 +3,13 @@
 // its next version, catalog-v2, beside it: any replica of either version
 // answers any request. Each answer says which version served it in the
 // x-catalog-version header, so the mesh's 90/10 split is visible with curl.
+// Listings are cached in the `cache` database (Redis, CACHE_URL) as a
+// catalog reading a database would: x-cache says hit or miss.
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -37,18 +41,39 @@ func main() {
 	version := server.Env("CATALOG_VERSION", "v1")
 	currency := server.Env("CURRENCY", "EUR")
 
+	var cache *listingCache
+	if url := os.Getenv("CACHE_URL"); url != "" {
+		var err error
+		if cache, err = newListingCache(url, log); err != nil {
+			log.Error("catalog stopped", "err", err)
+			os.Exit(1)
+		}
+		defer cache.close()
+	}
+
 	withCurrency := func(p product) product { p.Currency = currency; return p }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /products", func(w http.ResponseWriter, r *http.Request) {
-		category := r.URL.Query().Get("category")
+		category := strings.ToLower(r.URL.Query().Get("category"))
+		w.Header().Set("x-catalog-version", version)
+		w.Header().Set("Content-Type", "application/json")
+		key := "catalog:" + version + ":" + currency + ":products:" + category
+		if b, ok := cache.get(r.Context(), key); ok {
+			w.Header().Set("x-cache", "hit")
+			_, _ = w.Write(b)
+			return
+		}
 		out := []product{}
 		for _, p := range products {
 			if category == "" || strings.EqualFold(p.Category, category) {
 				out = append(out, withCurrency(p))
 			}
 		}
-		w.Header().Set("x-catalog-version", version)
-		server.WriteJSON(w, http.StatusOK, out)
+		var b bytes.Buffer
+		_ = json.NewEncoder(&b).Encode(out) // products always encode
+		cache.set(r.Context(), key, b.Bytes())
+		w.Header().Set("x-cache", "miss")
+		_, _ = w.Write(b.Bytes())
 	})
 	mux.HandleFunc("GET /products/{id}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-catalog-version", version)
@@ -60,7 +85,7 @@ func main() {
 		}
 		server.WriteError(w, http.StatusNotFound, "product %s not found", r.PathValue("id"))
 	})
-	if err := server.Run(log, defaultPort, mux, "version", version, "products", len(products), "cache", os.Getenv("CACHE_URL") != ""); err != nil {
+	if err := server.Run(log, defaultPort, mux, "version", version, "products", len(products), "cache", cache != nil); err != nil {
 		log.Error("catalog stopped", "err", err)
 		os.Exit(1)
 	}
