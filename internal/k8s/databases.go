@@ -172,6 +172,7 @@ func (b *builder) postgres(name string, db *spec.Database) error {
 	}
 	if acc := db.Security.Access; acc.RBAC || len(acc.Roles) > 0 {
 		var roles []any
+		writes := false
 		for _, r := range acc.Roles {
 			role := map[string]any{
 				"name":           r.Name,
@@ -186,8 +187,10 @@ func (b *builder) postgres(name string, db *spec.Database) error {
 					inRoles = append(inRoles, "pg_read_all_data")
 				case "readwrite":
 					inRoles = append(inRoles, "pg_read_all_data", "pg_write_all_data")
+					writes = true
 				case "admin":
 					inRoles = append(inRoles, "pg_read_all_data", "pg_write_all_data")
+					writes = true
 					role["createdb"] = true
 					role["createrole"] = true
 				}
@@ -202,6 +205,19 @@ func (b *builder) postgres(name string, db *spec.Database) error {
 		}
 		if len(roles) > 0 {
 			spec["managed"] = map[string]any{"roles": roles}
+		}
+		if writes {
+			// Locally a readwrite role may create tables in the public
+			// schema (a service creates its own at start); PostgreSQL 15
+			// took CREATE there away from everyone but the owner, and
+			// pg_write_all_data does not give it back. The grant runs
+			// once, when CloudNativePG creates the cluster: the managed
+			// roles do not exist yet then, their predefined role does.
+			spec["bootstrap"] = map[string]any{"initdb": map[string]any{
+				"database":               "app",
+				"owner":                  "app",
+				"postInitApplicationSQL": []any{"GRANT CREATE ON SCHEMA public TO pg_write_all_data"},
+			}}
 		}
 	}
 	if bk := db.Backup; bk.Enabled {
