@@ -82,19 +82,24 @@ func (b *builder) databaseRef(name, attr, workload string) (ref, error) {
 		return ref{}, fmt.Errorf("unknown database %q", name)
 	}
 	if db.Type == "redis" {
+		// Every workload uses Redis' default user, whose password nubo
+		// deploy generates into the NAME-auth Secret.
+		password := ref{from: secretRef(redisAuthSecret(name), "password"), helper: "NUBO_DB_" + envName(name) + "_PASSWORD"}
 		switch attr {
-		case "url":
-			return ref{literal: fmt.Sprintf("redis://%s:%d", name, redisPort)}, nil
+		case "url", "readUrl":
+			password.prefix = "redis://default:"
+			password.suffix = fmt.Sprintf("@%s:%d/0", name, redisPort)
+			return password, nil
 		case "host":
 			return ref{literal: name}, nil
 		case "port":
 			return ref{literal: fmt.Sprint(redisPort)}, nil
-		case "user", "password":
-			return ref{literal: ""}, nil // no authentication: the network policy restricts callers
+		case "user":
+			return ref{literal: "default"}, nil
+		case "password":
+			return password, nil
 		case "database":
 			return ref{literal: "0"}, nil
-		case "readUrl":
-			return ref{literal: fmt.Sprintf("redis://%s:%d", name, redisPort)}, nil
 		}
 		return ref{}, fmt.Errorf("unknown attribute %q of a database", attr)
 	}
@@ -301,17 +306,26 @@ func retentionDays(schedule string, keep int) int {
 	return int((total + 24*time.Hour - 1) / (24 * time.Hour))
 }
 
+// redisAuthSecret is the Secret holding the password of a Redis database's
+// default user.
+func redisAuthSecret(db string) string { return db + "-auth" }
+
 // roleSecretObject renders the Secret of a role's password: the user name
 // only. nubo deploy generates the password once and keeps it.
 func (b *builder) roleSecretObject(db, role string) error {
-	name := roleSecret(db, role)
+	return b.passwordSecretObject(roleSecret(db, role), role)
+}
+
+// passwordSecretObject renders a basic-auth Secret named name for user,
+// whose password nubo deploy generates once and keeps.
+func (b *builder) passwordSecretObject(name, user string) error {
 	meta := b.meta(name, "database")
 	meta.Annotations = map[string]string{AnnotationGenerate: "password"}
 	sec := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: meta,
 		Type:       corev1.SecretTypeBasicAuth,
-		Data:       map[string][]byte{"username": []byte(role)},
+		Data:       map[string][]byte{"username": []byte(user)},
 	}
 	for k, v := range b.opts.Generated[name] {
 		sec.Data[k] = []byte(v)
@@ -331,15 +345,27 @@ func (b *builder) redis(name string, db *spec.Database) error {
 	if version == "" {
 		version = "7"
 	}
+	if len(db.Security.Access.Roles) > 0 {
+		b.warnf(path+".security.access.roles", "Redis ACL users are not rendered: every workload uses the default user's password (Secret %s)", redisAuthSecret(name))
+	}
 	persistent := *db.Storage.Persistent
 	args := []string{"--save", ""}
 	if persistent {
 		args = []string{"--appendonly", "yes"}
 	}
+	// As locally, the default user has a password: the network policy
+	// alone would let any pod it admits run CONFIG or FLUSHALL.
+	args = append(args, "--requirepass", "$(REDIS_PASSWORD)")
+	auth := []corev1.EnvVar{{Name: "REDIS_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: redisAuthSecret(name)}, Key: "password"}}}}
+	if err := b.passwordSecretObject(redisAuthSecret(name), "default"); err != nil {
+		return err
+	}
 	c := corev1.Container{
 		Name:  "redis",
 		Image: "redis:" + version,
 		Args:  args,
+		Env:   auth,
 		Ports: []corev1.ContainerPort{{Name: "redis", ContainerPort: redisPort, Protocol: corev1.ProtocolTCP}},
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("redis")}},
@@ -352,6 +378,7 @@ func (b *builder) redis(name string, db *spec.Database) error {
 		containers = append(containers, corev1.Container{
 			Name:  "exporter",
 			Image: redisExporterImage,
+			Env:   auth, // redis_exporter reads REDIS_PASSWORD
 			Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: redisExporterPort, Protocol: corev1.ProtocolTCP}},
 		})
 	}

@@ -87,7 +87,8 @@ services:
 	value("PG_USER", "web_rw")
 	value("PG_READ", "postgresql://web_rw:$(NUBO_DB_PG_WEB_RW_PASSWORD)@pg-ro:5432/app")
 	value("PG_DB", "app")
-	value("KV", "redis://kv:6379")
+	value("KV", "redis://default:$(NUBO_DB_KV_PASSWORD)@kv:6379/0")
+	secret("NUBO_DB_KV_PASSWORD", "kv-auth", "password")
 	value("PORT", "8080")
 	value("NUBO_SERVICE", "web")
 	if e := got["NUBO_REPLICA"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil {
@@ -98,7 +99,7 @@ services:
 	for i, n := range order {
 		pos[n] = i
 	}
-	if pos["NUBO_SECRET_API_TOKEN"] > pos["INSIDE"] || pos["NUBO_DB_PG_WEB_RW_PASSWORD"] > pos["PG"] {
+	if pos["NUBO_SECRET_API_TOKEN"] > pos["INSIDE"] || pos["NUBO_DB_PG_WEB_RW_PASSWORD"] > pos["PG"] || pos["NUBO_DB_KV_PASSWORD"] > pos["KV"] {
 		t.Errorf("helpers after their users: %v", order)
 	}
 
