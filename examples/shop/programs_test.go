@@ -2,6 +2,7 @@ package shop_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/eventstore"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -282,16 +285,37 @@ type event struct {
 }
 
 // platform stands in for nubo's platform API: it keeps the events that
-// programs publish, or refuses them while failing is set.
+// programs publish, or refuses them while failing is set, and serves
+// nubo's own event store (on an embedded JetStream) under /v1/eventstore/.
 type platform struct {
 	url     string
 	failing atomic.Bool
 	events  chan event
+	store   *eventstore.Store
+	// storeFailing makes the event store refuse appends; beforeAppend,
+	// when set, runs once before the next append is served: another
+	// writer getting there first.
+	storeFailing atomic.Bool
+	beforeAppend atomic.Pointer[func()]
 }
 
 func newPlatform(t *testing.T) *platform {
-	pl := &platform{events: make(chan event, 64)}
+	pl := &platform{events: make(chan event, 64), store: startEventStore(t)}
+	store := pl.store.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/eventstore/") {
+			if r.Method == http.MethodPost && pl.storeFailing.Load() {
+				http.Error(w, "event store unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			if r.Method == http.MethodPost {
+				if f := pl.beforeAppend.Swap(nil); f != nil {
+					(*f)()
+				}
+			}
+			store.ServeHTTP(w, r)
+			return
+		}
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/events" {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
@@ -431,4 +455,29 @@ func binaryEvent(id, typ, source, subject string) map[string]string {
 		h["ce-subject"] = subject
 	}
 	return h
+}
+
+// startEventStore runs nubo's event store on an embedded JetStream of its
+// own until the test ends.
+func startEventStore(t *testing.T) *eventstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.New(broker.Config{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "shop", EventStore: &spec.EventStore{}}, Broker: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s
 }

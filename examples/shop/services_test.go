@@ -1,6 +1,7 @@
 package shop_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -122,6 +124,8 @@ func testUsers(t *testing.T, app *spec.App, bins, databaseURL string) {
 	call(t, "POST", users.url+"/snapshot?stream=user-9", nil, "").wantError(t, http.StatusNotFound, "user 9")
 	call(t, "POST", users.url+"/snapshot?stream=order-1", nil, "").wantError(t, http.StatusBadRequest, "not a user-ID stream")
 
+	testAccountHistory(t, app, pl, users)
+
 	checkAccessLog(t, app, users, "POST", "/users", "201")
 	if code := users.stop(t); code != 0 {
 		t.Errorf("users exited with %d after SIGTERM, want 0", code)
@@ -201,6 +205,60 @@ type order struct {
 	Status      string `json:"status"`
 	PaymentMode string `json:"paymentMode"`
 	ChargeID    string `json:"chargeId"`
+}
+
+// testAccountHistory checks that accounts are event-sourced: a rename is
+// appended to the account's stream at the version it was loaded at (a
+// concurrent writer makes it 409), a customer may change only their own
+// account, the snapshot folds the stream, and a signup whose history cannot
+// be started is taken back. User 1 (ada) exists.
+func testAccountHistory(t *testing.T, app *spec.App, pl *platform, users *proc) {
+	ctx := context.Background()
+	var u user
+	call(t, "PATCH", users.url+"/users/1", map[string]string{"Nubo-Principal": "1"}, `{"name":"Ada L."}`).want(t, http.StatusOK, &u)
+	if u.Name != "Ada L." || u.Email != "ada@shop.localhost" || u.Orders != 1 {
+		t.Errorf("after the rename user 1 is %+v", u)
+	}
+	evs, _, err := pl.store.ReadStream(ctx, "user-1", 0, false, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Type != "com.shop.user.created" || evs[1].Type != "com.shop.user.renamed" {
+		t.Fatalf("stream user-1 holds %v, want created then renamed", evs)
+	}
+	call(t, "POST", users.url+"/snapshot", map[string]string{"ce-subject": "user-1"}, "").want(t, http.StatusOK, &u)
+	if u.Name != "Ada L." {
+		t.Errorf("the snapshot of user-1 has the name %q, want the renamed Ada L.", u.Name)
+	}
+	call(t, "PATCH", users.url+"/users/1", map[string]string{"Nubo-Principal": "2"}, `{"name":"Mallory"}`).
+		wantError(t, http.StatusForbidden, "user 2 may not change user 1")
+	call(t, "PATCH", users.url+"/users/404", nil, `{"name":"Nobody"}`).wantError(t, http.StatusNotFound, "user 404 not found")
+
+	// Another writer appends to user-1 between the load and the append.
+	other := func() {
+		if _, err := pl.store.Append(ctx, "user-1", apitype.ExpectAny, []apitype.EventData{{ID: "other-writer", Type: "com.shop.user.renamed", Data: []byte(`{"name":"Ada Lovelace"}`)}}); err != nil {
+			t.Error(err)
+		}
+	}
+	pl.beforeAppend.Store(&other)
+	call(t, "PATCH", users.url+"/users/1", nil, `{"name":"Ada B."}`).wantError(t, http.StatusConflict, "changed meanwhile (now at version 2)")
+	call(t, "POST", users.url+"/snapshot?stream=user-1", nil, "").want(t, http.StatusOK, &u)
+	if u.Name != "Ada Lovelace" {
+		t.Errorf("after the conflict user-1 folds to the name %q, want the other writer's Ada Lovelace", u.Name)
+	}
+
+	// A signup whose stream cannot be started is taken back, whole.
+	pl.storeFailing.Store(true)
+	call(t, "POST", users.url+"/users", nil, `{"email":"grace@shop.localhost"}`).wantError(t, http.StatusServiceUnavailable, "signup failed")
+	pl.storeFailing.Store(false)
+	pl.none(t)
+	var list []user
+	call(t, "GET", users.url+"/users", nil, "").want(t, http.StatusOK, &list)
+	if len(list) != 1 {
+		t.Errorf("after a signup without history GET /users lists %d users, want 1", len(list))
+	}
+	call(t, "POST", users.url+"/users", nil, `{"email":"grace@shop.localhost"}`).want(t, http.StatusCreated, &u)
+	pl.published(t, app, "com.shop.user.created")
 }
 
 // testOrders checks the orders service on its store: memory when

@@ -434,6 +434,20 @@ func (s *shop) signUpAndOrder(t *testing.T) string {
 		}
 		return nil
 	})
+	// A rename is the account's second event; another account is not
+	// this customer's to rename.
+	var u user
+	curl(t, "PATCH", s.api+"/users/1", hdr("authorization", "Bearer "+token, "content-type", "application/json"), `{"name":"Ada Lovelace"}`).
+		want(t, "PATCH $API/users/1", http.StatusOK, &u)
+	if u.Name != "Ada Lovelace" || u.Orders != 1 {
+		t.Errorf("PATCH $API/users/1 answered %+v, want the name Ada Lovelace and the order still counted", u)
+	}
+	if out := s.nubo(t, "eventstore", "read", "user-1"); !regexp.MustCompile(`(?m)^1 +\d+ +\S+ +com\.shop\.user\.renamed +\S+ +\{"name":"Ada Lovelace"\}`).MatchString(out) {
+		t.Errorf("nubo eventstore read user-1 after the rename:\n%s", out)
+	}
+	if a := curl(t, "PATCH", s.api+"/users/2", hdr("authorization", "Bearer "+token, "content-type", "application/json"), `{"name":"Mallory"}`); a.status != http.StatusForbidden {
+		t.Errorf("PATCH $API/users/2 with user 1's token: %d %s, want 403", a.status, a.body)
+	}
 	// Without a token, the customers' authorizer refuses.
 	if a := curl(t, "GET", s.api+"/orders/1001", nil, ""); a.status != http.StatusUnauthorized {
 		t.Errorf("GET $API/orders/1001 without a token: %d %s, want 401", a.status, a.body)

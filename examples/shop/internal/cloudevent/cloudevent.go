@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -204,46 +203,6 @@ func (p *Publisher) Publish(ctx context.Context, typ, subject string, data any) 
 	}
 	return nil
 }
-
-// Append stores an event of type typ with data as JSON as the first event
-// of stream in nubo's event store (POST $NUBO_API/v1/eventstore/streams/
-// STREAM, docs/eventstore.md), where projections read it. The id makes a
-// retry safe: the store keeps one event per id.
-func (p *Publisher) Append(ctx context.Context, stream, typ, id string, data any) error {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("append %s to %s: encode data: %w", typ, stream, err)
-	}
-	if p.api == "" {
-		p.log.Info("NUBO_API is not set: event not appended", "type", typ, "stream", stream, "id", id)
-		return nil
-	}
-	body, err := json.Marshal(map[string]any{
-		"expectedVersion": "no_stream",
-		"events":          []map[string]any{{"id": id, "type": typ, "data": json.RawMessage(raw)}},
-	})
-	if err != nil {
-		return fmt.Errorf("append %s to %s: %w", typ, stream, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.api+"/v1/eventstore/streams/"+url.PathEscape(stream), bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("append %s to %s: %w", typ, stream, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("append %s to %s: %w", typ, stream, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("append %s to %s: %s: %s", typ, stream, resp.Status, bytes.TrimSpace(msg))
-	}
-	return nil
-}
-
-// NewID returns a random event id.
-func NewID() string { return newID() }
 
 // newID returns a random event id; nubo deduplicates deliveries by it.
 func newID() string {

@@ -25,6 +25,7 @@ import (
 	"github.com/nubo-dev/nubo/examples/shop/internal/cloudevent"
 	"github.com/nubo-dev/nubo/examples/shop/internal/database"
 	"github.com/nubo-dev/nubo/examples/shop/internal/server"
+	"github.com/nubo-dev/nubo/sdk/eventstore"
 )
 
 // defaultPort is services.orders.port in nubo.yaml, used when $PORT is unset.
@@ -57,6 +58,8 @@ type app struct {
 	maxItems int
 	payMode  string // test, or live with a live_ payments key
 	orders   ledger
+	// es is the event store the orders' streams go to; nil without nubo.
+	es *eventstore.Client
 }
 
 func main() {
@@ -81,6 +84,12 @@ func main() {
 		}
 		defer pool.Close()
 		a.orders, storeName = postgresLedger{pool}, "postgres"
+	}
+
+	if es, err := eventstore.New(); err == nil {
+		a.es = es
+	} else {
+		log.Warn("orders go to no event store", "err", err)
 	}
 
 	mux := http.NewServeMux()
@@ -156,7 +165,7 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 	// order-ID stream, for the customer-stats projection in users. The
 	// order is placed already: a failure here costs the statistics, not
 	// the order, so it is logged.
-	if err := a.pub.Append(r.Context(), "order-"+o.ID, "com.shop.order.placed", cloudevent.NewID(), data); err != nil {
+	if err := a.appendOrder(r.Context(), o.ID, data); err != nil {
 		a.log.Warn("order not in the event store: customer statistics will miss it", "order", o.ID, "err", err)
 	}
 	// The event is out: the order must be kept. A request retried with the
@@ -172,6 +181,20 @@ func (a *app) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	server.WriteJSON(w, http.StatusCreated, saved)
+}
+
+// appendOrder starts order id's stream with its placement; without an
+// event store (no $NUBO_API) there is none to start.
+func (a *app) appendOrder(ctx context.Context, id string, data any) error {
+	if a.es == nil {
+		return nil
+	}
+	e, err := eventstore.NewEvent("com.shop.order.placed", data)
+	if err != nil {
+		return err
+	}
+	_, err = a.es.Append(ctx, "order-"+id, eventstore.NoStream, e)
+	return err
 }
 
 // storeFailed answers 503 for a ledger that failed: the database may be

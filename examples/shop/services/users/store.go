@@ -21,6 +21,10 @@ type accounts interface {
 	create(ctx context.Context, email, name string) (user, error)
 	// get returns ok=false when there is no such account.
 	get(ctx context.Context, id string) (u user, ok bool, err error)
+	// rename changes an account's name; false when there is no such account.
+	rename(ctx context.Context, id, name string) (bool, error)
+	// remove takes back an account whose history could not be started.
+	remove(ctx context.Context, id string) error
 	// applyOrder adds one placed order to a customer's statistics, once per
 	// event id: the event store redelivers from its last checkpoint after
 	// a crash, so a delivery may come twice. It reports whether it applied.
@@ -76,6 +80,26 @@ func (m *memoryAccounts) get(_ context.Context, id string) (user, bool, error) {
 		return user{}, false, nil
 	}
 	return *u, true, nil
+}
+
+func (m *memoryAccounts) rename(_ context.Context, id, name string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.byID[id]
+	if ok {
+		u.Name = name
+	}
+	return ok, nil
+}
+
+func (m *memoryAccounts) remove(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u, ok := m.byID[id]; ok {
+		delete(m.byEmail, u.Email)
+		delete(m.byID, id)
+	}
+	return nil
 }
 
 func (m *memoryAccounts) applyOrder(_ context.Context, eventID, userID string, totalCents int64) (bool, error) {
@@ -150,6 +174,24 @@ func (p postgresAccounts) get(ctx context.Context, id string) (user, bool, error
 		return user{}, false, nil
 	}
 	return u, err == nil, err
+}
+
+func (p postgresAccounts) rename(ctx context.Context, id, name string) (bool, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return false, nil
+	}
+	tag, err := p.pool.Exec(ctx, "UPDATE users SET name = $2 WHERE id = $1", n, name)
+	return tag.RowsAffected() > 0, err
+}
+
+func (p postgresAccounts) remove(ctx context.Context, id string) error {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return nil
+	}
+	_, err = p.pool.Exec(ctx, "DELETE FROM users WHERE id = $1", n)
+	return err
 }
 
 func (p postgresAccounts) applyOrder(ctx context.Context, eventID, userID string, totalCents int64) (bool, error) {
