@@ -149,17 +149,29 @@ func BinDir(opts Options) (string, error) {
 	return dir, nil
 }
 
+// Missing skips t for a control plane or CRDs that are not there, or fails
+// it under CI=true, where that is a missing build step (make test builds
+// the control plane first).
+func Missing(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(err)
+	}
+	t.Skip(err)
+}
+
 // Start starts a control plane for one test and stops it when the test
 // ends. The test is skipped, with the reason, when the binaries or the
-// CRDs are not there.
+// CRDs are not there; under CI=true it fails instead, since there a
+// missing control plane is a missing build step.
 func Start(t testing.TB, opts Options) *ControlPlane {
 	t.Helper()
 	if _, err := BinDir(opts); err != nil {
-		t.Skip(err)
+		Missing(t, err)
 	}
 	if opts.CRDs {
 		if _, err := CRDsDir(); err != nil {
-			t.Skip(err)
+			Missing(t, err)
 		}
 	}
 	cp, err := New(context.Background(), opts)
