@@ -20,7 +20,7 @@ func crdSchemas(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	dir, err := k8stest.CRDsDir()
 	if err != nil {
-		t.Skip(err)
+		k8stest.Missing(t, err)
 	}
 	crds, err := k8stest.ReadCRDs(dir)
 	if err != nil {
