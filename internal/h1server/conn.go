@@ -118,9 +118,18 @@ func (c *conn) serve() {
 	for {
 		c.state.Store(stateIdle)
 		c.lr.remain, c.lr.hit = c.headerLimit(), false
-		if c.br.Buffered() == 0 {
-			c.putWriter()
-			c.putHead()
+		// Between requests, fewer than 4 bytes before the end are not
+		// a request (net/http's rule); the first request is read as it
+		// comes, to answer a short one with 400 as net/http does.
+		want := 4
+		if first {
+			want = 1
+		}
+		if c.br.Buffered() < want {
+			if c.br.Buffered() == 0 {
+				c.putWriter()
+				c.putHead()
+			}
 			wait := s.IdleTimeout
 			if wait == 0 || first && s.ReadHeaderTimeout > 0 {
 				wait = s.ReadHeaderTimeout
@@ -128,7 +137,7 @@ func (c *conn) serve() {
 			if wait > 0 {
 				_ = c.rwc.SetReadDeadline(time.Now().Add(wait))
 			}
-			if _, err := c.br.Peek(1); err != nil {
+			if _, err := c.br.Peek(want); err != nil {
 				c.close(false)
 				return
 			}

@@ -173,13 +173,15 @@ func (s *Server) handOver(c net.Conn) {
 
 // Shutdown stops accepting, closes idle connections, and waits until the
 // others have finished their request or ctx is done; the fallback server
-// is shut down alike. Connections a handler hijacked are its own.
+// is shut down alike (always: its owner may serve it connections too). Connections a handler hijacked are its own.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.closeListeners()
 	var fbErr error
-	if fb := s.fallback(); fb != nil {
-		fbErr = fb.Shutdown(ctx)
+	if s.Fallback != nil {
+		// Also when nothing was handed over: its owner may serve it
+		// connections of its own.
+		fbErr = s.Fallback.Shutdown(ctx)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -204,8 +206,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.closing.Store(true)
 	s.closeListeners()
-	if fb := s.fallback(); fb != nil {
-		fb.Close()
+	if s.Fallback != nil {
+		s.Fallback.Close()
 	}
 	s.mu.Lock()
 	for c := range s.conns {
@@ -213,15 +215,6 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	return nil
-}
-
-func (s *Server) fallback() *http.Server {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.handover == nil {
-		return nil
-	}
-	return s.Fallback
 }
 
 func (s *Server) closeListeners() {
