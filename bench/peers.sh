@@ -67,13 +67,15 @@ peers_up() {
 }
 
 # run LABEL URL [HEADER]: warm up, then measure; prints "LABEL rps p50 p99" (ms).
+# WRK_EXTRA holds more wrk arguments (run_post sets the POST script).
+WRK_EXTRA=""
 run() {
 	if [ $# -gt 2 ]; then
-		wrk -t$THREADS -c$CONNS -d2s -H "$3" "$2" >/dev/null
-		wrk -t$THREADS -c$CONNS -d"$DUR" --latency -H "$3" "$2" >"$WORK/$1.out"
+		wrk -t$THREADS -c$CONNS -d2s $WRK_EXTRA -H "$3" "$2" >/dev/null
+		wrk -t$THREADS -c$CONNS -d"$DUR" --latency $WRK_EXTRA -H "$3" "$2" >"$WORK/$1.out"
 	else
-		wrk -t$THREADS -c$CONNS -d2s "$2" >/dev/null
-		wrk -t$THREADS -c$CONNS -d"$DUR" --latency "$2" >"$WORK/$1.out"
+		wrk -t$THREADS -c$CONNS -d2s $WRK_EXTRA "$2" >/dev/null
+		wrk -t$THREADS -c$CONNS -d"$DUR" --latency $WRK_EXTRA "$2" >"$WORK/$1.out"
 	fi
 	awk -v name="$1" -v bench="$NAME" '
 		function ms(v) {
@@ -92,21 +94,33 @@ run() {
 		}' "$WORK/$1.out"
 }
 
+# run_post LABEL URL [HEADER]: run with a 1 KiB POST body (bench/post1k.lua).
+run_post() {
+	WRK_EXTRA="-s $ROOT/bench/post1k.lua"
+	run "$@"
+	WRK_EXTRA=""
+}
+
 # print_table prints the markdown table of $WORK/results: requests/s, p50,
 # p99, the latency added at p99 over the direct run, and the ratio to nginx.
+# Rows named *-post are compared with direct-post and nginx-post.
 print_table() {
-	echo "wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) CPUs ($(uname -m)), $(date -u +%Y-%m-%d)"
+	echo "wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) CPUs ($(uname -m)), $(date -u +%Y-%m-%dT%H:%MZ), load average$(uptime | sed 's/.*load average://')"
 	echo
 	awk '
 		{ name[NR] = $1; rps[NR] = $2; p50[NR] = $3; p99[NR] = $4 }
-		$1 == "direct" { base = $4 }
-		$1 == "nginx" { ng = $2 }
+		$1 == "direct" { base[""] = $4 }
+		$1 == "direct-post" { base["-post"] = $4 }
+		$1 == "nginx" { ng[""] = $2 }
+		$1 == "nginx-post" { ng["-post"] = $2 }
 		END {
 			print "| path | requests/s | p50 | p99 | added p99 | requests/s vs nginx |"
 			print "|---|---:|---:|---:|---:|---:|"
 			for (i = 1; i <= NR; i++) {
-				added = (name[i] == "direct") ? "-" : sprintf("%.2f ms", p99[i] - base)
-				ratio = (name[i] == "direct") ? "-" : sprintf("%.2f", rps[i] / ng)
+				k = (name[i] ~ /-post$/) ? "-post" : ""
+				direct = (name[i] == "direct" || name[i] == "direct-post")
+				added = direct ? "-" : sprintf("%.2f ms", p99[i] - base[k])
+				ratio = (direct || ng[k] == "") ? "-" : sprintf("%.2f", rps[i] / ng[k])
 				printf "| %s | %.0f | %.2f ms | %.2f ms | %s | %s |\n", name[i], rps[i], p50[i], p99[i], added, ratio
 			}
 		}' "$WORK/results"
