@@ -122,6 +122,11 @@ type Config struct {
 	// upstream client for bodyless idempotent requests, in front of a
 	// keep-alive transport that ignores the environment's proxy.
 	Transport http.RoundTripper
+	// ServiceTransport carries service integrations to the URLs Services
+	// gives; default Transport. The engine gives the mesh's in-process
+	// transport (mesh.Transport), so that a request crosses no loopback
+	// connection between the gateway and the mesh.
+	ServiceTransport http.RoundTripper
 	// JWKSClient fetches key sets; default a client with a 10s timeout.
 	JWKSClient *http.Client
 	// JWKSRefresh is how long a fetched key set is used before it is
@@ -146,6 +151,7 @@ type Gateway struct {
 	now    func() time.Time
 	met    *metrics
 	rt     http.RoundTripper
+	svcRT  http.RoundTripper // service integrations' (Config.ServiceTransport)
 	// up and h1 are the default rt (no Config.Transport): up sends
 	// bodyless idempotent requests itself, h1 carries the rest.
 	up *upstream.Client
@@ -214,6 +220,10 @@ func New(cfg Config) (*Gateway, error) {
 		g.h1 = newTransport(d)
 		g.up = upstream.New(d.DialContext, g.h1)
 		g.rt = g.up
+	}
+	g.svcRT = cfg.ServiceTransport
+	if g.svcRT == nil {
+		g.svcRT = g.rt
 	}
 	key := make([]byte, 32)
 	g.hashKey = make([]byte, 32)

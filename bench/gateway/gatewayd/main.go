@@ -103,7 +103,9 @@ func main() {
 		log.Fatal(err)
 	}
 	g, err := gateway.New(gateway.Config{App: app, Addr: *addr, Metrics: reg,
-		Services: gateway.ServicesFunc(func(name string) (string, error) { return m.ServiceURL("gateway", name) })})
+		Services: gateway.ServicesFunc(func(name string) (string, error) { return m.ServiceURL("gateway", name) }),
+		// As the engine does.
+		ServiceTransport: m.Transport("gateway")})
 	if err != nil {
 		log.Fatal(err)
 	}
