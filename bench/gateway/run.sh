@@ -37,17 +37,21 @@ go build -o "$WORK/gatewayd" ./bench/gateway/gatewayd
 PIDS="$PIDS $!"
 
 "$WORK/gatewayd" -backend $BACKEND -ingress 127.0.0.1:9115 >"$WORK/gateway.out" &
+NUBO=$!
 PIDS="$PIDS $!"
 
 if [ -n "${BEFORE:-}" ]; then
 	mkdir -p "$BEFORE/bench/gateway/gatewayd"
-	cp bench/gateway/gatewayd/main.go "$BEFORE/bench/gateway/gatewayd/main.go"
+	# Without the in-process hop, which an older gateway does not have.
+	sed '/gcfg.ServiceTransport = /d' bench/gateway/gatewayd/main.go >"$BEFORE/bench/gateway/gatewayd/main.go"
 	(cd "$BEFORE" && go build -o "$WORK/gatewayd-before" ./bench/gateway/gatewayd)
 	"$WORK/gatewayd-before" -backend $BACKEND -ingress 127.0.0.1:9116 >"$WORK/before.out" &
+	NUBO_BEFORE=$!
 	PIDS="$PIDS $!"
 fi
 
 start_peers
+HAPROXY_PID=$!
 
 # Wait for every listener.
 GW=""
@@ -74,22 +78,24 @@ if [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW/auth")" != 401 ]; then
 	exit 1
 fi
 
+NGINX_PIDS=$(nginx_pids)
 {
-	run direct "http://$BACKEND/"
-	run nubo-plain "$GW/"
-	run nginx "http://$NGINX/"
-	run nubo-jwt "$GW/auth" "Authorization: Bearer $TOKEN"
-	run haproxy "http://$HAPROXY/"
-	run nubo-service "$GW/svc"
-	run nubo-ingress-gw-svc "$INGRESS/svc"
-	[ -z "${BEFORE:-}" ] || run nubo-before-plain "$OLD/"
-	[ -z "${BEFORE:-}" ] || run nubo-before-ingress-gw-svc "$OLDINGRESS/svc"
-	run_post direct-post "http://$BACKEND/"
-	run_post nubo-plain-post "$GW/"
-	run_post nginx-post "http://$NGINX/"
-	run_post nubo-service-post "$GW/svc"
-	run_post haproxy-post "http://$HAPROXY/"
-	[ -z "${BEFORE:-}" ] || run_post nubo-before-plain-post "$OLD/"
+	PROC=""; run direct "http://$BACKEND/"
+	PROC=$NUBO; run nubo-plain "$GW/"
+	PROC=$NGINX_PIDS; run nginx "http://$NGINX/"
+	PROC=$NUBO; run nubo-jwt "$GW/auth" "Authorization: Bearer $TOKEN"
+	PROC=$HAPROXY_PID; run haproxy "http://$HAPROXY/"
+	PROC=$NUBO; run nubo-service "$GW/svc"
+	PROC=$NUBO; run nubo-ingress-gw-svc "$INGRESS/svc"
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-plain "$OLD/"; }
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-jwt "$OLD/auth" "Authorization: Bearer $(sed -n 2p "$WORK/before.out")"; }
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-ingress-gw-svc "$OLDINGRESS/svc"; }
+	PROC=""; run_post direct-post "http://$BACKEND/"
+	PROC=$NUBO; run_post nubo-plain-post "$GW/"
+	PROC=$NGINX_PIDS; run_post nginx-post "http://$NGINX/"
+	PROC=$NUBO; run_post nubo-service-post "$GW/svc"
+	PROC=$HAPROXY_PID; run_post haproxy-post "http://$HAPROXY/"
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run_post nubo-before-plain-post "$OLD/"; }
 } >"$WORK/results"
 
 print_table

@@ -34,6 +34,7 @@ go build -o "$WORK/meshproxy" ./bench/mesh/meshproxy
 PIDS="$PIDS $!"
 
 "$WORK/meshproxy" -backend $BACKEND -ingress 127.0.0.1:9104 >"$WORK/mesh.url" &
+NUBO=$!
 PIDS="$PIDS $!"
 
 if [ -n "${BEFORE:-}" ]; then
@@ -41,10 +42,12 @@ if [ -n "${BEFORE:-}" ]; then
 	cp bench/mesh/meshproxy/main.go "$BEFORE/bench/mesh/meshproxy/main.go"
 	(cd "$BEFORE" && go build -o "$WORK/meshproxy-before" ./bench/mesh/meshproxy)
 	"$WORK/meshproxy-before" -backend $BACKEND -ingress 127.0.0.1:9105 >"$WORK/before.url" &
+	NUBO_BEFORE=$!
 	PIDS="$PIDS $!"
 fi
 
 start_peers
+HAPROXY_PID=$!
 
 # Wait for every listener.
 MESH=""
@@ -66,20 +69,21 @@ done
 
 # nubo and nginx alternate, so that a change in the machine's load falls
 # on both.
+NGINX_PIDS=$(nginx_pids)
 {
-	run direct "http://$BACKEND/"
-	run nubo "$MESH/"
-	run nginx "http://$NGINX/"
-	run nubo-ingress "$INGRESS/"
-	run haproxy "http://$HAPROXY/"
-	[ -z "${BEFORE:-}" ] || run nubo-before "$OLD/"
-	[ -z "${BEFORE:-}" ] || run nubo-before-ingress "$OLDINGRESS/"
-	run_post direct-post "http://$BACKEND/"
-	run_post nubo-post "$MESH/"
-	run_post nginx-post "http://$NGINX/"
-	run_post nubo-ingress-post "$INGRESS/"
-	run_post haproxy-post "http://$HAPROXY/"
-	[ -z "${BEFORE:-}" ] || run_post nubo-before-post "$OLD/"
+	PROC=""; run direct "http://$BACKEND/"
+	PROC=$NUBO; run nubo "$MESH/"
+	PROC=$NGINX_PIDS; run nginx "http://$NGINX/"
+	PROC=$NUBO; run nubo-ingress "$INGRESS/"
+	PROC=$HAPROXY_PID; run haproxy "http://$HAPROXY/"
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before "$OLD/"; }
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-ingress "$OLDINGRESS/"; }
+	PROC=""; run_post direct-post "http://$BACKEND/"
+	PROC=$NUBO; run_post nubo-post "$MESH/"
+	PROC=$NGINX_PIDS; run_post nginx-post "http://$NGINX/"
+	PROC=$NUBO; run_post nubo-ingress-post "$INGRESS/"
+	PROC=$HAPROXY_PID; run_post haproxy-post "http://$HAPROXY/"
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run_post nubo-before-post "$OLD/"; }
 } >"$WORK/results"
 
 print_table
