@@ -298,8 +298,28 @@ func TestIdleConnectionMemory(t *testing.T) {
 		}
 		return c
 	})
+	// net/http's server on the same connections, for comparison.
+	hs := &http.Server{Handler: s.Handler, IdleTimeout: time.Hour}
+	hln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(hln)
+	defer hs.Close()
+	netHTTP := measure(func() net.Conn {
+		c, err := net.Dial("tcp", hln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	})
 	per := (float64(served) - float64(bare)) / float64(n)
-	t.Logf("%d idle connections: %.0f bytes each (heap in use and stacks; server %d, bare sockets %d in all)", n, per, served, bare)
+	t.Logf("%d idle connections: %.0f bytes each (heap in use and stacks; server %d, bare sockets %d in all); net/http's server: %.0f bytes each",
+		n, per, served, bare, (float64(netHTTP)-float64(bare))/float64(n))
 	if per > 16<<10 && !raceEnabled {
 		t.Fatalf("%.0f bytes per idle connection, want at most 16 KiB", per)
 	}
