@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,21 @@ var errTooLarge = errors.New("request headers too large")
 func (c *conn) serve() {
 	s := c.s
 	defer s.remove(c)
+	defer func() {
+		// A handler's panic ends its connection, not the process, as in
+		// net/http (http.ErrAbortHandler silently).
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler && s.Log != nil {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				s.Log.Error("h1server: panic serving a request", "remote", c.remote, "panic", v, "stack", string(buf))
+			}
+			if c.state.Load() != stateGone {
+				c.state.Store(stateGone)
+				c.rwc.Close()
+			}
+		}
+	}()
 	if s.ConnContext != nil {
 		c.ctx = s.ConnContext(c.ctx, c.rwc)
 	}

@@ -350,3 +350,28 @@ func TestRequestsCarryRemoteAddrAndContext(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestHandlerPanic: a handler's panic closes its connection; the server
+// goes on serving others.
+func TestHandlerPanic(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("handler bug")
+		}
+		io.WriteString(w, "ok")
+	})}
+	addr := start(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if b, err := io.ReadAll(c); err != nil && !isReset(err) || len(b) != 0 {
+		t.Fatalf("after a panic: %q, %v", b, err)
+	}
+	if got := get(t, http.DefaultClient, "http://"+addr+"/"); got != "ok" {
+		t.Fatalf("after a panic the server answers %q", got)
+	}
+}
