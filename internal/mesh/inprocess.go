@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,8 +57,8 @@ func (t *inProcess) handler(host string) http.Handler {
 }
 
 // RoundTrip serves req with its listener's handler on a goroutine of its
-// own and returns the response as soon as its headers are written; the
-// body streams through a pipe.
+// own and returns the response when the handler returns, or, for a body
+// that is long or flushed, as soon as it starts (it then streams).
 func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.handler(req.URL.Host)
 	if h == nil {
@@ -85,16 +86,14 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	in.GetBody, in.Close, in.TLS, in.Trailer, in.TransferEncoding = nil, false, nil, nil, nil
 	in.RemoteAddr = "127.0.0.1:0"
-	pr, pw := io.Pipe()
-	w := &pipeWriter{req: req, header: http.Header{}, pw: pw, ready: make(chan struct{})}
+	w := &pipeWriter{req: req, header: http.Header{}, ready: make(chan struct{})}
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {
 					t.m.logger().Error("mesh: in-process handler panicked", "caller", t.caller, "panic", v)
 				}
-				w.commit()
-				pw.CloseWithError(fmt.Errorf("mesh: in-process request aborted: %v", v))
+				w.abort(fmt.Errorf("mesh: in-process request aborted: %v", v))
 				return
 			}
 			w.finish()
@@ -102,40 +101,48 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.ServeHTTP(w, in)
 	}()
 	<-w.ready
-	w.resp.Body = pr
 	return w.resp, nil
 }
 
-// pipeWriter is the ResponseWriter of an in-process request: the status
-// and headers become an http.Response when first written, the body goes
-// through a pipe.
+// maxHeldBody is how much of an answer's body is held until the handler
+// returns, so that a short answer is handed over whole, in one step; a
+// longer one, or one the handler flushes, streams through a pipe.
+const maxHeldBody = 64 << 10
+
+// pipeWriter is the ResponseWriter of an in-process request. The status,
+// the headers and a short body become an http.Response when the handler
+// returns; a longer or flushed body streams through a pipe, the response
+// handed over as soon as it starts.
 type pipeWriter struct {
 	req       *http.Request
 	header    http.Header
 	status    int
-	pw        *io.PipeWriter
+	held      []byte
+	pw        *io.PipeWriter // set once streaming
 	resp      *http.Response
 	ready     chan struct{}
+	wroteHead bool
 	committed bool
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }
 
 func (w *pipeWriter) WriteHeader(code int) {
-	if w.committed || code < 200 && code != http.StatusSwitchingProtocols {
+	if w.wroteHead || code < 200 && code != http.StatusSwitchingProtocols {
 		return // informational answers are dropped, as the upstream client does
 	}
+	w.wroteHead = true
 	w.status = code
-	w.commit()
+	w.head()
 }
 
-// commit publishes the response's head. The headers are copied: the
-// handler may set trailers in its map later.
-func (w *pipeWriter) commit() {
-	if w.committed {
+// head builds the response from the status and headers. The headers are
+// copied: the handler may set trailers in its map later.
+func (w *pipeWriter) head() {
+	if w.resp != nil {
 		return
 	}
-	w.committed = true
+	w.wroteHead = true
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
@@ -162,24 +169,82 @@ func (w *pipeWriter) commit() {
 		delete(h, "Trailer")
 	}
 	w.resp = resp
+}
+
+// stream hands the response over with a pipe for its body, the bytes
+// held so far first.
+func (w *pipeWriter) stream() error {
+	if w.committed {
+		return nil
+	}
+	w.head()
+	w.committed = true
+	pr, pw := io.Pipe()
+	w.pw, w.resp.Body = pw, pr
 	close(w.ready)
+	held := w.held
+	w.held = nil
+	if len(held) > 0 {
+		_, err := pw.Write(held)
+		return err
+	}
+	return nil
 }
 
 func (w *pipeWriter) Write(p []byte) (int, error) {
-	w.commit()
+	w.head()
 	if w.req.Method == http.MethodHead {
 		return len(p), nil
+	}
+	if !w.committed && len(w.held)+len(p) <= maxHeldBody {
+		w.held = append(w.held, p...)
+		return len(p), nil
+	}
+	if err := w.stream(); err != nil {
+		return 0, err
 	}
 	return w.pw.Write(p)
 }
 
-// Flush publishes the head; the body has no buffer to flush.
-func (w *pipeWriter) Flush() { w.commit() }
+// Flush hands the response over and streams its body from now on.
+func (w *pipeWriter) Flush() { _ = w.stream() }
 
-// finish ends the body after the handler returned, with the trailers it
-// set.
+// abort ends the response with err: before it was handed over, as a
+// body that fails at once.
+func (w *pipeWriter) abort(err error) {
+	if !w.committed {
+		w.head()
+		w.committed = true
+		w.resp.Body = io.NopCloser(&failingReader{err})
+		close(w.ready)
+		return
+	}
+	w.pw.CloseWithError(err)
+}
+
+type failingReader struct{ err error }
+
+func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+// finish ends the response after the handler returned, with the trailers
+// it set: a response not yet handed over goes with its whole body.
 func (w *pipeWriter) finish() {
-	w.commit()
+	w.head()
+	w.setTrailers()
+	if !w.committed {
+		w.committed = true
+		w.resp.Body = io.NopCloser(bytes.NewReader(w.held))
+		if w.resp.ContentLength < 0 && w.req.Method != http.MethodHead {
+			w.resp.ContentLength = int64(len(w.held))
+		}
+		close(w.ready)
+		return
+	}
+	w.pw.Close()
+}
+
+// setTrailers copies the trailers the handler set into the response.
+func (w *pipeWriter) setTrailers() {
 	for k, vv := range w.header {
 		switch {
 		case strings.HasPrefix(k, http.TrailerPrefix):
@@ -193,5 +258,4 @@ func (w *pipeWriter) finish() {
 			}
 		}
 	}
-	w.pw.Close()
 }

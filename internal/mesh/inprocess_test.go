@@ -93,3 +93,41 @@ func TestTransportInProcess(t *testing.T) {
 		t.Error("a request to another caller's listener went through")
 	}
 }
+
+// TestTransportInProcessStreams: a streamed answer is handed over as it
+// comes, not when the replica is done.
+func TestTransportInProcessStreams(t *testing.T) {
+	release := make(chan struct{})
+	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "data: two\n\n")
+	})
+	eps := newFakeEndpoints()
+	eps.set("events", srv...)
+	m := startMesh(t, baseConfig(t, "events"), eps)
+	u, err := m.ServiceURL("gateway", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", u+"/", nil)
+	resp, err := m.Transport("gateway").RoundTrip(req)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(resp.Body, buf, len("data: one\n\n"))
+	if err != nil || string(buf[:n]) != "data: one\n\n" {
+		close(release)
+		t.Fatalf("first event: %q %v", buf[:n], err)
+	}
+	close(release)
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != "data: two\n\n" {
+		t.Fatalf("second event: %q", rest)
+	}
+}
