@@ -2,7 +2,7 @@
 
 GO        ?= go
 # Packages with concurrency run under the race detector too.
-RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/... ./internal/host/... ./internal/mcpserver/... ./internal/serve/... ./internal/audit/... ./internal/eventstore/... ./internal/databases/...
+RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/... ./internal/h1server/... ./internal/host/... ./internal/mcpserver/... ./internal/serve/... ./internal/audit/... ./internal/eventstore/... ./internal/databases/...
 
 .PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race conformance fuzz-smoke generate
 
@@ -57,9 +57,11 @@ race:
 conformance:
 	cd tools/knative && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-# fuzz-smoke runs the spec loader's fuzzer briefly; not part of `make test`.
+# fuzz-smoke runs the spec loader's fuzzer and the HTTP/1.1 server loop's
+# (differential against net/http's server) briefly; not part of `make test`.
 fuzz-smoke:
 	$(GO) test ./internal/spec -run XXX -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./internal/h1server -run XXX -fuzz FuzzRequest -fuzztime 60s
 
 generate:
 	$(GO) generate ./...

@@ -9,6 +9,13 @@
 # and the ratio of requests/s to nginx's; then what the JWT route costs
 # over the plain one.
 #
+# Then a route with a service integration (through the mesh, as the
+# gateway's identity), the mesh's ingress in front of that route
+# (ingress -> gateway -> service), and the plain route and the peers with a
+# 1 KiB POST body (bench/post1k.lua). With BEFORE set to another checkout
+# of nubo, its gateway (built with this checkout's bench/gateway/gatewayd)
+# runs too, as nubo-before.
+#
 #   bench/gateway/run.sh [DURATION]   (default 10s; needs wrk, nginx, haproxy)
 set -eu
 
@@ -29,10 +36,22 @@ go build -o "$WORK/gatewayd" ./bench/gateway/gatewayd
 "$WORK/backend" -addr $BACKEND &
 PIDS="$PIDS $!"
 
-"$WORK/gatewayd" -backend $BACKEND >"$WORK/gateway.out" &
+"$WORK/gatewayd" -backend $BACKEND -ingress 127.0.0.1:9115 >"$WORK/gateway.out" &
+NUBO=$!
 PIDS="$PIDS $!"
 
+if [ -n "${BEFORE:-}" ]; then
+	mkdir -p "$BEFORE/bench/gateway/gatewayd"
+	# Without the in-process hop, which an older gateway does not have.
+	sed '/gcfg.ServiceTransport = /d' bench/gateway/gatewayd/main.go >"$BEFORE/bench/gateway/gatewayd/main.go"
+	(cd "$BEFORE" && go build -o "$WORK/gatewayd-before" ./bench/gateway/gatewayd)
+	"$WORK/gatewayd-before" -backend $BACKEND -ingress 127.0.0.1:9116 >"$WORK/before.out" &
+	NUBO_BEFORE=$!
+	PIDS="$PIDS $!"
+fi
+
 start_peers
+HAPROXY_PID=$!
 
 # Wait for every listener.
 GW=""
@@ -40,7 +59,14 @@ TOKEN=""
 for i in $(seq 1 100); do
 	GW=$(sed -n 1p "$WORK/gateway.out" 2>/dev/null || true)
 	TOKEN=$(sed -n 2p "$WORK/gateway.out" 2>/dev/null || true)
-	if [ -n "$TOKEN" ] && curl -sf "$GW/" >/dev/null &&
+	INGRESS=$(sed -n 3p "$WORK/gateway.out" 2>/dev/null || true)
+	OLD=$(sed -n 1p "$WORK/before.out" 2>/dev/null || true)
+	OLDINGRESS=$(sed -n 3p "$WORK/before.out" 2>/dev/null || true)
+	if [ -n "${BEFORE:-}" ] && ! { [ -n "$OLDINGRESS" ] && curl -sf "$OLDINGRESS/svc" >/dev/null; }; then
+		sleep 0.1
+		continue
+	fi
+	if [ -n "$INGRESS" ] && curl -sf "$GW/" >/dev/null && curl -sf "$INGRESS/svc" >/dev/null &&
 		curl -sf -H "Authorization: Bearer $TOKEN" "$GW/auth" >/dev/null && peers_up; then
 		break
 	fi
@@ -52,12 +78,24 @@ if [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW/auth")" != 401 ]; then
 	exit 1
 fi
 
+NGINX_PIDS=$(nginx_pids)
 {
-	run direct "http://$BACKEND/"
-	run nubo-plain "$GW/"
-	run nubo-jwt "$GW/auth" "Authorization: Bearer $TOKEN"
-	run nginx "http://$NGINX/"
-	run haproxy "http://$HAPROXY/"
+	PROC=""; run direct "http://$BACKEND/"
+	PROC=$NUBO; run nubo-plain "$GW/"
+	PROC=$NGINX_PIDS; run nginx "http://$NGINX/"
+	PROC=$NUBO; run nubo-jwt "$GW/auth" "Authorization: Bearer $TOKEN"
+	PROC=$HAPROXY_PID; run haproxy "http://$HAPROXY/"
+	PROC=$NUBO; run nubo-service "$GW/svc"
+	PROC=$NUBO; run nubo-ingress-gw-svc "$INGRESS/svc"
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-plain "$OLD/"; }
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-jwt "$OLD/auth" "Authorization: Bearer $(sed -n 2p "$WORK/before.out")"; }
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run nubo-before-ingress-gw-svc "$OLDINGRESS/svc"; }
+	PROC=""; run_post direct-post "http://$BACKEND/"
+	PROC=$NUBO; run_post nubo-plain-post "$GW/"
+	PROC=$NGINX_PIDS; run_post nginx-post "http://$NGINX/"
+	PROC=$NUBO; run_post nubo-service-post "$GW/svc"
+	PROC=$HAPROXY_PID; run_post haproxy-post "http://$HAPROXY/"
+	[ -z "${BEFORE:-}" ] || { PROC=$NUBO_BEFORE; run_post nubo-before-plain-post "$OLD/"; }
 } >"$WORK/results"
 
 print_table

@@ -38,7 +38,10 @@ func newGatewayComponent(e *Engine, app *spec.App, vals secrets.Values, env *env
 		Services: gateway.ServicesFunc(func(name string) (string, error) {
 			return m.ServiceURL(gatewayCaller, name)
 		}),
-		Functions: fns,
+		// Service integrations enter the mesh in process, not over a
+		// loopback connection to the URLs above.
+		ServiceTransport: m.Transport(gatewayCaller),
+		Functions:        fns,
 		// The spec being compiled: a reload's Check and Update see the new
 		// spec's secrets and config, the running gateway the running one's.
 		Secrets: func(name, key string) (string, bool) {

@@ -55,6 +55,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubo-dev/nubo/internal/functions"
+	"github.com/nubo-dev/nubo/internal/h1server"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/upstream"
 )
@@ -121,6 +122,11 @@ type Config struct {
 	// upstream client for bodyless idempotent requests, in front of a
 	// keep-alive transport that ignores the environment's proxy.
 	Transport http.RoundTripper
+	// ServiceTransport carries service integrations to the URLs Services
+	// gives; default Transport. The engine gives the mesh's in-process
+	// transport (mesh.Transport), so that a request crosses no loopback
+	// connection between the gateway and the mesh.
+	ServiceTransport http.RoundTripper
 	// JWKSClient fetches key sets; default a client with a 10s timeout.
 	JWKSClient *http.Client
 	// JWKSRefresh is how long a fetched key set is used before it is
@@ -145,6 +151,7 @@ type Gateway struct {
 	now    func() time.Time
 	met    *metrics
 	rt     http.RoundTripper
+	svcRT  http.RoundTripper // service integrations' (Config.ServiceTransport)
 	// up and h1 are the default rt (no Config.Transport): up sends
 	// bodyless idempotent requests itself, h1 carries the rest.
 	up *upstream.Client
@@ -163,6 +170,7 @@ type Gateway struct {
 
 	mu      sync.Mutex // guards the fields below
 	srv     *http.Server
+	loop    *h1server.Server // serves HTTP/1.x in front of srv
 	ln      net.Listener
 	served  chan struct{} // closed when Serve has returned
 	started bool
@@ -212,6 +220,10 @@ func New(cfg Config) (*Gateway, error) {
 		g.h1 = newTransport(d)
 		g.up = upstream.New(d.DialContext, g.h1)
 		g.rt = g.up
+	}
+	g.svcRT = cfg.ServiceTransport
+	if g.svcRT == nil {
+		g.svcRT = g.rt
 	}
 	key := make([]byte, 32)
 	g.hashKey = make([]byte, 32)
@@ -286,12 +298,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	// nubo's HTTP/1.1 server loop serves HTTP/1.x; g.srv takes HTTP/2
+	// with prior knowledge on its first bytes (see internal/h1server).
+	g.loop = &h1server.Server{
+		Handler: g, Fallback: g.srv, ReadHeaderTimeout: g.srv.ReadHeaderTimeout, IdleTimeout: g.srv.IdleTimeout, Log: g.log,
+	}
 	g.ln = ln
 	g.served = make(chan struct{})
 	g.started = true
 	go func() {
 		defer close(g.served)
-		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := g.loop.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("gateway: serve", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
@@ -339,18 +356,18 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		return nil
 	}
 	g.stopped = true
-	srv, served := g.srv, g.served
+	loop, served := g.loop, g.served
 	g.mu.Unlock()
 	if g.up != nil {
 		defer g.h1.CloseIdleConnections()
 		defer g.up.Close()
 	}
-	if srv == nil {
+	if loop == nil {
 		return nil
 	}
-	err := srv.Shutdown(ctx)
+	err := loop.Shutdown(ctx) // g.srv's too
 	if err != nil {
-		_ = srv.Close()
+		_ = loop.Close()
 	}
 	<-served
 	if err != nil {

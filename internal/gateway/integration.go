@@ -272,7 +272,11 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 		out.Body = nil
 	}
 	start := x.g.now()
-	resp, err := x.g.rt.RoundTrip(out)
+	rt := x.g.rt
+	if p.service != "" {
+		rt = x.g.svcRT
+	}
+	resp, err := rt.RoundTrip(out)
 	if err != nil {
 		// The context says why too: the upstream client is interrupted by
 		// a deadline on its connection, and reports that I/O error.

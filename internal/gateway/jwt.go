@@ -29,9 +29,10 @@ import (
 const jwtLeeway = 30 * time.Second
 
 // Verified tokens are kept so that a client sending the same token again
-// costs a map lookup, not a signature check: at most maxVerified of them,
-// each until it expires or for verifiedFor, whichever is sooner (so that
-// a key removed from the key set stops working within verifiedFor).
+// costs a map lookup, not a signature check: at most maxVerified of them
+// (the least recently used go first), each until it expires or for
+// verifiedFor, whichever is sooner (so that a key removed from the key set
+// stops working within verifiedFor).
 const (
 	maxVerified = 10000
 	verifiedFor = 5 * time.Minute
@@ -48,8 +49,7 @@ type jwtAuthorizer struct {
 	algs     map[string]jwa.SignatureAlgorithm
 	keys     *keySource
 
-	mu       sync.Mutex // guards verified
-	verified map[string]verifiedToken
+	verified *verifiedCache
 }
 
 type verifiedToken struct {
@@ -63,7 +63,7 @@ func (g *Gateway) compileJWT(c *compiled, name string, a *spec.Authorizer, src i
 		return nil, errors.New("a jwt authorizer needs issuer")
 	}
 	ja := &jwtAuthorizer{g: g, name: name, src: src, issuer: a.Issuer, audience: a.Audience,
-		algs: map[string]jwa.SignatureAlgorithm{}, verified: map[string]verifiedToken{}}
+		algs: map[string]jwa.SignatureAlgorithm{}, verified: newVerifiedCache(maxVerified)}
 	algs := a.Algorithms
 	if len(algs) == 0 {
 		algs = []string{"RS256", "ES256"}
@@ -130,35 +130,17 @@ func (a *jwtAuthorizer) authorize(ctx context.Context, x *exchange) (*authResult
 		return nil, missingCredential("no token in %s", a.src.text)
 	}
 	now := x.start
-	a.mu.Lock()
-	v, ok := a.verified[token]
-	a.mu.Unlock()
-	if ok {
-		switch {
-		case !now.Before(v.expires):
-			a.mu.Lock()
-			delete(a.verified, token)
-			a.mu.Unlock()
-		case now.Add(jwtLeeway).Before(v.nbf):
+	if v, ok := a.verified.get(token, now); ok {
+		if now.Add(jwtLeeway).Before(v.nbf) {
 			return nil, unauthorized("token not valid yet (nbf)")
-		default:
-			return v.res, nil
 		}
+		return v.res, nil
 	}
 	v, err := a.verify(ctx, token, now)
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	if len(a.verified) >= maxVerified {
-		for k, e := range a.verified {
-			if !now.Before(e.expires) || len(a.verified) >= maxVerified {
-				delete(a.verified, k)
-			}
-		}
-	}
-	a.verified[token] = v
-	a.mu.Unlock()
+	a.verified.put(token, v)
 	return v.res, nil
 }
 

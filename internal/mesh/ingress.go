@@ -270,7 +270,8 @@ func (m *Mesh) bindIngress(c *compiled, cur *ingressServers) (*ingressServers, e
 		if err != nil {
 			return nil, fmt.Errorf("mesh: ingress http listener %s: %w", want.httpAddr, err)
 		}
-		want.plain = &listener{key: listenerKey{caller: IngressPrincipal}, ln: ln, srv: newServer(&ingressHandler{m: m}, log), url: "http://" + ln.Addr().String()}
+		srv := newServer(&ingressHandler{m: m}, log)
+		want.plain = &listener{key: listenerKey{caller: IngressPrincipal}, ln: ln, srv: srv, loop: newLoop(srv, log), url: "http://" + ln.Addr().String()}
 	}
 	if cur != nil && cur.httpsAddr == want.httpsAddr {
 		want.secure, want.ca = cur.secure, cur.ca

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/h1server"
 )
 
 // listenerKey names a loopback listener: a caller's proxy listener (target
@@ -22,8 +24,23 @@ type listener struct {
 	key  listenerKey
 	ln   net.Listener
 	srv  *http.Server
+	loop *h1server.Server // in front of srv on plain listeners; nil on TLS
 	url  string
 	done chan struct{} // closed when Serve has returned; nil until served
+}
+
+// newLoop puts nubo's HTTP/1.1 server loop in front of srv on a plain
+// listener: it serves HTTP/1.x with srv's handler, context and timeouts,
+// and hands HTTP/2 and CONNECT to srv on their first bytes.
+func newLoop(srv *http.Server, log *slog.Logger) *h1server.Server {
+	return &h1server.Server{
+		Handler:           srv.Handler,
+		Fallback:          srv,
+		ConnContext:       srv.ConnContext,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		Log:               log,
+	}
 }
 
 // newServer is the HTTP server of the mesh's loopback and ingress
@@ -153,12 +170,8 @@ func (m *Mesh) listen(k listenerKey) (*listener, error) {
 		return nil, fmt.Errorf("mesh: listener for %s: %w", k.caller, err)
 	}
 	log := m.logger().With("caller", k.caller)
-	l := &listener{
-		key: k,
-		ln:  ln,
-		srv: newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log),
-		url: "http://" + ln.Addr().String(),
-	}
+	srv := newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log)
+	l := &listener{key: k, ln: ln, srv: srv, loop: newLoop(srv, log), url: "http://" + ln.Addr().String()}
 	m.listeners[k] = l
 	if m.started {
 		m.serve(l)
@@ -171,14 +184,23 @@ func (m *Mesh) serve(l *listener) {
 	l.done = make(chan struct{})
 	go func() {
 		defer close(l.done)
+		if l.loop != nil {
+			_ = l.loop.Serve(l.ln)
+			return
+		}
 		_ = l.srv.Serve(l.ln)
 	}()
 }
 
 // shutdown stops l gracefully until ctx is done, then closes what is left.
 func (l *listener) shutdown(ctx context.Context) error {
-	err := l.srv.Shutdown(ctx)
-	if err != nil {
+	var err error
+	if l.loop != nil {
+		// The loop shuts srv down too.
+		if err = l.loop.Shutdown(ctx); err != nil {
+			l.loop.Close()
+		}
+	} else if err = l.srv.Shutdown(ctx); err != nil {
 		l.srv.Close()
 	}
 	if l.done == nil {

@@ -24,8 +24,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -41,6 +43,11 @@ type Client struct {
 	next    http.RoundTripper
 	maxIdle int           // idle connections kept per address
 	idleFor time.Duration // an idle connection older than this is closed
+	// staleAfter is how long a connection may have been idle before a
+	// request with a body checks that the server has not closed it:
+	// such a request cannot always be sent again when it finds out too
+	// late.
+	staleAfter time.Duration
 
 	mu     sync.Mutex // guards idle and closed
 	idle   map[string][]*upConn
@@ -67,28 +74,51 @@ var (
 // requests Direct refuses to next. It keeps up to 512 idle connections per
 // address, each for up to 90 seconds, as the proxies' transports do.
 func New(dial DialFunc, next http.RoundTripper) *Client {
-	return &Client{dial: dial, next: next, maxIdle: 512, idleFor: 90 * time.Second, idle: map[string][]*upConn{}}
+	return &Client{dial: dial, next: next, maxIdle: 512, idleFor: 90 * time.Second, staleAfter: time.Second, idle: map[string][]*upConn{}}
 }
 
+// MaxDirectBody is the largest request body a Client sends itself. The
+// body is written whole before the response is read, on one goroutine: a
+// server that answers without reading it must not be able to block that
+// write, and this much fits in a loopback socket's buffers. Larger and
+// chunked bodies go to the RoundTripper given to New, which writes and
+// reads at once.
+const MaxDirectBody = 64 << 10
+
 // Direct reports whether a Client sends r itself, on the caller's
-// goroutine: a plain-HTTP request without a body (so writing it never
-// waits on the server reading), not an upgrade, no 100-continue, no
-// trailers, and a method net/http would send again on a fresh connection
-// when a reused one turns out closed.
+// goroutine: a plain-HTTP request without a body or with one of a known
+// length up to MaxDirectBody, not an upgrade, no 100-continue, no
+// trailers, not CONNECT.
 func Direct(r *http.Request) bool {
-	if r.URL.Scheme != "http" || r.Close || r.Trailer != nil || r.TransferEncoding != nil {
+	if r.URL.Scheme != "http" || r.Close || r.Trailer != nil || r.Method == http.MethodConnect {
 		return false
 	}
-	if r.Body != nil && r.Body != http.NoBody || r.ContentLength != 0 {
+	if hasBody(r) {
+		if r.ContentLength <= 0 || r.ContentLength > MaxDirectBody {
+			return false
+		}
+	} else if r.ContentLength != 0 {
 		return false
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
+	if te := r.TransferEncoding; len(te) > 0 && (len(te) != 1 || te[0] != "chunked" || r.ContentLength <= 0) {
 		return false
 	}
 	h := r.Header
 	return len(h["Upgrade"]) == 0 && len(h["Expect"]) == 0 && len(h["Connection"]) == 0
+}
+
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody
+}
+
+// idempotent reports whether net/http would send r again on a fresh
+// connection after a reused one failed before any response.
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return len(r.Header["Idempotency-Key"]) > 0 || len(r.Header["X-Idempotency-Key"]) > 0
 }
 
 // RoundTrip sends r and returns the response, whose body hands the
@@ -103,8 +133,12 @@ func (u *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
 	}
 	ctx := r.Context()
+	if hasBody(r) {
+		// The body is closed whatever happens, as http.Transport does.
+		defer r.Body.Close()
+	}
 	for {
-		pc, reused := u.get(addr)
+		pc, reused := u.get(addr, hasBody(r))
 		if pc == nil {
 			c, err := u.dial(ctx, "tcp", addr)
 			if err != nil {
@@ -120,9 +154,20 @@ func (u *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 		// As net/http does, a request that failed on a reused connection
 		// before any of the response came is sent again on another one:
 		// the server most likely closed the idle connection. The
-		// request has no body and an idempotent method (Direct).
-		if !reused || ctx.Err() != nil || !errors.Is(err, errNoResponse) {
+		// method must be idempotent and the body, if any, read again.
+		if !reused || ctx.Err() != nil || !errors.Is(err, errNoResponse) || !idempotent(r) {
 			return nil, err
+		}
+		if hasBody(r) {
+			if r.GetBody == nil {
+				return nil, err
+			}
+			body, gerr := r.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			r = r.Clone(ctx)
+			r.Body = body
 		}
 	}
 }
@@ -147,6 +192,16 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 		return nil, err
 	}
 	writeRequest(pc.bw, r)
+	if hasBody(r) {
+		n, err := io.Copy(pc.bw, io.LimitReader(r.Body, r.ContentLength))
+		if err == nil && n < r.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			// The request is cut short: the connection cannot be used.
+			return fail(fmt.Errorf("upstream: request body: %w", err))
+		}
+	}
 	if err := pc.bw.Flush(); err != nil {
 		return fail(fmt.Errorf("%w: %w", errNoResponse, err))
 	}
@@ -251,8 +306,10 @@ func (pc *upConn) release(keep bool, stop func() bool) {
 }
 
 // get takes the most recently idled connection to addr, closing those
-// idle for too long; reused is false when there is none.
-func (u *Client) get(addr string) (pc *upConn, reused bool) {
+// idle for too long; reused is false when there is none. With check set,
+// a connection idle for more than u.staleAfter is first checked for a close
+// by the server.
+func (u *Client) get(addr string, check bool) (pc *upConn, reused bool) {
 	u.mu.Lock()
 	list := u.idle[addr]
 	if n := len(list); n > 0 {
@@ -264,11 +321,16 @@ func (u *Client) get(addr string) (pc *upConn, reused bool) {
 	if pc == nil {
 		return nil, false
 	}
-	if time.Since(pc.idled) > u.idleFor {
+	idle := time.Since(pc.idled)
+	if idle > u.idleFor {
 		// Older ones are older still: close them all.
 		u.closeAddr(addr)
 		pc.conn.Close()
 		return nil, false
+	}
+	if check && idle >= u.staleAfter && closedByPeer(pc.conn) {
+		pc.conn.Close()
+		return u.get(addr, check)
 	}
 	pc.take()
 	return pc, true
@@ -328,8 +390,8 @@ func (u *Client) idleCount(addr string) int {
 }
 
 // writeRequest writes r's request line and headers as http.Transport
-// does for a request without a body: Host from r.Host (or the URL), Go's
-// User-Agent unless r has one, header values on one line each.
+// does: Host from r.Host (or the URL), Go's User-Agent unless r has one,
+// Content-Length for a body, header values on one line each.
 func writeRequest(w *bufio.Writer, r *http.Request) {
 	host := r.Host
 	if host == "" {
@@ -343,6 +405,11 @@ func writeRequest(w *bufio.Writer, r *http.Request) {
 	w.WriteString("\r\n")
 	if _, ok := r.Header["User-Agent"]; !ok {
 		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	if hasBody(r) {
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(r.ContentLength, 10))
+		w.WriteString("\r\n")
 	}
 	for k, vv := range r.Header {
 		switch k {
@@ -393,4 +460,27 @@ func validFieldName(k string) bool {
 		}
 	}
 	return true
+}
+
+// closedByPeer reports whether an idle connection has something to read
+// (the server's close, or bytes it should not have sent), without
+// blocking: one recv(2) with MSG_PEEK|MSG_DONTWAIT.
+func closedByPeer(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	var b [1]byte
+	err = raw.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Nothing to read (EAGAIN) is an open, idle connection.
+		closed = n >= 0 && rerr == nil || rerr != nil && rerr != syscall.EAGAIN
+		return true
+	})
+	return closed || err != nil
 }

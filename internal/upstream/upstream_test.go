@@ -150,10 +150,11 @@ func TestUpstreamFallback(t *testing.T) {
 		direct bool
 	}{
 		{"GET", "GET", "", "", true},
-		{"GET with a body", "GET", "q", "", false},
-		{"POST without a body", "POST", "", "", false},
-		{"PUT", "PUT", "data", "", false},
-		{"DELETE", "DELETE", "", "", false},
+		{"GET with a body", "GET", "q", "", true},
+		{"POST without a body", "POST", "", "", true},
+		{"PUT", "PUT", "data", "", true},
+		{"DELETE", "DELETE", "", "", true},
+		{"POST over MaxDirectBody", "POST", strings.Repeat("b", MaxDirectBody+1), "", false},
 		{"Expect", "GET", "", "Expect", false},
 		{"upgrade", "GET", "", "Upgrade", false},
 	}
@@ -180,7 +181,7 @@ func TestUpstreamFallback(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if want := tt.method + " " + tt.body; string(b) != want {
-			t.Errorf("%s: answer %q, want %q", tt.name, b, want)
+			t.Errorf("%s: answer %.40q, want %.40q", tt.name, b, want)
 		}
 		if viaNext := next.n.Load() != before; viaNext == tt.direct {
 			t.Errorf("%s: went to the Transport: %v, want %v", tt.name, viaNext, !tt.direct)
@@ -384,5 +385,72 @@ func TestUpstreamCancel(t *testing.T) {
 		if n := u.idleCount(addr); n != 0 {
 			t.Errorf("%s: a canceled connection went back to the pool", path)
 		}
+	}
+}
+
+// TestUpstreamChunkedBodyFallsBack: a body of unknown length goes to the
+// Transport, which writes it while it reads the answer.
+func TestUpstreamChunkedBodyFallsBack(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%v %s", r.TransferEncoding, b)
+	}))
+	t.Cleanup(s.Close)
+	u, next := newTestClient(t)
+	pr, pw := io.Pipe()
+	go func() {
+		io.WriteString(pw, "streamed")
+		pw.Close()
+	}()
+	r, _ := http.NewRequest("POST", s.URL+"/", pr)
+	if Direct(r) {
+		t.Fatal("a body of unknown length is sent directly")
+	}
+	resp, err := u.RoundTrip(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "[chunked] streamed" || next.n.Load() != 1 {
+		t.Fatalf("answer %q, %d through the Transport", b, next.n.Load())
+	}
+}
+
+// TestUpstreamBodyAfterServerClosedIdle: a server that closed an idle
+// connection does not fail a POST, which could not be sent again: the
+// closed connection is noticed before the request is written.
+func TestUpstreamBodyAfterServerClosedIdle(t *testing.T) {
+	t.Parallel()
+	closed := make(chan struct{}, 4)
+	addr, accepted := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		// As a server's idle timeout does, without Connection: close.
+		c.Close()
+		closed <- struct{}{}
+	})
+	u, _ := newTestClient(t)
+	u.staleAfter = 0
+	for i, body := range []string{"first", "second"} {
+		r, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(body))
+		resp, err := u.RoundTrip(r)
+		if err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != body {
+			t.Fatalf("POST %d: answer %q", i, b)
+		}
+		<-closed
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
 	}
 }

@@ -3,7 +3,9 @@
 // authorizer and a throttle, both with an http integration to the
 // benchmark's backend, metrics registered. It prints the gateway's URL,
 // then a token the JWT route accepts (signed with a key it made, published
-// in a jwksFile beside the spec).
+// in a jwksFile beside the spec), then the mesh ingress's URL, whose paths
+// go to the gateway (the gateway's /svc route reaches the backend as the
+// service users, through the mesh).
 package main
 
 import (
@@ -28,16 +30,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubo-dev/nubo/internal/gateway"
+	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 const specText = `
 name: bench
+services:
+  users: {image: bench/backend:1}
 gateway:
   authorizers:
     jwt: {type: jwt, issuer: https://bench.nubo/, audience: [bench], jwksFile: jwks.json, algorithms: [ES256]}
   routes:
-    - {path: /, methods: [GET], integration: {type: http, url: "http://%[1]s/"}}
+    - {path: /, methods: [GET, POST], integration: {type: http, url: "http://%[1]s/"}}
+    - {path: /svc, methods: [GET, POST], integration: {type: service, service: users, path: /}}
     - path: /auth
       methods: [GET]
       authorizer: jwt
@@ -48,6 +54,7 @@ gateway:
 func main() {
 	backend := flag.String("backend", "127.0.0.1:9101", "address of the backend")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	ingress := flag.String("ingress", "127.0.0.1:9115", "address of the mesh's ingress, in front of the gateway")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -77,18 +84,46 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{App: app, Addr: *addr, Metrics: prometheus.NewRegistry()})
+	// The mesh, as `nubo up` runs it beside the gateway: service routes
+	// reach users through it with the gateway's identity, and its ingress
+	// hands every path to the gateway.
+	reg := prometheus.NewRegistry()
+	mcfg := mesh.Config{
+		Namespace:   "bench",
+		Services:    map[string]mesh.ServiceConfig{"users": {Port: 80}},
+		Metrics:     reg,
+		Ingress:     []*spec.Ingress{{Name: "bench", Paths: []*spec.IngressPath{{Path: "/", To: "gateway"}}}},
+		IngressHTTP: *ingress,
+	}
+	eps := mesh.EndpointsFunc(func(string) []mesh.Endpoint {
+		return []mesh.Endpoint{{ID: "users-0", Addr: *backend, Ready: true}}
+	})
+	m, err := mesh.New(mcfg, eps)
+	if err != nil {
+		log.Fatal(err)
+	}
+	gcfg := gateway.Config{App: app, Addr: *addr, Metrics: reg,
+		Services: gateway.ServicesFunc(func(name string) (string, error) { return m.ServiceURL("gateway", name) })}
+	// Service routes enter the mesh in process, as the engine has them do
+	// (bench/gateway/run.sh drops this line to build an older nubo).
+	gcfg.ServiceTransport = m.Transport("gateway")
+	g, err := gateway.New(gcfg)
 	if err != nil {
 		log.Fatal(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := m.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
 	if err := g.Start(ctx); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("http://%s\n%s\n", g.Addr(), token)
+	m.SetGateway(g.Handler())
+	fmt.Printf("http://%s\n%s\nhttp://%s\n", g.Addr(), token, *ingress)
 	<-ctx.Done()
 	_ = g.Stop(context.Background())
+	_ = m.Stop(context.Background())
 }
 
 // writeKeys makes an ES256 key, writes its public half as jwks.json in dir

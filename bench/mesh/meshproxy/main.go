@@ -24,6 +24,7 @@ import (
 
 func main() {
 	backend := flag.String("backend", "127.0.0.1:9101", "address of the replica")
+	ingress := flag.String("ingress", "127.0.0.1:9104", "address of the ingress, in front of the replica")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -43,9 +44,12 @@ func main() {
 	}
 	cfg.Mesh.Policies = []*spec.Policy{{
 		Name: "wrk-reads-users", To: "users", Action: "allow",
-		From: spec.PolicySource{Principals: []string{"wrk"}},
-		When: []*spec.PolicyCondition{{Key: "request.method", Values: []string{"GET"}}},
+		From: spec.PolicySource{Principals: []string{"wrk", "ingress"}},
+		When: []*spec.PolicyCondition{{Key: "request.method", Values: []string{"GET", "POST"}}},
 	}}
+	// The ingress in front of the same service, for the ingress runs.
+	cfg.Ingress = []*spec.Ingress{{Name: "bench", Paths: []*spec.IngressPath{{Path: "/", To: "service:users"}}}}
+	cfg.IngressHTTP = *ingress
 	eps := mesh.EndpointsFunc(func(string) []mesh.Endpoint {
 		return []mesh.Endpoint{{ID: "users-0", Addr: *backend, Ready: true}}
 	})
@@ -63,6 +67,7 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Println(u)
+	fmt.Println("http://" + *ingress)
 	<-ctx.Done()
 	_ = m.Stop(context.Background())
 }

@@ -1,0 +1,261 @@
+package mesh
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Transport returns an http.RoundTripper that carries caller's requests to
+// its service URLs (ServiceURL) in process: the request is served by the
+// URL's listener's handler, as if it had come over the socket, with the
+// same policy, retries, balancing, metrics and caller identity, without
+// the loopback connection and a second parse. Other URLs get an error.
+// The gateway's service integrations use it, so that a request from the
+// ingress crosses one TCP connection after the ingress, to the replica.
+func (m *Mesh) Transport(caller string) http.RoundTripper {
+	return &inProcess{m: m, caller: caller}
+}
+
+type inProcess struct {
+	m      *Mesh
+	caller string
+	mu     sync.RWMutex
+	byHost map[string]http.Handler // listener address -> its handler
+}
+
+// handler is the handler of caller's listener at host, or nil.
+func (t *inProcess) handler(host string) http.Handler {
+	t.mu.RLock()
+	h := t.byHost[host]
+	t.mu.RUnlock()
+	if h != nil {
+		return h
+	}
+	t.m.mu.Lock()
+	for k, l := range t.m.listeners {
+		if k.caller == t.caller && k.target != "" && strings.TrimPrefix(l.url, "http://") == host {
+			h = l.srv.Handler
+			break
+		}
+	}
+	t.m.mu.Unlock()
+	if h != nil {
+		t.mu.Lock()
+		if t.byHost == nil {
+			t.byHost = map[string]http.Handler{}
+		}
+		t.byHost[host] = h
+		t.mu.Unlock()
+	}
+	return h
+}
+
+// RoundTrip serves req with its listener's handler on a goroutine of its
+// own and returns the response when the handler returns, or, for a body
+// that is long or flushed, as soon as it starts (it then streams).
+func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := t.handler(req.URL.Host)
+	if h == nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("mesh: %s has no service listener at %s", t.caller, req.URL.Host)
+	}
+	// The request as the listener's server would have read it. The
+	// handler edits headers (hop-by-hop, identity): it gets a copy.
+	in := new(http.Request)
+	*in = *req
+	in.URL = &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	in.RequestURI = in.URL.RequestURI()
+	if in.Host == "" {
+		in.Host = req.URL.Host
+	}
+	in.Proto, in.ProtoMajor, in.ProtoMinor = "HTTP/1.1", 1, 1
+	in.Header = req.Header.Clone()
+	if in.Header == nil {
+		in.Header = http.Header{}
+	}
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	in.GetBody, in.Close, in.TLS, in.Trailer, in.TransferEncoding = nil, false, nil, nil, nil
+	in.RemoteAddr = "127.0.0.1:0"
+	w := &pipeWriter{req: req, header: http.Header{}, ready: make(chan struct{})}
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					t.m.logger().Error("mesh: in-process handler panicked", "caller", t.caller, "panic", v)
+				}
+				w.abort(fmt.Errorf("mesh: in-process request aborted: %v", v))
+				return
+			}
+			w.finish()
+		}()
+		h.ServeHTTP(w, in)
+	}()
+	<-w.ready
+	return w.resp, nil
+}
+
+// maxHeldBody is how much of an answer's body is held until the handler
+// returns, so that a short answer is handed over whole, in one step; a
+// longer one, or one the handler flushes, streams through a pipe.
+const maxHeldBody = 64 << 10
+
+// pipeWriter is the ResponseWriter of an in-process request. The status,
+// the headers and a short body become an http.Response when the handler
+// returns; a longer or flushed body streams through a pipe, the response
+// handed over as soon as it starts.
+type pipeWriter struct {
+	req       *http.Request
+	header    http.Header
+	status    int
+	held      []byte
+	pw        *io.PipeWriter // set once streaming
+	resp      *http.Response
+	ready     chan struct{}
+	wroteHead bool
+	committed bool
+}
+
+func (w *pipeWriter) Header() http.Header { return w.header }
+
+func (w *pipeWriter) WriteHeader(code int) {
+	if w.wroteHead || code < 200 && code != http.StatusSwitchingProtocols {
+		return // informational answers are dropped, as the upstream client does
+	}
+	w.wroteHead = true
+	w.status = code
+	w.head()
+}
+
+// head builds the response from the status and headers. The headers are
+// copied: the handler may set trailers in its map later.
+func (w *pipeWriter) head() {
+	if w.resp != nil {
+		return
+	}
+	w.wroteHead = true
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	h := w.header.Clone()
+	resp := &http.Response{
+		Status: strconv.Itoa(w.status) + " " + http.StatusText(w.status), StatusCode: w.status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: -1, Request: w.req,
+	}
+	if cl := h.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			resp.ContentLength = n
+		}
+	}
+	if names := h["Trailer"]; len(names) > 0 {
+		resp.Trailer = http.Header{}
+		for _, v := range names {
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					resp.Trailer[http.CanonicalHeaderKey(k)] = nil
+				}
+			}
+		}
+		delete(h, "Trailer")
+	}
+	w.resp = resp
+}
+
+// stream hands the response over with a pipe for its body, the bytes
+// held so far first.
+func (w *pipeWriter) stream() error {
+	if w.committed {
+		return nil
+	}
+	w.head()
+	w.committed = true
+	pr, pw := io.Pipe()
+	w.pw, w.resp.Body = pw, pr
+	close(w.ready)
+	held := w.held
+	w.held = nil
+	if len(held) > 0 {
+		_, err := pw.Write(held)
+		return err
+	}
+	return nil
+}
+
+func (w *pipeWriter) Write(p []byte) (int, error) {
+	w.head()
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if !w.committed && len(w.held)+len(p) <= maxHeldBody {
+		w.held = append(w.held, p...)
+		return len(p), nil
+	}
+	if err := w.stream(); err != nil {
+		return 0, err
+	}
+	return w.pw.Write(p)
+}
+
+// Flush hands the response over and streams its body from now on.
+func (w *pipeWriter) Flush() { _ = w.stream() }
+
+// abort ends the response with err: before it was handed over, as a
+// body that fails at once.
+func (w *pipeWriter) abort(err error) {
+	if !w.committed {
+		w.head()
+		w.committed = true
+		w.resp.Body = io.NopCloser(&failingReader{err})
+		close(w.ready)
+		return
+	}
+	w.pw.CloseWithError(err)
+}
+
+type failingReader struct{ err error }
+
+func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+// finish ends the response after the handler returned, with the trailers
+// it set: a response not yet handed over goes with its whole body.
+func (w *pipeWriter) finish() {
+	w.head()
+	w.setTrailers()
+	if !w.committed {
+		w.committed = true
+		w.resp.Body = io.NopCloser(bytes.NewReader(w.held))
+		if w.resp.ContentLength < 0 && w.req.Method != http.MethodHead {
+			w.resp.ContentLength = int64(len(w.held))
+		}
+		close(w.ready)
+		return
+	}
+	w.pw.Close()
+}
+
+// setTrailers copies the trailers the handler set into the response.
+func (w *pipeWriter) setTrailers() {
+	for k, vv := range w.header {
+		switch {
+		case strings.HasPrefix(k, http.TrailerPrefix):
+			if w.resp.Trailer == nil {
+				w.resp.Trailer = http.Header{}
+			}
+			w.resp.Trailer[http.CanonicalHeaderKey(strings.TrimPrefix(k, http.TrailerPrefix))] = vv
+		case w.resp.Trailer != nil:
+			if _, declared := w.resp.Trailer[k]; declared {
+				w.resp.Trailer[k] = vv
+			}
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package mesh
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nubo-dev/nubo/internal/spec"
+)
+
+// TestTransportInProcess: a request through Transport to a service URL
+// gets what the same request over the listener gets: the caller's
+// identity under policy, the body, trailers, and the caller's metrics.
+func TestTransportInProcess(t *testing.T) {
+	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Sum")
+		fmt.Fprintf(w, "%s %s host=%s body=%s", r.Method, r.URL.RequestURI(), r.Host, b)
+		w.Header().Set("X-Sum", "7")
+	})
+	eps := newFakeEndpoints()
+	eps.set("users", srv...)
+	eps.set("payments", srv...)
+	cfg := baseConfig(t, "users", "payments")
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = reg
+	cfg.Mesh.Policies = []*spec.Policy{
+		{Name: "no-gateway-payments", To: "payments", Action: "deny", From: spec.PolicySource{Principals: []string{"gateway"}}},
+	}
+	m := startMesh(t, cfg, eps)
+	usersURL, err := m.ServiceURL("gateway", "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paymentsURL, err := m.ServiceURL("gateway", "payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := m.Transport("gateway")
+
+	req, _ := http.NewRequest("POST", usersURL+"/a?b=1", strings.NewReader("hello"))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "POST /a?b=1 host=users body=hello" {
+		t.Fatalf("in process: %d %q", resp.StatusCode, b)
+	}
+	if got := resp.Trailer.Get("X-Sum"); got != "7" {
+		t.Errorf("trailer X-Sum %q, want 7", got)
+	}
+	// The same request over the listener answers the same.
+	resp2, err := http.Post(usersURL+"/a?b=1", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if string(b2) != string(b) {
+		t.Errorf("over the listener %q, in process %q", b2, b)
+	}
+
+	// The caller's identity: the deny policy applies to it.
+	req, _ = http.NewRequest("GET", paymentsURL+"/", nil)
+	resp, err = rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("denied caller: %d, want 403", resp.StatusCode)
+	}
+	if n := requestsTotal(t, reg, map[string]string{"source_workload": "gateway", "destination_workload": "users", "reporter": "source"}); n != 2 {
+		t.Errorf("%v requests from gateway to users in the metrics, want 2", n)
+	}
+
+	// A URL that is none of the caller's listeners is refused.
+	req, _ = http.NewRequest("GET", srv[0].URL+"/", nil)
+	if _, err := rt.RoundTrip(req); err == nil {
+		t.Error("a request to a URL outside the mesh's listeners went through")
+	}
+	// So is another caller's listener: the identity is the transport's.
+	other, _ := m.ServiceURL("web", "users")
+	req, _ = http.NewRequest("GET", other+"/", nil)
+	if _, err := rt.RoundTrip(req); err == nil {
+		t.Error("a request to another caller's listener went through")
+	}
+}
+
+// TestTransportInProcessStreams: a streamed answer is handed over as it
+// comes, not when the replica is done.
+func TestTransportInProcessStreams(t *testing.T) {
+	release := make(chan struct{})
+	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "data: two\n\n")
+	})
+	eps := newFakeEndpoints()
+	eps.set("events", srv...)
+	m := startMesh(t, baseConfig(t, "events"), eps)
+	u, err := m.ServiceURL("gateway", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", u+"/", nil)
+	resp, err := m.Transport("gateway").RoundTrip(req)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	n, err := io.ReadAtLeast(resp.Body, buf, len("data: one\n\n"))
+	if err != nil || string(buf[:n]) != "data: one\n\n" {
+		close(release)
+		t.Fatalf("first event: %q %v", buf[:n], err)
+	}
+	close(release)
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != "data: two\n\n" {
+		t.Fatalf("second event: %q", rest)
+	}
+}
