@@ -1,0 +1,46 @@
+package apitype
+
+import "encoding/json"
+
+// Graph is the system as the spec draws it, for the console's service map
+// (GET /console/v1/graph): every part a node, every way one reaches
+// another an edge. Live traffic is laid over it from the metrics.
+type Graph struct {
+	Nodes []GraphNode `json:"nodes"`
+	Edges []GraphEdge `json:"edges"`
+}
+
+// GraphNode is a part of the system.
+type GraphNode struct {
+	// ID is KIND:NAME ("service:users"), unique in the graph.
+	ID string `json:"id"`
+	// Kind is service, function, database, queue, topic, gateway,
+	// ingress, rule or external.
+	Kind string `json:"kind"`
+	// Name is the part's name in the spec.
+	Name string `json:"name"`
+}
+
+// GraphEdge says that From reaches To.
+type GraphEdge struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Kind is how: route (gateway, ingress), mesh (a mesh route, with its
+	// weight), dependsOn, trigger or rule.
+	Kind string `json:"kind"`
+	// Label says more: a path, a weight.
+	Label string `json:"label,omitempty"`
+}
+
+// Dashboards is the spec's dashboards in Grafana's JSON model
+// (GET /console/v1/dashboards), the same `nubo render` and
+// `nubo dashboards export` produce.
+type Dashboards struct {
+	Dashboards []NamedDashboard `json:"dashboards"`
+}
+
+// NamedDashboard is one dashboard, by its key in observability.dashboards.
+type NamedDashboard struct {
+	Name      string          `json:"name"`
+	Dashboard json.RawMessage `json:"dashboard"`
+}
