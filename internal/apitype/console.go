@@ -44,3 +44,28 @@ type NamedDashboard struct {
 	Name      string          `json:"name"`
 	Dashboard json.RawMessage `json:"dashboard"`
 }
+
+// Call is a request the API explorer sends through the gateway
+// (POST /console/v1/call).
+type Call struct {
+	// Method is the HTTP method.
+	Method string `json:"method"`
+	// Path is the path on the gateway, with the stage and the query:
+	// /dev/users/42?verbose=1.
+	Path string `json:"path"`
+	// Headers are sent as they are (a JWT's Authorization, an API key).
+	Headers map[string]string `json:"headers,omitempty"`
+	// Body is the request body.
+	Body string `json:"body,omitempty"`
+}
+
+// CallResult is the gateway's answer to a Call.
+type CallResult struct {
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	Truncated  bool              `json:"truncated,omitempty"`
+	DurationMs float64           `json:"durationMs"`
+	// TraceID is the trace the request started (its traceparent).
+	TraceID string `json:"traceId"`
+}

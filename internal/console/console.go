@@ -92,6 +92,9 @@ type Server struct {
 	// loopback is set when the address is a loopback one, where Host
 	// headers are checked.
 	loopback bool
+	// gateway sends the API explorer's calls: the gateway is on this
+	// machine, so no proxy from the environment applies.
+	gateway *http.Client
 
 	// stopping is closed when Stop begins, so that long-lived responses
 	// (log followers) end and the graceful shutdown does not wait on them.
@@ -118,7 +121,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("console: no backend")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, loopback: isLoopback(host), stopping: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, loopback: isLoopback(host), stopping: make(chan struct{}), done: make(chan struct{}),
+		gateway: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +146,7 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	mux.HandleFunc("GET /console/v1/stream", s.stream)
 	s.specRoutes(mux)
+	mux.HandleFunc("POST /console/v1/call", s.call)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
