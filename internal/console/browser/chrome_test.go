@@ -68,7 +68,13 @@ func newBrowser(t testing.TB, base string) *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	b := &browser{t: t, ctx: ctx, dir: filepath.Join(t.TempDir(), "screenshots"), base: base}
+	// Screenshots go under the test's temp dir, or where
+	// $NUBO_SCREENSHOTS says, to keep them after the test.
+	dir := os.Getenv("NUBO_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join(t.TempDir(), "screenshots")
+	}
+	b := &browser{t: t, ctx: ctx, dir: dir, base: base}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +125,12 @@ func (b *browser) open(page string) pageLoad {
 func (b *browser) shot(name string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
-	_ = os.WriteFile(filepath.Join(b.dir, name+".jpg"), png, 0o644)
+	_ = os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644)
 }
 
 // text returns the text of the first element sel matches, "" when none.
@@ -139,7 +145,7 @@ func (b *browser) text(sel string) string {
 func (b *browser) eval(expr string, out any) error {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(` + expr + `)`))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(`+expr+`)`))
 	if err != nil {
 		return err
 	}
@@ -199,7 +205,22 @@ func setValue(sel, value string) chromedp.Action[chromedp.Void] {
 // script runs JavaScript for its effect.
 func script(js string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.Evaluate[bool](`(` + js + `, true)`)(ctx, t)
+		_, err := chromedp.Evaluate[bool](`(`+js+`, true)`)(ctx, t)
 		return chromedp.Void{}, err
 	}
+}
+
+// navigate loads a URL.
+func navigate(url string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(url) }
+
+// evalAsync evaluates an expression that gives a promise, into out through
+// JSON.
+func (b *browser) evalAsync(expr string, out any) error {
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(`+expr+`).then(v => JSON.stringify(v))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(s), out)
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
-	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/sdk/nubotest"
 )
 
@@ -118,7 +117,7 @@ func TestConsolePages(t *testing.T) {
 		if gw := sys.Status().Addresses["gateway"]; !strings.Contains(b.text("main"), gw) {
 			t.Errorf("the page does not show the gateway's address %s", gw)
 		}
-		before := sys.Status().Services[1].Replicas[0].PID // api: after web in... find by name below
+		var before int
 		for _, s := range sys.Status().Services {
 			if s.Name == "api" {
 				before = s.Replicas[0].PID
@@ -194,11 +193,7 @@ func TestConsolePages(t *testing.T) {
 			t.Errorf("error text on the dashboard: %s", s)
 		}
 		var points int
-		if err := b.eval(`document.querySelector('[data-panel="Targets"] .stat').innerText.trim()`, new(string)); err != nil {
-			t.Fatal(err)
-		}
-		_ = b.eval(`Number(document.querySelector('[data-panel="Targets"] .stat').innerText)`, &points)
-		if points < 1 {
+		if err := b.eval(`Number(document.querySelector('[data-panel="Targets"] .stat').innerText)`, &points); err != nil || points < 1 {
 			t.Errorf("the stat panel shows %q, want a count of targets", b.text(`[data-panel="Targets"] .stat`))
 		}
 	})
@@ -213,6 +208,7 @@ func TestConsolePages(t *testing.T) {
 			get(t, sys.URL("service:web")+"/call")
 			return b.has(`svg.map path.edge.live[data-from="web"][data-to="api"]`)()
 		})
+		b.shot("map-live")
 	})
 
 	t.Run("a dead letter is shown and redriven", func(t *testing.T) {
@@ -317,5 +313,3 @@ func getJSON(t *testing.T, u string, v any) {
 		t.Fatalf("GET %s: %v", u, err)
 	}
 }
-
-var _ = console.TokenHeader

@@ -1,6 +1,6 @@
 // Charts, all drawn by uPlot (vendored): series of Prometheus matrices,
 // and sparklines of the resources page.
-import uPlot from "/ui/vendor/uplot/uPlot.esm.js";
+import uPlot from "../vendor/uplot/uPlot.esm.js";
 
 const palette = ["#2456c8", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#0a7ea4", "#bf3989", "#57606a"];
 
@@ -35,7 +35,8 @@ export function alignMatrix(results) {
 }
 
 // lineChart draws a time series chart into el. opts: {height, unit, min,
-// max, label, thresholds: [{value, color}]}.
+// max, label, thresholds: [{value, color}], from, to (seconds: the x
+// range, so that a series of one point is drawn in its place)}.
 export function lineChart(el, { data, series }, opts = {}) {
   const width = Math.max(300, el.clientWidth || 600);
   const y = { auto: true };
@@ -45,7 +46,7 @@ export function lineChart(el, { data, series }, opts = {}) {
   const thresholds = opts.thresholds ?? [];
   const chart = new uPlot({
     width, height: opts.height ?? 220,
-    series, scales: { y },
+    series, scales: { y, x: opts.from ? { time: true, range: () => [opts.from, opts.to] } : { time: true } },
     axes: [{ stroke: "currentColor" }, { stroke: "currentColor", label: opts.label, values: (u, vals) => vals.map((v) => fmtUnit(v, opts.unit)) }],
     hooks: { draw: [(u) => drawThresholds(u, thresholds)] },
   }, data, el);

@@ -64,7 +64,7 @@ export async function render(main) {
     const end = Date.now() / 1000, span = 6 * 3600;
     const data = await prom("query_range", { query: `slo:error_budget_remaining:ratio{slo="${name}"}`, start: end - span, end, step: 60 });
     if (!data.result.length) { replace(el, h("p", { class: "muted" }, "No budget history yet.")); return; }
-    charts.push(lineChart(el, alignMatrix([{ series: data.result, legend: "budget left" }]), { height: 160, unit: "percentunit", label: "budget left" }));
+    charts.push(lineChart(el, alignMatrix([{ series: data.result, legend: "budget left" }]), { height: 160, unit: "percentunit", label: "budget left", from: end - span, to: end }));
   }
 
   await load();

@@ -118,7 +118,7 @@ export async function render(main, params) {
         })));
         if (!results.some((r) => r.series.length)) { replace(body, h("p", { class: "muted" }, "No data.")); return; }
         charts.push(lineChart(body, alignMatrix(results), {
-          height: 200, unit: d.unit, min: d.min, max: d.max, label: d.custom?.axisLabel,
+          height: 200, from: end - span, to: end, unit: d.unit, min: d.min, max: d.max, label: d.custom?.axisLabel,
           thresholds: steps.filter((s) => s.value !== null).map((s) => ({ value: s.value, color: s.color })),
         }));
         return;

@@ -36,7 +36,7 @@ export async function render(main, params) {
     try {
       const data = await prom("query_range", { query: "nubo_events_pending", start: end - 3600, end, step: 15 });
       replace(depth, h("h3", {}, "Depth, last hour"));
-      if (data.result.length) chart = lineChart(depth, alignMatrix([{ series: data.result, legend: "{{kind}} {{name}}" }]), { height: 180 });
+      if (data.result.length) chart = lineChart(depth, alignMatrix([{ series: data.result, legend: "{{kind}} {{name}}" }]), { height: 180, from: end - 3600, to: end });
       else depth.append(h("p", { class: "muted" }, "No depth history yet."));
     } catch (err) { replace(depth, errorText(err)); }
   }

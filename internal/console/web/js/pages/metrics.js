@@ -29,7 +29,7 @@ export async function render(main, params) {
       if (chart) chart.destroy();
       replace(graph);
       if (matrix.result.length) {
-        chart = lineChart(graph, alignMatrix([{ series: matrix.result }]), { height: 280 });
+        chart = lineChart(graph, alignMatrix([{ series: matrix.result }]), { height: 280, from: end - span, to: end });
       } else {
         replace(graph, h("p", { class: "muted" }, "No data over this range."));
       }
