@@ -34,10 +34,12 @@ func chromium(t testing.TB) string {
 
 // browser is one headless Chromium for a test, with its screenshots.
 type browser struct {
-	t    testing.TB
-	ctx  context.Context
-	dir  string // screenshots
-	base string // the console's base URL
+	t   testing.TB
+	ctx context.Context
+	dir string // screenshots
+	// noShots skips the screenshot of each page opened (benchmarks).
+	noShots bool
+	base    string // the console's base URL
 }
 
 // newBrowser starts Chromium with a new empty profile. The flags turn off
@@ -117,7 +119,9 @@ func (b *browser) open(page string) pageLoad {
 	if err := b.eval(`({Load: performance.getEntriesByType("navigation")[0].loadEventEnd, Ready: Number(document.documentElement.dataset.ready)})`, &pl); err != nil {
 		b.t.Fatalf("page load of %s: %v", page, err)
 	}
-	b.shot(strings.SplitN(page, "?", 2)[0])
+	if !b.noShots {
+		b.shot(strings.SplitN(page, "?", 2)[0])
+	}
 	return pl
 }
 

@@ -85,7 +85,9 @@ observability:
           targets: [{expr: 'up'}]
 `
 
-func startSystem(t *testing.T) *nubotest.System {
+func startSystem(t *testing.T) *nubotest.System { return startSystemTB(t) }
+
+func startSystemTB(t testing.TB) *nubotest.System {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "nubo.yaml")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(system, "SVC", svcBin)), 0o644); err != nil {
