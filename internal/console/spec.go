@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -88,27 +89,27 @@ func SpecGraph(app *spec.App) apitype.Graph {
 		}
 		return "service"
 	}
-	for _, name := range sortedKeys(app.Services) {
+	for _, name := range slices.Sorted(maps.Keys(app.Services)) {
 		node("service", name)
 	}
-	for _, name := range sortedKeys(app.Functions) {
+	for _, name := range slices.Sorted(maps.Keys(app.Functions)) {
 		node("function", name)
 	}
-	for _, name := range sortedKeys(app.Databases) {
+	for _, name := range slices.Sorted(maps.Keys(app.Databases)) {
 		node("database", name)
 	}
-	for _, name := range sortedKeys(app.Queues) {
+	for _, name := range slices.Sorted(maps.Keys(app.Queues)) {
 		node("queue", name)
 	}
-	for _, name := range sortedKeys(app.Topics) {
+	for _, name := range slices.Sorted(maps.Keys(app.Topics)) {
 		node("topic", name)
 	}
-	for _, name := range sortedKeys(app.Services) {
+	for _, name := range slices.Sorted(maps.Keys(app.Services)) {
 		for _, d := range app.Services[name].DependsOn {
 			edge("service:"+name, node(kindOf(d), d), "dependsOn", "")
 		}
 	}
-	for _, name := range sortedKeys(app.Mesh.Routes) {
+	for _, name := range slices.Sorted(maps.Keys(app.Mesh.Routes)) {
 		from := node("service", name)
 		for _, d := range app.Mesh.Routes[name] {
 			if d.Destination != name {
@@ -135,7 +136,7 @@ func SpecGraph(app *spec.App) apitype.Graph {
 			edge(from, node(kindOf(p.To), p.To), "route", in.Host+p.Path)
 		}
 	}
-	for _, name := range sortedKeys(app.Functions) {
+	for _, name := range slices.Sorted(maps.Keys(app.Functions)) {
 		to := "function:" + name
 		for _, t := range app.Functions[name].Triggers {
 			switch {
@@ -150,7 +151,7 @@ func SpecGraph(app *spec.App) apitype.Graph {
 			}
 		}
 	}
-	for _, name := range sortedKeys(app.Rules) {
+	for _, name := range slices.Sorted(maps.Keys(app.Rules)) {
 		r := app.Rules[name]
 		if r.Target.Kind == "" {
 			continue
@@ -159,13 +160,4 @@ func SpecGraph(app *spec.App) apitype.Graph {
 		edge(node("bus", "events"), to, "rule", name)
 	}
 	return g
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

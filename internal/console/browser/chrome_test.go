@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/nubo-dev/nubo/internal/nubotest"
 )
 
 // chromium finds Debian's Chromium, or skips the test when it is not
@@ -157,21 +159,18 @@ func (b *browser) eval(expr string, out any) error {
 }
 
 // waitFor polls cond until it holds or d passes: a wait for the page, not
-// a timed assertion.
+// a timed assertion. A screenshot keeps what the page showed at the end.
 func (b *browser) waitFor(what string, d time.Duration, cond func() error) {
 	b.t.Helper()
 	deadline := time.Now().Add(d)
-	for {
+	nubotest.WaitFor(b.t, d, func() error {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
+		if err != nil && time.Now().After(deadline) {
 			b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-			b.t.Fatalf("%s: not after %v: %v", what, d, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // has is cond for an element that matches sel.

@@ -116,6 +116,12 @@ func TestConsolePages(t *testing.T) {
 				t.Errorf("the queues table misses %s: %q", name, b.text("#queues"))
 			}
 		}
+		b.waitFor("the gateway's routes", 10*time.Second, func() error {
+			if s := b.text("#routes"); !strings.Contains(s, "/hello") || !strings.Contains(s, "service web") {
+				return fmt.Errorf("routes: %q", s)
+			}
+			return nil
+		})
 		if gw := sys.Status().Addresses["gateway"]; !strings.Contains(b.text("main"), gw) {
 			t.Errorf("the page does not show the gateway's address %s", gw)
 		}

@@ -16,7 +16,7 @@ function serviceHealth(s) {
 export async function render(main) {
   const msg = h("div", { role: "status" });
   const services = h("tbody");
-  const fns = h("div"), dbs = h("div"), queues = h("div"), addrs = h("div"), skipped = h("div");
+  const fns = h("div"), dbs = h("div"), queues = h("div"), addrs = h("div"), skipped = h("div"), routes = h("div", { id: "routes" });
   const fnSelect = h("select", { id: "invoke-fn", "aria-label": "Function" });
   const fnBody = h("textarea", { id: "invoke-body", rows: 3, "aria-label": "Event data (JSON)" }, "{}");
   const fnOut = h("pre", { id: "invoke-out", hidden: true });
@@ -34,6 +34,7 @@ export async function render(main) {
       h("label", { for: "invoke-fn" }, "Invoke"), fnSelect, fnBody, h("button", { type: "submit" }, "Invoke")),
     fnOut,
     h("h2", {}, "Databases"), dbs,
+    h("h2", {}, "Gateway routes and ingress hosts"), routes,
     h("h2", {}, "Queues and topics"), queues,
     h("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); publish(); } },
       h("label", { for: "publish-to" }, "Publish a test event to"), pubTo, pubType, pubBody, h("button", { type: "submit" }, "Publish")),
@@ -152,7 +153,21 @@ export async function render(main) {
     });
   }
 
+  async function showRoutes() {
+    try {
+      const g = await get("/console/v1/graph");
+      const name = new Map(g.nodes.map((n) => [n.id, n]));
+      const rs = g.edges.filter((e) => e.kind === "route");
+      replace(routes, rs.length ? table([
+        { label: "From", cell: (e) => name.get(e.from)?.name ?? e.from },
+        { label: "Path", cell: (e) => h("code", {}, e.label ?? "") },
+        { label: "To", cell: (e) => { const n = name.get(e.to); return n ? `${n.kind} ${n.name}` : e.to; } },
+      ], rs) : h("p", { class: "muted" }, "No gateway routes or ingress hosts."));
+    } catch (err) { replace(routes, errorText(err)); }
+  }
+
   try { update(await get("/admin/v1/status")); } catch (err) { replace(msg, errorText(err)); }
+  showRoutes();
   const es = stream({}, { status: update });
   return () => es.close();
 }
