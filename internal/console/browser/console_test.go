@@ -55,7 +55,18 @@ queues:
     deadLetter: {queue: jobs-dlq, maxReceive: 1}
   jobs-dlq: {}
 gateway:
+  models:
+    Job:
+      contentType: application/json
+      schema:
+        type: object
+        required: [name]
+        properties: {name: {type: string}}
   routes:
+    - path: /jobs
+      methods: [POST]
+      request: {model: Job}
+      integration: {type: mock, status: 201, body: '{"queued":true}', headers: {content-type: application/json}}
     - path: /status
       methods: [GET]
       integration: {type: mock, status: 200, body: '{"ok":true}', headers: {content-type: application/json}}
@@ -253,6 +264,27 @@ func TestConsolePages(t *testing.T) {
 		if !strings.Contains(b.text("#api-response"), `"ok": true`) {
 			t.Errorf("answer: %q", b.text("#api-response"))
 		}
+
+		// A body is checked against the route's model before it is sent.
+		if err := b.eval(`[...document.querySelectorAll("#api-route option")].find(o => o.textContent === "POST /jobs")?.value ?? ""`, &idx); err != nil || idx == "" {
+			t.Fatalf("no POST /jobs in the explorer's routes: %q %v", b.text("#api-route"), err)
+		}
+		b.run("pick POST /jobs", 10*time.Second, setValue("#api-route", idx), setValue("#api-body", `{"title": 1}`))
+		b.click("#api-send")
+		b.waitFor("the model's complaint", 10*time.Second, func() error {
+			if s := b.text("#api-check"); !strings.Contains(s, "required property name is missing") {
+				return fmt.Errorf("check: %q", s)
+			}
+			return nil
+		})
+		b.run("fix the body", 10*time.Second, setValue("#api-body", `{"name": "nightly"}`))
+		b.click("#api-send")
+		b.waitFor("201 from the gateway", 10*time.Second, func() error {
+			if s := b.text("#api-status"); s != "201" {
+				return fmt.Errorf("status %q; %s", s, b.text("#api-answer"))
+			}
+			return nil
+		})
 	})
 
 	t.Run("traces says tracing is not running", func(t *testing.T) {
