@@ -7,7 +7,7 @@ import { h, replace, errorText } from "../dom.js";
 
 const ns = "http://www.w3.org/2000/svg";
 const column = { ingress: 0, gateway: 0, external: 0, caller: 0, service: 1, queue: 2, topic: 2, bus: 2, schedule: 2, function: 3, database: 4, http: 4 };
-const W = 170, H = 34, GX = 230, GY = 58;
+const W = 170, H = 34, GX = 300, GY = 64;
 
 function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS(ns, tag);
@@ -54,29 +54,36 @@ export async function render(main) {
       pos.set(n.id, { x: 10 + c * GX, y: 10 + r * GY });
     }
     const rows = Math.max(1, ...perCol.values());
-    const svg = s("svg", { class: "map", role: "img", "aria-label": "Service map", width: 10 + 5 * GX, height: 20 + rows * GY, viewBox: `0 0 ${10 + 5 * GX} ${20 + rows * GY}` },
+    const cols = 1 + Math.max(0, ...perCol.keys());
+    const width = 10 + cols * GX + 120, height = 20 + rows * GY;
+    const svg = s("svg", { class: "map", role: "img", "aria-label": "Service map", width, height, viewBox: `0 0 ${width} ${height}` },
       s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" }, s("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "currentColor" }))));
     const idOf = (w) => nodeFor(w)?.id ?? `caller:${w}`;
+    // An edge is a curve from the right side of one node to the left side
+    // of the other; between nodes of one column, a loop on their right.
+    // It returns the path and where its label goes.
     const path = (a, b) => {
       const p = pos.get(a), q = pos.get(b);
       if (!p || !q) return null;
-      const x1 = p.x + W, y1 = p.y + H / 2, x2 = q.x, y2 = q.y + H / 2;
-      const back = x2 <= x1;
-      return back ? `M ${p.x + W / 2} ${p.y + H} C ${p.x + W / 2} ${p.y + H + 30}, ${q.x + W / 2} ${q.y + H + 30}, ${q.x + W / 2} ${q.y + H}`
-        : `M ${x1} ${y1} C ${x1 + 40} ${y1}, ${x2 - 40} ${y2}, ${x2} ${y2}`;
+      const y1 = p.y + H / 2, y2 = q.y + H / 2;
+      if (q.x <= p.x) {
+        const x = Math.max(p.x, q.x) + W;
+        return { d: `M ${p.x + W} ${y1} C ${x + 70} ${y1}, ${x + 70} ${y2}, ${q.x + W} ${y2}`, lx: x + 56, ly: (y1 + y2) / 2, anchor: "start" };
+      }
+      const x1 = p.x + W, x2 = q.x;
+      return { d: `M ${x1} ${y1} C ${x1 + 50} ${y1}, ${x2 - 50} ${y2}, ${x2} ${y2}`, lx: (x1 + x2) / 2, ly: (y1 + y2) / 2 - 6, anchor: "middle" };
     };
     for (const e of graph.edges) {
-      const d = path(e.from, e.to);
-      if (d) svg.append(s("path", { class: `edge spec ${e.kind}`, d }, s("title", {}, `${e.kind} ${e.label ?? ""}`)));
+      const pa = path(e.from, e.to);
+      if (pa) svg.append(s("path", { class: `edge spec ${e.kind}`, d: pa.d }, s("title", {}, `${e.kind} ${e.label ?? ""}`)));
     }
     for (const e of live) {
       const from = idOf(e.from), to = idOf(e.to);
-      const d = path(from, to);
-      if (!d) continue;
-      const label = `${e.rps.toFixed(2)}/s, ${e.err.toFixed(1)}% errors${e.p99 ? `, p99 ${e.p99.toFixed(0)} ms` : ""}`;
-      svg.append(s("path", { class: `edge live${e.err > 1 ? " err" : ""}`, d, "data-from": e.from, "data-to": e.to }, s("title", {}, label)));
-      const p = pos.get(from), q = pos.get(to);
-      svg.append(s("text", { x: (p.x + W + q.x) / 2, y: (p.y + q.y) / 2 + H / 2 - 4, "text-anchor": "middle", class: "edge-label" }, label));
+      const pa = path(from, to);
+      if (!pa) continue;
+      const label = `${e.rps.toFixed(2)}/s · ${e.err.toFixed(1)}% err${e.p99 ? ` · p99 ${e.p99.toFixed(0)} ms` : ""}`;
+      svg.append(s("path", { class: `edge live${e.err > 1 ? " err" : ""}`, d: pa.d, "data-from": e.from, "data-to": e.to }, s("title", {}, label)));
+      svg.append(s("text", { x: pa.lx, y: pa.ly, "text-anchor": pa.anchor, class: "edge-label" }, label));
     }
     for (const n of nodes) {
       const p = pos.get(n.id);
