@@ -307,11 +307,42 @@ func TestConsolePages(t *testing.T) {
 		}
 	})
 
+	t.Run("readable in the light and the dark scheme", func(t *testing.T) {
+		b.t = t
+		// luminance of the body's background and text, 0 (black) to 1.
+		const colors = `(() => { const lum = (c) => { const [r, g, b] = c.match(/\d+/g).map(Number); return (0.2126*r + 0.7152*g + 0.0722*b) / 255; };
+			const s = getComputedStyle(document.body); return [lum(s.backgroundColor), lum(s.color)]; })()`
+		for _, c := range []struct {
+			scheme   string
+			darkBack bool
+		}{{"light", false}, {"dark", true}} {
+			b.run("prefer "+c.scheme, 10*time.Second, colorScheme(c.scheme))
+			b.open("resources")
+			b.shot("resources-" + c.scheme)
+			var lum [2]float64
+			if err := b.eval(colors, &lum); err != nil {
+				t.Fatal(err)
+			}
+			back, text := lum[0], lum[1]
+			if (back < 0.5) != c.darkBack || abs(back-text) < 0.6 {
+				t.Errorf("%s scheme: background luminance %.2f, text %.2f: want a %s background and contrast", c.scheme, back, text, map[bool]string{true: "dark", false: "light"}[c.darkBack])
+			}
+		}
+		b.run("back to light", 10*time.Second, colorScheme("light"))
+	})
+
 	for _, p := range []string{"resources", "map", "logs", "traces", "metrics", "dashboards", "alerts", "events", "api"} {
 		if l, ok := loads[p]; ok {
 			t.Logf("page load %-10s load event %6.1f ms, content drawn %6.1f ms", p, l.Load, l.Ready)
 		}
 	}
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
 }
 
 // deadLetter receives event id from jobs and nacks it: with maxReceive 1
