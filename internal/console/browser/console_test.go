@@ -160,6 +160,16 @@ func TestConsolePages(t *testing.T) {
 		})
 	})
 
+	t.Run("resources publishes a test event", func(t *testing.T) {
+		b.t = t
+		b.run("fill the publish form", 10*time.Second,
+			setValue("#publish-to", "queue:jobs"), setValue("#publish-type", "console.check"), setValue("#publish-body", `{"from": "the console"}`))
+		b.click(`#page form:has(#publish-to) button[type=submit]`)
+		sys.WaitForEvent("jobs", func(d apitype.Delivery) bool {
+			return d.Event.Type() == "console.check" && strings.Contains(string(d.Event.Data()), "the console")
+		})
+	})
+
 	t.Run("the live tail shows a new log line", func(t *testing.T) {
 		b.t = t
 		loads["logs"] = b.open("logs")
