@@ -15,7 +15,8 @@ type GraphNode struct {
 	// ID is KIND:NAME ("service:users"), unique in the graph.
 	ID string `json:"id"`
 	// Kind is service, function, database, queue, topic, gateway,
-	// ingress, rule or external.
+	// ingress, bus, schedule, external (an http integration's URL) or
+	// mock (a gateway route's mock answer).
 	Kind string `json:"kind"`
 	// Name is the part's name in the spec.
 	Name string `json:"name"`

@@ -127,6 +127,8 @@ func SpecGraph(app *spec.App) apitype.Graph {
 				edge(from, node("function", in.Function), "route", r.Path)
 			case "http":
 				edge(from, node("external", in.URL), "route", r.Path)
+			case "mock":
+				edge(from, node("mock", fmt.Sprintf("mock %d", cmp.Or(in.Status, 200))), "route", r.Path)
 			}
 		}
 	}

@@ -128,7 +128,7 @@ func TestConsolePages(t *testing.T) {
 			}
 		}
 		b.waitFor("the gateway's routes", 10*time.Second, func() error {
-			if s := b.text("#routes"); !strings.Contains(s, "/hello") || !strings.Contains(s, "service web") {
+			if s := b.text("#routes"); !strings.Contains(s, "/hello") || !strings.Contains(s, "service web") || !strings.Contains(s, "mock 200") {
 				return fmt.Errorf("routes: %q", s)
 			}
 			return nil

@@ -6,7 +6,7 @@ import { get, prom, stream } from "../api.js";
 import { h, replace, errorText } from "../dom.js";
 
 const ns = "http://www.w3.org/2000/svg";
-const column = { ingress: 0, gateway: 0, external: 0, caller: 0, service: 1, queue: 2, topic: 2, bus: 2, schedule: 2, function: 3, database: 4, http: 4 };
+const column = { ingress: 0, gateway: 0, external: 0, caller: 0, service: 1, queue: 2, topic: 2, bus: 2, schedule: 2, function: 3, database: 4, http: 4, mock: 4 };
 const W = 170, H = 34, GX = 300, GY = 64;
 
 function s(tag, attrs = {}, ...children) {
