@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nubo-dev/nubo/internal/audit"
+	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/engine"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/spf13/cobra"
@@ -152,6 +153,8 @@ func (c *engineClient) doBody(ctx context.Context, method, path, contentType str
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set(audit.ActorHeader, audit.Actor("cli"))
+	// Read at each request: a restarted engine writes a new token.
+	console.SetToken(req, console.ReadToken(c.target.stateDir))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/databases/databasestest"
 	"github.com/nubo-dev/nubo/internal/engine"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -41,6 +42,9 @@ func TestDBCommands(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
 	addr := e.Status().Console
+	// With --addr the CLI knows no state directory: the token comes from
+	// the environment, as docs/console.md tells users.
+	t.Setenv(console.TokenEnv, e.ConsoleToken())
 
 	// The rows, written as the superuser through the shell.
 	run := func(stdin string, args ...string) result {

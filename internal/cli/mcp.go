@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
+	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/gateway"
 	"github.com/nubo-dev/nubo/internal/mcpserver"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -33,6 +34,7 @@ func newMCPCmd(std stdio, g *globals) *cobra.Command {
 			}
 			s := mcpserver.New(mcpserver.Config{
 				Engine:   t.addr,
+				Token:    func() string { return console.ReadToken(t.stateDir) },
 				SpecFile: g.file,
 				OpenAPI: func() ([]byte, error) {
 					app, err := spec.Load(g.file)

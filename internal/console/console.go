@@ -1,8 +1,9 @@
 // Package console is the engine's HTTP server on local.console (127.0.0.1:4500
-// by default). Today it serves the admin API that `nubo status`, `nubo logs`,
-// `nubo restart` and `nubo down` talk to, the engine's /metrics and /healthz;
-// the web console and the Prometheus-compatible query API join the same
-// server later, each registering its routes on the one ServeMux (see routes).
+// by default). It serves the web console at / (web.go, pages in web/), the
+// admin API that `nubo status`, `nubo logs`, `nubo restart` and `nubo down`
+// talk to, the engine's /metrics and /healthz, and the routes other parts
+// of the engine add (the platform API, the Prometheus-compatible API), each
+// registered on the one ServeMux (see routes).
 //
 // The server is net/http with Go 1.22 method patterns: nothing here needs a
 // router library. docs/admin-api.md documents every route for users.
@@ -14,7 +15,8 @@
 // state-changing requests from other origins are refused
 // (http.CrossOriginProtection), and on a loopback listener a Host header
 // that is neither an IP address nor localhost is refused too, which defeats
-// DNS rebinding. Request headers and bodies are bounded.
+// DNS rebinding. State-changing requests carry the run's token as well
+// (token.go). Request headers and bodies are bounded.
 package console
 
 import (
@@ -63,6 +65,12 @@ type Config struct {
 	Metrics http.Handler
 	// Logger receives the server's own diagnostics; nil discards them.
 	Logger *slog.Logger
+	// App returns the spec the engine runs now, for the service map, the
+	// dashboards and the API explorer; nil serves none.
+	App func() *spec.App
+	// Token is this run's token, required on state-changing requests
+	// (see token.go); empty requires none (tests of other parts).
+	Token string
 	// Routes are more handlers on the same server, added by other parts of
 	// the engine: the platform API under /v1/, the Prometheus-compatible
 	// API under /api/v1/. Patterns are net/http ServeMux patterns.
@@ -84,6 +92,9 @@ type Server struct {
 	// loopback is set when the address is a loopback one, where Host
 	// headers are checked.
 	loopback bool
+	// gateway sends the API explorer's calls: the gateway is on this
+	// machine, so no proxy from the environment applies.
+	gateway *http.Client
 
 	// stopping is closed when Stop begins, so that long-lived responses
 	// (log followers) end and the graceful shutdown does not wait on them.
@@ -110,7 +121,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("console: no backend")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, loopback: isLoopback(host), stopping: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, loopback: isLoopback(host), stopping: make(chan struct{}), done: make(chan struct{}),
+		gateway: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +141,12 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.adminRoutes(mux)
+	if err := s.webRoutes(mux); err != nil {
+		return nil, err
+	}
+	mux.HandleFunc("GET /console/v1/stream", s.stream)
+	s.specRoutes(mux)
+	mux.HandleFunc("POST /console/v1/call", s.call)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -144,7 +162,7 @@ func (s *Server) routes() (http.Handler, error) {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API takes state-changing requests from its own origin and from non-browser clients only")
 	}))
-	return csrf.Handler(s.guard(s.audited(jsonNotFound(mux)))), nil
+	return csrf.Handler(s.guard(s.tokenRequired(s.audited(jsonNotFound(mux))))), nil
 }
 
 // handle registers a route of another part of the engine. ServeMux panics on

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/logs"
+	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
@@ -22,11 +24,24 @@ type consoleComponent struct {
 	e    *Engine
 	addr string
 	srv  *console.Server
+	// token is this run's console token (console/token.go), written to
+	// the state directory once the engine holds it.
+	token string
 }
 
 func (c *consoleComponent) build(routes []console.Route) error {
 	c.e.metrics.reg.MustRegister(statusCollector{statuses: c.e.supervisorStatuses})
+	tok, err := console.NewToken()
+	if err != nil {
+		return err
+	}
+	c.token = tok
 	srv, err := console.New(console.Config{
+		Token: tok,
+		App: func() *spec.App {
+			app, _ := c.e.current()
+			return app
+		},
 		Addr:    c.addr,
 		Backend: c.e,
 		Logs:    c.e.logs,
@@ -46,18 +61,37 @@ func (c *consoleComponent) build(routes []console.Route) error {
 func (c *consoleComponent) Name() string { return "console" }
 
 func (c *consoleComponent) Start(ctx context.Context) error {
+	e := c.e
+	app, _ := e.current()
+	// After the state component: this engine holds the state directory,
+	// so the file is its own and not another running engine's.
+	if err := console.WriteToken(app.StatePath(), c.token); err != nil {
+		return err
+	}
 	if err := c.srv.Start(ctx); err != nil {
 		return err
 	}
-	e := c.e
-	app, _ := e.current()
 	// The lock records the address the console really got (port 0 in tests).
 	e.lock.update(LockInfo{PID: os.Getpid(), Console: c.srv.Addr(), Spec: app.File, Started: e.started})
 	e.out.event("", fmt.Sprintf("console and admin API on http://%s", c.srv.Addr()))
 	return nil
 }
 
-func (c *consoleComponent) Stop(ctx context.Context) error { return c.srv.Stop(ctx) }
+func (c *consoleComponent) Stop(ctx context.Context) error {
+	err := c.srv.Stop(ctx)
+	app, _ := c.e.current()
+	_ = os.Remove(filepath.Join(app.StatePath(), console.TokenFile))
+	return err
+}
+
+// ConsoleToken is the token state-changing requests to the console carry
+// (console.TokenHeader): for tests and tools in the engine's process.
+func (e *Engine) ConsoleToken() string {
+	if e.admin == nil {
+		return ""
+	}
+	return e.admin.token
+}
 
 // logHistory searches the records on disk of the running engine.
 type logHistory struct{ out *output }

@@ -232,7 +232,9 @@ func TestAdminAPIAndMetrics(t *testing.T) {
 	}
 	// Restart through the API: both replicas replaced.
 	old := st.Services[0].Replicas[0].PID
-	resp, err := http.Post("http://"+e.admin.Addr()+"/admin/v1/services/api/restart", "", nil)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+e.admin.Addr()+"/admin/v1/services/api/restart", nil)
+	req.Header.Set(console.TokenHeader, e.ConsoleToken())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("restart: %v %v", resp, err)
 	}

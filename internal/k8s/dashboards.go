@@ -20,22 +20,45 @@ const GrafanaDashboardLabel = "grafana_dashboard"
 // dashboards renders each dashboard as a ConfigMap holding Grafana's JSON
 // model of it.
 func (b *builder) dashboards() error {
-	for _, name := range sortedKeys(b.app.Observability.Dashboards) {
-		js, err := json.MarshalIndent(grafanaDashboard(b.app.Name, name, b.app.Observability.Dashboards[name]), "", "  ")
-		if err != nil {
-			return fmt.Errorf("dashboard %q: %w", name, err)
-		}
-		meta := b.meta("grafana-dashboard-"+name, "observability")
+	all, err := GrafanaDashboards(b.app)
+	if err != nil {
+		return err
+	}
+	for _, d := range all {
+		meta := b.meta("grafana-dashboard-"+d.Name, "observability")
 		meta.Labels[GrafanaDashboardLabel] = "1"
 		if err := b.addTyped(&corev1.ConfigMap{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 			ObjectMeta: meta,
-			Data:       map[string]string{name + ".json": string(js) + "\n"},
+			Data:       map[string]string{d.Name + ".json": string(d.JSON) + "\n"},
 		}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// NamedDashboard is one dashboard of the spec in Grafana's JSON model.
+type NamedDashboard struct {
+	// Name is the dashboard's key in observability.dashboards.
+	Name string
+	// JSON is Grafana's model of it, indented.
+	JSON json.RawMessage
+}
+
+// GrafanaDashboards returns the spec's dashboards in Grafana's JSON model,
+// by name: what nubo render puts in ConfigMaps, what nubo dashboards
+// export prints and what the web console draws, so the three never differ.
+func GrafanaDashboards(app *spec.App) ([]NamedDashboard, error) {
+	var out []NamedDashboard
+	for _, name := range sortedKeys(app.Observability.Dashboards) {
+		js, err := json.MarshalIndent(grafanaDashboard(app.Name, name, app.Observability.Dashboards[name]), "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("dashboard %q: %w", name, err)
+		}
+		out = append(out, NamedDashboard{Name: name, JSON: js})
+	}
+	return out, nil
 }
 
 // datasourceVariable is the dashboard variable that picks the Prometheus

@@ -27,12 +27,16 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/audit"
+	"github.com/nubo-dev/nubo/internal/console"
 )
 
 // Config is what the server needs.
 type Config struct {
 	// Engine is the running engine's console address, HOST:PORT.
 	Engine string
+	// Token returns the engine's console token, which state-changing
+	// requests carry (console.TokenHeader); nil sends none.
+	Token func() string
 	// SpecFile is the spec the engine runs, served as a resource.
 	SpecFile string
 	// OpenAPI returns the gateway's OpenAPI document; nil serves none.
@@ -52,7 +56,7 @@ func New(cfg Config) *mcp.Server {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 30 * time.Second}
 	}
-	e := &engineAPI{base: "http://" + cfg.Engine, client: cfg.Client}
+	e := &engineAPI{base: "http://" + cfg.Engine, client: cfg.Client, token: cfg.Token}
 	s := mcp.NewServer(&mcp.Implementation{Name: "nubo", Version: cfg.Version}, &mcp.ServerOptions{
 		Instructions: "nubo runs a whole cloud-native system on this machine from nubo.yaml. " +
 			"Use status first; logs, query (PromQL), alerts and slos to investigate; restart, publish, invoke and redrive act on the system.",
@@ -250,6 +254,7 @@ func cloudEvent(typ, source string, data json.RawMessage) ([]byte, error) {
 type engineAPI struct {
 	base   string
 	client *http.Client
+	token  func() string
 }
 
 func (e *engineAPI) get(ctx context.Context, path string, out any) error {
@@ -265,6 +270,9 @@ func (e *engineAPI) send(ctx context.Context, method, path, contentType string, 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set(audit.ActorHeader, audit.Actor("mcp"))
+	if e.token != nil {
+		console.SetToken(req, e.token())
+	}
 	resp, err := e.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("the engine at %s does not answer (is nubo up running?): %w", e.base, err)

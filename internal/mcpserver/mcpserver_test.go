@@ -48,7 +48,7 @@ func TestMCPAgainstARunningEngine(t *testing.T) {
 	}
 
 	st := e.Status()
-	server := mcpserver.New(mcpserver.Config{Engine: st.Console, SpecFile: file, Version: "test"})
+	server := mcpserver.New(mcpserver.Config{Engine: st.Console, SpecFile: file, Version: "test", Token: e.ConsoleToken})
 	st1, st2 := mcp.NewInMemoryTransports()
 	if _, err := server.Connect(ctx, st1, nil); err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ func registry() []Row {
 		row("observability.channels.*.type=email", "email channel", Local, "mail through the SMTP server"),
 		row("observability.channels.*.type=log", "log channel", Local, "notifications written to nubo up's output"),
 		row("observability.escalation", "escalation policies", Local, "channels notified in steps until acknowledged (nubo alerts ack)"),
-		row("observability.dashboards", "dashboards", NotYet, "planned: console pages; Grafana dashboards on Kubernetes"),
+		row("observability.dashboards", "dashboards", Local, "drawn by the web console from the Grafana JSON nubo render exports (timeseries, stat, gauge, table, logs panels; variables, time range, refresh); nubo dashboards export prints it"),
 		row("observability.slos", "SLOs", Local, "recording rules, error budgets and burn rates (nubo slo)"),
 		row("observability.slos.*.alerting", "burn-rate alerts", Local, "multi-window, multi-burn-rate alerts as the SRE workbook sets them"),
 
