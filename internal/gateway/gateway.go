@@ -55,6 +55,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nubo-dev/nubo/internal/functions"
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/upstream"
 )
@@ -133,6 +134,10 @@ type Config struct {
 	// Now is the clock of TTLs, token buckets and token validity; default
 	// time.Now.
 	Now func() time.Time
+	// Limits bound the clients of the listener Start opens (connections,
+	// header, body and idle timeouts); unset fields take netguard's
+	// defaults, the cap from the open-file budget.
+	Limits netguard.Limits
 }
 
 // Gateway is the running API gateway. Create it with New; Handler serves
@@ -164,7 +169,8 @@ type Gateway struct {
 	mu      sync.Mutex // guards the fields below
 	srv     *http.Server
 	ln      net.Listener
-	served  chan struct{} // closed when Serve has returned
+	conns   *netguard.Limiter // the listener's connection cap
+	served  chan struct{}     // closed when Serve has returned
 	started bool
 	stopped bool
 }
@@ -280,12 +286,16 @@ func (g *Gateway) Start(ctx context.Context) error {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	g.srv = &http.Server{
-		Handler:           g,
-		Protocols:         &p,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		Handler:   g,
+		Protocols: &p,
+		ErrorLog:  slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	// A flood of clients is held at the cap, and slow ones are cut off,
+	// so that it cannot take the descriptors the broker needs.
+	limits := g.cfg.Limits.WithDefaults(netguard.Gateway)
+	g.conns = netguard.NewLimiter(limits.MaxConns)
+	ln = g.conns.Listener(ln)
+	netguard.Server(g.srv, limits)
 	g.ln = ln
 	g.served = make(chan struct{})
 	g.started = true
