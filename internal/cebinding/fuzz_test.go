@@ -3,7 +3,9 @@ package cebinding
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -65,8 +67,17 @@ func FuzzStructured(f *testing.F) {
 		}
 		if err := CheckStructured(fields); err != nil {
 			var ae *AttributeError
-			if !errors.As(err, &ae) || ae.Attribute == "" {
-				t.Fatalf("CheckStructured(%s): %v, not an AttributeError naming a member", raw, err)
+			if !errors.As(err, &ae) {
+				t.Fatalf("CheckStructured(%s): %v, not an AttributeError", raw, err)
+			}
+			if _, member := fields[ae.Attribute]; !member {
+				t.Fatalf("CheckStructured(%s): %v names no member", raw, err)
+			}
+			// The member is shown as it is, or quoted when it would not
+			// read as a name.
+			if !strings.HasPrefix(err.Error(), "attribute "+ae.Attribute+": ") &&
+				!strings.HasPrefix(err.Error(), fmt.Sprintf("attribute %q: ", ae.Attribute)) || strings.HasPrefix(err.Error(), "attribute : ") {
+				t.Fatalf("CheckStructured(%s): %q does not show the member %q", raw, err, ae.Attribute)
 			}
 			return
 		}
