@@ -37,6 +37,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/netguard"
+	"github.com/nubo-dev/nubo/internal/procgroup"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -77,8 +78,10 @@ type Engine struct {
 	metrics *engineMetrics
 
 	// The components, set by Start (components.go) and not replaced after.
-	host    *host.Host
-	reaper  *reaper
+	host   *host.Host
+	reaper *reaper
+	// cgroups hold the replicas' process trees (see internal/procgroup).
+	cgroups *procgroup.Tree
 	lock    *stateLock
 	broker  *brokerComponent
 	admin   *consoleComponent
