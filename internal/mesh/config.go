@@ -56,6 +56,12 @@ type Config struct {
 	// (created on first use). Required with IngressHTTPS.
 	CADir string
 
+	// Workloads lists the processes of the workloads' replicas (pid:
+	// service), from their cgroups: a connection to a caller's proxy
+	// listener from a replica of another service is refused (see
+	// peer.go). Nil checks nothing.
+	Workloads func() map[int]string
+
 	// Limits bound the clients of the loopback listeners (one cap shared by
 	// all of them) and IngressLimits those of the ingress listeners (one
 	// cap for both); unset fields take netguard's defaults.

@@ -155,10 +155,16 @@ func (m *Mesh) listen(k listenerKey) (*listener, error) {
 		return nil, fmt.Errorf("mesh: listener for %s: %w", k.caller, err)
 	}
 	log := m.logger().With("caller", k.caller)
+	srv := newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log, m.limits)
+	// Who connects is looked up once per connection (see peer.go).
+	base := srv.ConnContext
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return peerContext(base(ctx, c), c, m.workloads)
+	}
 	l := &listener{
 		key: k,
 		ln:  m.conns.Listener(ln),
-		srv: newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log, m.limits),
+		srv: srv,
 		url: "http://" + ln.Addr().String(),
 	}
 	m.listeners[k] = l

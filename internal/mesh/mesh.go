@@ -80,6 +80,9 @@ type Mesh struct {
 	// the ingress listeners, with the timeouts of limits and ingressLimits.
 	conns, ingressConns   *netguard.Limiter
 	limits, ingressLimits netguard.Limits
+
+	// workloads is Config.Workloads.
+	workloads func() map[int]string
 }
 
 type gatewayHolder struct{ h http.Handler }
@@ -103,6 +106,7 @@ func New(cfg Config, eps Endpoints) (*Mesh, error) {
 		listeners: map[listenerKey]*listener{},
 		dialer:    &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
 
+		workloads:     cfg.Workloads,
 		limits:        cfg.Limits.WithDefaults(netguard.Mesh),
 		ingressLimits: cfg.IngressLimits.WithDefaults(netguard.Ingress),
 	}

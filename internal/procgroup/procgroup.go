@@ -99,6 +99,37 @@ func (t *Tree) Close() error {
 	return KillDir(t.dir)
 }
 
+// Members lists the processes in the engine's cgroups by the name their
+// cgroup was made with, up to its last dash (New("api-0") gives "api"
+// for a replica named SERVICE-INDEX: the service): pid to name.
+func (t *Tree) Members() map[int]string {
+	if !t.Enabled() {
+		return nil
+	}
+	ents, err := os.ReadDir(t.dir)
+	if err != nil {
+		return nil
+	}
+	out := map[int]string{}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		// NAME-HEX, and NAME is SERVICE-INDEX.
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			name = name[:i]
+		}
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			name = name[:i]
+		}
+		for _, pid := range procs(filepath.Join(t.dir, e.Name())) {
+			out[pid] = name
+		}
+	}
+	return out
+}
+
 // New creates a cgroup for one process tree; name is made unique.
 func (t *Tree) New(name string) (*Group, error) {
 	if !t.Enabled() {

@@ -43,3 +43,6 @@ func (g *Group) Kill() error { return nil }
 
 // KillDir does nothing.
 func KillDir(string) error { return nil }
+
+// Members is empty.
+func (t *Tree) Members() map[int]string { return nil }
