@@ -2,9 +2,9 @@
 
 GO        ?= go
 # Packages with concurrency run under the race detector too.
-RACE_PKGS ?= ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/... ./internal/h1server/... ./internal/host/... ./internal/mcpserver/... ./internal/serve/... ./internal/audit/... ./internal/eventstore/... ./internal/databases/...
+RACE_PKGS ?= ./internal/netguard/... ./internal/procgroup/... ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/... ./internal/h1server/... ./internal/host/... ./internal/mcpserver/... ./internal/serve/... ./internal/audit/... ./internal/eventstore/... ./internal/databases/...
 
-.PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race conformance fuzz-smoke generate
+.PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race conformance fuzz-smoke fuzz generate
 
 all: build
 
@@ -62,6 +62,33 @@ conformance:
 fuzz-smoke:
 	$(GO) test ./internal/spec -run XXX -fuzz FuzzParse -fuzztime 60s
 	$(GO) test ./internal/h1server -run XXX -fuzz FuzzRequest -fuzztime 60s
+
+# FUZZ_TARGETS lists every fuzz target as package:Name. Their seed corpora
+# (f.Add and testdata/fuzz) run in `make test` like any test; `make fuzz`
+# runs each for FUZZTIME, one after the other (Go fuzzes one target at a
+# time). A crash it finds is written to the package's testdata/fuzz, and
+# stays there as a regression test. Not part of `make test`.
+FUZZTIME ?= 30s
+FUZZ_TARGETS ?= \
+	./internal/spec:FuzzParse \
+	./internal/urlpath:FuzzClean \
+	./internal/gateway:FuzzRouterMatch \
+	./internal/gateway:FuzzGatewayPath \
+	./internal/gateway:FuzzJWT \
+	./internal/cebinding:FuzzValue \
+	./internal/cebinding:FuzzStructured \
+	./internal/events:FuzzReadEvents \
+	./internal/events:FuzzCESQL \
+	./internal/events:FuzzJQFilter \
+	./internal/mesh:FuzzIngressRoute \
+	./internal/h1server:FuzzRequest
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME); \
+	done
 
 generate:
 	$(GO) generate ./...

@@ -35,6 +35,9 @@ type Status struct {
 	// EventStore is the event store's streams, events and projections;
 	// absent when the spec has none.
 	EventStore *EventStoreStatus `json:"eventStore,omitempty"`
+	// Broker is the state of the broker (the embedded NATS server):
+	// degraded after a store failure, until it has healed.
+	Broker *BrokerHealth `json:"broker,omitempty"`
 	// Skipped lists the sections of the spec nubo up does not run (yet),
 	// so that nothing is silently dropped.
 	Skipped []Skipped `json:"skipped"`
@@ -153,4 +156,16 @@ type ResourceUsage struct {
 	Processes int `json:"processes"`
 	// Time is when the sample was taken.
 	Time time.Time `json:"time"`
+}
+
+// BrokerHealth is the broker's state.
+type BrokerHealth struct {
+	// State is "ok" or "degraded".
+	State string `json:"state"`
+	// Reason is the failure that degraded it (the server's error).
+	Reason string `json:"reason,omitempty"`
+	// Since is when the state last changed.
+	Since time.Time `json:"since"`
+	// Recoveries counts restarts of the embedded server after a failure.
+	Recoveries int `json:"recoveries"`
 }

@@ -26,11 +26,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -73,8 +75,17 @@ type Broker struct {
 	cfg Config
 	log *slog.Logger
 
+	health *health
+	// cur is the embedded server in service: the engine's connection
+	// reconnects to it after a restart (inProcess).
+	cur atomic.Pointer[server.Server]
+	// watched is closed when the health watcher has returned.
+	watched chan struct{}
+
 	mu      sync.Mutex // guards the fields below
 	srv     *server.Server
+	opts    *server.Options // the embedded server's, for a restart
+	cancel  context.CancelFunc
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	url     string
@@ -106,7 +117,7 @@ func New(cfg Config) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Broker{cfg: cfg, log: log.With("component", "broker")}, nil
+	return &Broker{cfg: cfg, log: log.With("component", "broker"), health: newHealth()}, nil
 }
 
 // Embedded reports whether the broker runs its own server.
@@ -134,6 +145,14 @@ func (b *Broker) Start(ctx context.Context) error {
 		return err
 	}
 	b.started = true
+	if b.srv != nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		b.cancel, b.watched = cancel, make(chan struct{})
+		go func() {
+			defer close(b.watched)
+			b.watch(wctx)
+		}()
+	}
 	return nil
 }
 
@@ -158,8 +177,9 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: embedded server: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{b.log}, false, false, false)
-	b.srv = srv
+	srv.SetLoggerV2(natsLogger{b.log, b.health}, false, false, false)
+	b.srv, b.opts = srv, opts.Clone()
+	b.cur.Store(srv)
 	go srv.Start()
 	if !waitReady(ctx, srv) {
 		return fmt.Errorf("broker: embedded server in %s did not become ready within %v", dir, readyTimeout)
@@ -168,7 +188,11 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 		return fmt.Errorf("broker: embedded server in %s: JetStream did not start (see the log)", dir)
 	}
 	b.url = srv.ClientURL()
-	nc, err := nats.Connect(b.url, nats.Name(b.cfg.Name), nats.InProcessServer(srv), nats.MaxReconnects(-1))
+	if a, ok := srv.Addr().(*net.TCPAddr); ok {
+		b.opts.Port = a.Port // a restart keeps the port
+	}
+	nc, err := nats.Connect(b.url, nats.Name(b.cfg.Name), nats.InProcessServer(inProcess{b}), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("broker: connect to the embedded server: %w", err)
 	}
@@ -263,6 +287,14 @@ func (b *Broker) Stop(ctx context.Context) error {
 	if b == nil {
 		return nil
 	}
+	// The watcher first: it may be restarting the server.
+	b.mu.Lock()
+	cancel, watched := b.cancel, b.watched
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-watched
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.stopped {
@@ -322,11 +354,29 @@ func Redact(raw string) string {
 
 // natsLogger passes nats-server's log to slog. Notices go to Debug: the
 // server announces every start-up detail, which `nubo up` does not show.
-type natsLogger struct{ log *slog.Logger }
+// A store failure the server logs marks the broker degraded (see
+// health.go).
+type natsLogger struct {
+	log    *slog.Logger
+	health *health
+}
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any) {
+	l.report(slog.LevelWarn, fmt.Sprintf(format, v...))
+}
+func (l natsLogger) Fatalf(format string, v ...any) {
+	l.report(slog.LevelError, fmt.Sprintf(format, v...))
+}
+func (l natsLogger) Errorf(format string, v ...any) {
+	l.report(slog.LevelError, fmt.Sprintf(format, v...))
+}
+
+func (l natsLogger) report(level slog.Level, msg string) {
+	l.log.Log(context.Background(), level, msg)
+	if isStoreFailure(msg) {
+		l.health.degrade(msg)
+	}
+}
+func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

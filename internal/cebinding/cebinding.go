@@ -35,7 +35,13 @@ type AttributeError struct {
 }
 
 func (e *AttributeError) Error() string {
-	return fmt.Sprintf("attribute %s: %s", e.Attribute, e.Reason)
+	name := e.Attribute
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == ':' || r >= 0x7f }) {
+		// A member named "" or with spaces (FuzzStructured found
+		// "attribute : ...") is shown quoted.
+		name = fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("attribute %s: %s", name, e.Reason)
 }
 
 // EncodeValue percent-encodes a header value: every character outside

@@ -90,6 +90,7 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 			fmt.Fprintln(w, "  "+strings.Join(parts, ", "))
 		}
 	}
+	writeBroker(w, st.Broker, now)
 	if len(st.Services) == 0 {
 		fmt.Fprintln(w, "\nno services")
 	}
@@ -219,6 +220,18 @@ func memoryText(f apitype.Function) string {
 		return f.Memory + " (" + notEnforced + ")"
 	}
 	return f.Memory + " (" + f.MemoryEnforcement + ")"
+}
+
+// writeBroker prints the broker's state when it is degraded or has
+// healed: a broker that never failed needs no line.
+func writeBroker(w io.Writer, b *apitype.BrokerHealth, now time.Time) {
+	switch {
+	case b == nil:
+	case b.State != "ok":
+		fmt.Fprintf(w, "  broker %s for %s: %s (it restarts itself once file descriptors are free)\n", strings.ToUpper(b.State), age(now.Sub(b.Since)), flat(b.Reason))
+	case b.Recoveries > 0:
+		fmt.Fprintf(w, "  broker ok; recovered %d times from a store failure, last %s ago\n", b.Recoveries, age(now.Sub(b.Since)))
+	}
 }
 
 // writeQueues prints a table of the queues' depths.

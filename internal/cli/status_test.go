@@ -49,6 +49,8 @@ func (e fullEngine) Status() console.Status {
 	st.EventStore = &apitype.EventStoreStatus{Streams: 3, Events: 40, LastPosition: 40, Projections: []apitype.Projection{
 		{Name: "customer-stats", Handler: "service:users/projections/customer-stats", State: "failing", Position: 12, Checkpoint: 10, Lag: 28, Failures: 4, LastError: "POST service:users/projections/customer-stats: 500"},
 	}}
+	st.Broker = &apitype.BrokerHealth{State: "degraded", Since: time.Now().Add(-5 * time.Second),
+		Reason: "Filestore [ORDERS] Critical write error: open 2.blk: too many open files"}
 	return st
 }
 
@@ -76,6 +78,7 @@ func TestStatusFunctionsAndQueues(t *testing.T) {
 	}
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^SERVICE +REPLICA +STATE`),
+		regexp.MustCompile(`(?m)^  broker DEGRADED for [56]s: Filestore \[ORDERS\] Critical write error: open 2.blk: too many open files \(it restarts itself`),
 		regexp.MustCompile(`(?m)^FUNCTION +INSTANCES +IN FLIGHT +QUEUED +INVOCATIONS +ERRORS +COLD STARTS +MEMORY$`),
 		regexp.MustCompile(`(?m)^send-welcome +2/0\.\.10 +2 +3 +1234 +5 +7 +128Mi \(cgroup v2\)$`),
 		regexp.MustCompile(`(?m)^resize +1/1\.\.2 +0 +0 +0 +0 +0 +64Mi \(not enforced\)$`),

@@ -29,18 +29,16 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/nubo-dev/nubo/internal/logs"
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // Limits of one request.
 const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-	maxBodyBytes      = 1 << 20
+	maxHeaderBytes = 64 << 10
+	maxBodyBytes   = 1 << 20
 )
 
 // Config configures a Server.
@@ -75,6 +73,9 @@ type Config struct {
 	// the engine: the platform API under /v1/, the Prometheus-compatible
 	// API under /api/v1/. Patterns are net/http ServeMux patterns.
 	Routes []Route
+	// Limits bound the console's clients (connections, header, body and
+	// idle timeouts); unset fields take netguard's defaults.
+	Limits netguard.Limits
 }
 
 // Route is a handler another part of the engine serves on the console.
@@ -275,16 +276,18 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("console: listen on %s: %w (set local.console in nubo.yaml to another address)", s.cfg.Addr, err)
 	}
-	s.ln = ln
 	s.srv = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Handler:        s.handler,
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// No ReadTimeout or WriteTimeout: log followers stream for as long
-		// as the client stays.
+		// as the client stays. A body pausing longer than the body
+		// timeout is cut off instead, and connections are capped.
 	}
+	limits := s.cfg.Limits.WithDefaults(netguard.Console)
+	ln = netguard.NewLimiter(limits.MaxConns).Listener(ln)
+	netguard.Server(s.srv, limits)
+	s.ln = ln
 	s.started = true
 	s.served = make(chan struct{})
 	srv, served := s.srv, s.served

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/broker"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -34,3 +35,9 @@ func (c *brokerComponent) Stop(ctx context.Context) error  { return c.b.Stop(ctx
 
 // clientURL is the URL processes connect to; empty before Start.
 func (c *brokerComponent) clientURL() string { return c.b.ClientURL() }
+
+// health is the broker's state for the status.
+func (c *brokerComponent) health() *apitype.BrokerHealth {
+	h := c.b.Health()
+	return &apitype.BrokerHealth{State: h.State, Reason: h.Reason, Since: h.Since, Recoveries: h.Recoveries}
+}

@@ -2,14 +2,17 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/logs"
+	"github.com/nubo-dev/nubo/internal/procgroup"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
 // build makes every component of app, in start order. Nothing runs yet:
@@ -90,8 +93,11 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 
 	comps := []host.Component{
 		host.Func{ComponentName: "reaper", OnStart: e.startReaper, OnStop: func(context.Context) error {
+			// Every service has stopped: what is left in their cgroups
+			// escaped its process group, and dies now.
+			err := e.cgroups.Close()
 			e.reaper.close()
-			return nil
+			return err
 		}},
 		host.Func{ComponentName: "state", OnStart: func(context.Context) error {
 			lock, err := lockStateDir(app.StatePath(), LockInfo{PID: os.Getpid(), Console: consoleAddr, Spec: app.File, Started: e.started})
@@ -131,6 +137,10 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 }
 
 func (e *Engine) startReaper(context.Context) error {
+	e.cgroups = procgroup.Open(e.log)
+	if !e.cgroups.Enabled() {
+		e.log.Debug("replicas without cgroups: what leaves a replica's process group is not killed with it", "reason", e.cgroups.Reason())
+	}
 	if len(e.opts.ReaperArgv) == 0 {
 		return nil
 	}
@@ -139,7 +149,23 @@ func (e *Engine) startReaper(context.Context) error {
 		return err
 	}
 	e.reaper = rp
+	rp.trackCgroups(e.cgroups.Dir())
 	return nil
+}
+
+// replicaCgroups gives the supervisors the engine's cgroups.
+type replicaCgroups struct{ e *Engine }
+
+func (c replicaCgroups) New(name string) (supervisor.Cgroup, error) {
+	t := c.e.cgroups
+	if !t.Enabled() {
+		return nil, errors.New("no cgroups")
+	}
+	g, err := t.New(name)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // trackBuild tells the reaper about a build's process group.

@@ -135,6 +135,9 @@ func (e *Engine) Status() console.Status {
 	defer cancel()
 	st.Queues = e.events.queues(ctx)
 	st.EventStore = e.eventStore.status(ctx)
+	if e.broker != nil {
+		st.Broker = e.broker.health()
+	}
 	return st
 }
 

@@ -36,6 +36,8 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/host"
 	"github.com/nubo-dev/nubo/internal/logs"
+	"github.com/nubo-dev/nubo/internal/netguard"
+	"github.com/nubo-dev/nubo/internal/procgroup"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -76,8 +78,10 @@ type Engine struct {
 	metrics *engineMetrics
 
 	// The components, set by Start (components.go) and not replaced after.
-	host    *host.Host
-	reaper  *reaper
+	host   *host.Host
+	reaper *reaper
+	// cgroups hold the replicas' process trees (see internal/procgroup).
+	cgroups *procgroup.Tree
 	lock    *stateLock
 	broker  *brokerComponent
 	admin   *consoleComponent
@@ -186,6 +190,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, s := range skippedSections(app) {
 		e.out.event("", "skipping "+s.Section+": "+s.Reason)
 	}
+	// Every listener's connection cap comes from the open-file limit, so
+	// that a flood of clients leaves the broker its descriptors.
+	limit, err := netguard.RaiseFileLimit()
+	if err != nil {
+		e.log.Warn("open-file limit", "err", err)
+	}
+	b := netguard.BudgetFor(limit)
+	e.log.Debug("open-file budget", "limit", b.Limit, "reserve", b.Reserve,
+		"gateway", b.Gateway, "ingress", b.Ingress, "mesh", b.Mesh, "console", b.Console)
 	comps, err := e.build(app, vals)
 	if err != nil {
 		return err

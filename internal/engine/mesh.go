@@ -36,6 +36,9 @@ func (e *Engine) meshConfig(app *spec.App) mesh.Config {
 	cfg.Logger = e.log.With("component", "mesh")
 	cfg.Metrics = e.metrics.reg
 	cfg.CADir = CADir(app)
+	// The replicas' cgroups say which workload a process belongs to: a
+	// replica cannot use another's proxy listener.
+	cfg.Workloads = func() map[int]string { return e.cgroups.Members() }
 	cfg.ExtraDurationBuckets = slo.LatencyBuckets(app)
 	cfg.IdentityCallers = identityCallers(app)
 	return cfg

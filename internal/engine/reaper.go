@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/procgroup"
 )
 
 // The reaper makes "no process of the system outlives nubo" hold even after
@@ -59,6 +62,19 @@ func (r *reaper) send(op byte, pgid int) {
 // track registers a process group to kill if nubo dies.
 func (r *reaper) track(pgid int) { r.send('+', pgid) }
 
+// trackCgroups tells the reaper the engine's directory of cgroups: if nubo
+// dies, every process in it is killed, escaped ones included.
+func (r *reaper) trackCgroups(dir string) {
+	if r == nil || dir == "" || strings.ContainsAny(dir, "\n") {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.w != nil {
+		_, _ = fmt.Fprintf(r.w, "c%s\n", dir)
+	}
+}
+
 // untrack forgets a group that has been stopped.
 func (r *reaper) untrack(pgid int) { r.send('-', pgid) }
 
@@ -91,6 +107,7 @@ func (r *reaper) close() {
 func RunReaper(in io.Reader, grace time.Duration) {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	groups := map[int]bool{}
+	var cgroups []string
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		line := sc.Text()
@@ -98,6 +115,10 @@ func RunReaper(in io.Reader, grace time.Duration) {
 			return
 		}
 		if len(line) < 2 {
+			continue
+		}
+		if line[0] == 'c' {
+			cgroups = append(cgroups, line[1:])
 			continue
 		}
 		pgid, err := strconv.Atoi(line[1:])
@@ -111,6 +132,13 @@ func RunReaper(in io.Reader, grace time.Duration) {
 			delete(groups, pgid)
 		}
 	}
+	// What escaped its process group is in the cgroups; it is killed
+	// after the groups have had their grace.
+	defer func() {
+		for _, dir := range cgroups {
+			_ = procgroup.KillDir(dir)
+		}
+	}()
 	for pgid := range groups {
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	}

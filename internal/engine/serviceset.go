@@ -167,6 +167,7 @@ func (c *servicesComponent) prepare(ctx context.Context, app *spec.App, vals sec
 			supervisor.WithLineSink(e.out),
 			supervisor.WithEventSink(supervisor.EventFunc(c.onEvent)),
 			supervisor.WithSampleInterval(app.Local.Supervisor.SampleInterval.Duration),
+			supervisor.WithCgroups(replicaCgroups{e}),
 		)
 		if err != nil {
 			return nil, err

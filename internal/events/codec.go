@@ -59,10 +59,12 @@ func encodeEvent(subject string, ev *event.Event) *nats.Msg {
 		set("ce-time", t.UTC().Format(time.RFC3339Nano))
 	}
 	set(hdrContentType, ev.DataContentType())
+	// An extension is kept even with an empty value: a client sent it,
+	// and a filter's EXISTS sees it (found by FuzzReadEvents).
 	for k, v := range ev.Extensions() {
 		s, err := types.Format(v)
 		if err == nil {
-			set(cePrefix+k, s)
+			h[cePrefix+k] = []string{escapeValue(s)}
 		}
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: ev.Data()}

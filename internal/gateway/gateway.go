@@ -56,6 +56,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/h1server"
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/upstream"
 )
@@ -139,6 +140,10 @@ type Config struct {
 	// Now is the clock of TTLs, token buckets and token validity; default
 	// time.Now.
 	Now func() time.Time
+	// Limits bound the clients of the listener Start opens (connections,
+	// header, body and idle timeouts); unset fields take netguard's
+	// defaults, the cap from the open-file budget.
+	Limits netguard.Limits
 }
 
 // Gateway is the running API gateway. Create it with New; Handler serves
@@ -172,7 +177,8 @@ type Gateway struct {
 	srv     *http.Server
 	loop    *h1server.Server // serves HTTP/1.x in front of srv
 	ln      net.Listener
-	served  chan struct{} // closed when Serve has returned
+	conns   *netguard.Limiter // the listener's connection cap
+	served  chan struct{}     // closed when Serve has returned
 	started bool
 	stopped bool
 }
@@ -292,16 +298,21 @@ func (g *Gateway) Start(ctx context.Context) error {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	g.srv = &http.Server{
-		Handler:           g,
-		Protocols:         &p,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		Handler:   g,
+		Protocols: &p,
+		ErrorLog:  slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
-	// nubo's HTTP/1.1 server loop serves HTTP/1.x; g.srv takes HTTP/2
-	// with prior knowledge on its first bytes (see internal/h1server).
+	// A flood of clients is held at the cap, and slow ones are cut off,
+	// so that it cannot take the descriptors the broker needs.
+	limits := g.cfg.Limits.WithDefaults(netguard.Gateway)
+	g.conns = netguard.NewLimiter(limits.MaxConns)
+	ln = g.conns.Listener(ln)
+	netguard.Server(g.srv, limits)
+	// nubo's HTTP/1.1 server loop serves HTTP/1.x with the same handler
+	// and timeouts; g.srv takes HTTP/2 with prior knowledge on its first
+	// bytes (see internal/h1server).
 	g.loop = &h1server.Server{
-		Handler: g, Fallback: g.srv, ReadHeaderTimeout: g.srv.ReadHeaderTimeout, IdleTimeout: g.srv.IdleTimeout, Log: g.log,
+		Handler: g.srv.Handler, Fallback: g.srv, ReadHeaderTimeout: g.srv.ReadHeaderTimeout, IdleTimeout: g.srv.IdleTimeout, Log: g.log,
 	}
 	g.ln = ln
 	g.served = make(chan struct{})

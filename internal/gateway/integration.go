@@ -15,6 +15,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/functions"
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/urlpath"
 )
@@ -291,6 +292,9 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(cerr, context.DeadlineExceeded):
 			x.reason = fmt.Sprintf("%s integration timed out after %s", p.typ, p.timeout)
 			return failure(http.StatusGatewayTimeout, msgTimeout, x.reason)
+		case errors.Is(err, netguard.ErrBodyTimeout) || netguard.BodyTimedOut(x.r.Context()):
+			x.reason = err.Error()
+			return failure(http.StatusRequestTimeout, []byte(`{"message":"Request Timeout"}`), x.reason)
 		case errors.Is(err, context.Canceled) || errors.Is(cerr, context.Canceled):
 			x.reason = "client went away"
 			return failure(499, msgBadGateway, x.reason)

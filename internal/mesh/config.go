@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -54,6 +55,17 @@ type Config struct {
 	// CADir holds the local CA that signs the HTTPS listener's certificates
 	// (created on first use). Required with IngressHTTPS.
 	CADir string
+
+	// Workloads lists the processes of the workloads' replicas (pid:
+	// service), from their cgroups: a connection to a caller's proxy
+	// listener from a replica of another service is refused (see
+	// peer.go). Nil checks nothing.
+	Workloads func() map[int]string
+
+	// Limits bound the clients of the loopback listeners (one cap shared by
+	// all of them) and IngressLimits those of the ingress listeners (one
+	// cap for both); unset fields take netguard's defaults.
+	Limits, IngressLimits netguard.Limits
 
 	// Logger receives the mesh's diagnostics, audit and denial logs; nil
 	// discards them.

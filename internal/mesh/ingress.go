@@ -270,8 +270,9 @@ func (m *Mesh) bindIngress(c *compiled, cur *ingressServers) (*ingressServers, e
 		if err != nil {
 			return nil, fmt.Errorf("mesh: ingress http listener %s: %w", want.httpAddr, err)
 		}
-		srv := newServer(&ingressHandler{m: m}, log)
-		want.plain = &listener{key: listenerKey{caller: IngressPrincipal}, ln: ln, srv: srv, loop: newLoop(srv, log), url: "http://" + ln.Addr().String()}
+		srv := newServer(&ingressHandler{m: m}, log, m.ingressLimits)
+		want.plain = &listener{key: listenerKey{caller: IngressPrincipal}, ln: m.ingressConns.Listener(ln),
+			srv: srv, loop: newLoop(srv, log), url: "http://" + ln.Addr().String()}
 	}
 	if cur != nil && cur.httpsAddr == want.httpsAddr {
 		want.secure, want.ca = cur.secure, cur.ca
@@ -289,7 +290,8 @@ func (m *Mesh) bindIngress(c *compiled, cur *ingressServers) (*ingressServers, e
 			want.closeUnserved(cur)
 			return nil, fmt.Errorf("mesh: ingress https listener %s: %w", want.httpsAddr, err)
 		}
-		srv := newServer(&ingressHandler{m: m, secure: true}, log)
+		ln = m.ingressConns.Listener(ln)
+		srv := newServer(&ingressHandler{m: m, secure: true}, log, m.ingressLimits)
 		srv.TLSConfig = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: m.certificate(ca),

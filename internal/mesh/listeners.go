@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/nubo-dev/nubo/internal/h1server"
+	"github.com/nubo-dev/nubo/internal/netguard"
 )
 
 // listenerKey names a loopback listener: a caller's proxy listener (target
@@ -45,17 +45,16 @@ func newLoop(srv *http.Server, log *slog.Logger) *h1server.Server {
 
 // newServer is the HTTP server of the mesh's loopback and ingress
 // listeners: HTTP/1.1 with keep-alive, and HTTP/2 cleartext with prior
-// knowledge (gRPC clients).
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
+// knowledge (gRPC clients), with the header, body and idle timeouts of
+// limits.
+func newServer(h http.Handler, log *slog.Logger, limits netguard.Limits) *http.Server {
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:           h,
-		Protocols:         &p,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	srv := &http.Server{
+		Handler:   h,
+		Protocols: &p,
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if t, ok := c.(*tunnelConn); ok {
 				return context.WithValue(ctx, tunnelKey{}, t.target)
@@ -63,6 +62,8 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 			return ctx
 		},
 	}
+	netguard.Server(srv, limits)
+	return srv
 }
 
 // ProxyURL returns the HTTP_PROXY of caller's processes: a loopback
@@ -170,8 +171,19 @@ func (m *Mesh) listen(k listenerKey) (*listener, error) {
 		return nil, fmt.Errorf("mesh: listener for %s: %w", k.caller, err)
 	}
 	log := m.logger().With("caller", k.caller)
-	srv := newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log)
-	l := &listener{key: k, ln: ln, srv: srv, loop: newLoop(srv, log), url: "http://" + ln.Addr().String()}
+	srv := newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log, m.limits)
+	// Who connects is looked up once per connection (see peer.go).
+	base := srv.ConnContext
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return peerContext(base(ctx, c), c, m.workloads)
+	}
+	l := &listener{
+		key:  k,
+		ln:   m.conns.Listener(ln),
+		srv:  srv,
+		loop: newLoop(srv, log),
+		url:  "http://" + ln.Addr().String(),
+	}
 	m.listeners[k] = l
 	if m.started {
 		m.serve(l)

@@ -38,6 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/upstream"
 )
 
@@ -74,6 +75,14 @@ type Mesh struct {
 	bg        sync.WaitGroup
 
 	hijacked sync.Map // net.Conn -> struct{}: upgraded and tunnelled connections, closed by Stop
+
+	// conns and ingressConns cap the connections of the loopback and of
+	// the ingress listeners, with the timeouts of limits and ingressLimits.
+	conns, ingressConns   *netguard.Limiter
+	limits, ingressLimits netguard.Limits
+
+	// workloads is Config.Workloads.
+	workloads func() map[int]string
 }
 
 type gatewayHolder struct{ h http.Handler }
@@ -96,7 +105,12 @@ func New(cfg Config, eps Endpoints) (*Mesh, error) {
 		clusters:  map[string]*cluster{},
 		listeners: map[listenerKey]*listener{},
 		dialer:    &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second},
+
+		workloads:     cfg.Workloads,
+		limits:        cfg.Limits.WithDefaults(netguard.Mesh),
+		ingressLimits: cfg.IngressLimits.WithDefaults(netguard.Ingress),
 	}
+	m.conns, m.ingressConns = netguard.NewLimiter(m.limits.MaxConns), netguard.NewLimiter(m.ingressLimits.MaxConns)
 	m.tel, err = newTelemetry(cfg.Metrics, cfg.ExtraDurationBuckets)
 	if err != nil {
 		return nil, err

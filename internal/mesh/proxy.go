@@ -26,6 +26,11 @@ type callerHandler struct {
 type tunnelKey struct{}
 
 func (h *callerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if why := refusePeer(r.Context(), h.caller); why != "" {
+		h.m.logger().Warn("mesh: a workload used another's proxy listener", "listener", h.caller, "reason", why)
+		writeText(w, http.StatusForbidden, why)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		h.m.connect(w, r, h.caller)
 		return

@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +35,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/gateway"
 	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/netguard"
 	"github.com/nubo-dev/nubo/internal/secrets"
 	"github.com/nubo-dev/nubo/internal/slo"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -326,13 +326,16 @@ func (h *httpComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", h.addr, err)
 	}
-	h.ln = ln
+	// In a pod as on one machine: capped connections, header, body and
+	// idle timeouts (see internal/netguard).
+	limits := netguard.Limits{}.WithDefaults(netguard.Gateway)
+	h.ln = netguard.NewLimiter(limits.MaxConns).Listener(ln)
+	ln = h.ln
 	h.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
+		Handler:        mux,
+		MaxHeaderBytes: 1 << 20,
 	}
+	netguard.Server(h.srv, limits)
 	go func() { _ = h.srv.Serve(ln) }()
 	return nil
 }

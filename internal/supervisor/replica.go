@@ -71,6 +71,8 @@ type instance struct {
 
 	mu     sync.Mutex // guards reaped, and orders signals against the reap
 	reaped bool
+	// cg is the instance's cgroup; nil without cgroups.
+	cg Cgroup
 }
 
 // signal sends sig to the instance's process group unless it has been
@@ -281,16 +283,29 @@ func (r *replica) launch() (*instance, error) {
 		return nil, r.errorf("start: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
+	cg := r.cgroup()
+	if cg != nil {
+		cg.Prepare(cmd.SysProcAttr)
+	}
 	err = r.s.sp.start(cmd)
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if cg != nil {
+			_ = cg.Started(0)
+			_ = cg.Kill()
+		}
 		return nil, r.errorf("start: %w", err)
 	}
+	if cg != nil {
+		if err := cg.Started(cmd.Process.Pid); err != nil {
+			r.log.Warn("join the replica's cgroup", "pid", cmd.Process.Pid, "err", err)
+		}
+	}
 
-	in := &instance{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), exited: make(chan struct{})}
+	in := &instance{cmd: cmd, pid: cmd.Process.Pid, start: time.Now(), exited: make(chan struct{}), cg: cg}
 	state := StateRunning
 	if r.cfg.Startup != nil {
 		state = StateStarting
@@ -364,7 +379,27 @@ func (r *replica) reap(in *instance) ExitStatus {
 	if err != nil && in.cmd.ProcessState == nil {
 		r.log.Warn("wait", "pid", in.pid, "err", err)
 	}
+	// What left the process group (setsid) is still in the cgroup.
+	if in.cg != nil {
+		if err := in.cg.Kill(); err != nil {
+			r.log.Warn("kill the replica's cgroup", "err", err)
+		}
+	}
 	return exitStatus(in.cmd.ProcessState)
+}
+
+// cgroup makes the next instance's cgroup, or nil: without cgroups, or
+// when one cannot be made (the process group still holds the replica).
+func (r *replica) cgroup() Cgroup {
+	if r.s.cgroups == nil {
+		return nil
+	}
+	cg, err := r.s.cgroups.New(fmt.Sprintf("%s-%d", r.cfg.Name, r.index))
+	if err != nil {
+		r.log.Warn("no cgroup for the replica", "err", err)
+		return nil
+	}
+	return cg
 }
 
 // exitStatus reports how a process ended, with a signal's death as the

@@ -45,6 +45,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -60,6 +61,7 @@ type Supervisor struct {
 	events      EventSink
 	sampleEvery time.Duration
 	probeClient *http.Client
+	cgroups     Cgroups
 
 	// opMu serializes Start, Scale, Roll and RestartAll. Lock order: opMu,
 	// then mu. Stop does not take it, so that it is never stuck behind a
@@ -103,6 +105,27 @@ func WithLineSink(ls LineSink) Option { return func(s *Supervisor) { s.lines = l
 
 // WithEventSink sets where events go; nil discards them.
 func WithEventSink(es EventSink) Option { return func(s *Supervisor) { s.events = es } }
+
+// Cgroups gives each replica's process tree a cgroup of its own
+// (internal/procgroup), so that what leaves the replica's process group
+// (setsid) is killed with the replica all the same.
+type Cgroups interface {
+	New(name string) (Cgroup, error)
+}
+
+// Cgroup is one replica instance's cgroup.
+type Cgroup interface {
+	// Prepare makes the command start inside the cgroup, where it can.
+	Prepare(attr *syscall.SysProcAttr)
+	// Started finishes the start of pid (0: the start failed).
+	Started(pid int) error
+	// Kill kills every process left in the cgroup and removes it.
+	Kill() error
+}
+
+// WithCgroups puts every replica instance in a cgroup of cg; nil (the
+// default) kills by process group only.
+func WithCgroups(cg Cgroups) Option { return func(s *Supervisor) { s.cgroups = cg } }
 
 // WithSampleInterval sets how often resource usage is read from /proc
 // (default DefaultSampleInterval).

@@ -29,6 +29,8 @@ func main() {
 		burn         = flag.Float64("burn", 0, "burn this fraction of one core")
 		burnFile     = flag.String("burn-file", "", "with -burn: burn only while this file exists")
 		grandchild   = flag.String("grandchild", "", "start a grandchild that sleeps forever and write its pid here")
+		escape       = flag.String("escape", "", "start a grandchild that leaves the process group and the parent (setsid and a double fork), sleeps forever and writes its pid here")
+		escapeMid    = flag.String("escape-mid", "", "the middle of -escape: start the sleeper in a new session, write its pid here and exit")
 		pidFile      = flag.String("pidfile", "", "write own pid here")
 		lines        = flag.Int("lines", 0, "write this many numbered lines to stdout")
 		stderrLines  = flag.Int("stderr-lines", 0, "write this many numbered lines to stderr")
@@ -78,6 +80,25 @@ func main() {
 			fail(err)
 		}
 		writeFile(*grandchild, fmt.Sprint(cmd.Process.Pid))
+	}
+	if *escape != "" {
+		// setsid, then a double fork: the sleeper has neither this
+		// replica's process group nor a parent in it.
+		cmd := exec.Command(os.Args[0], "-escape-mid", *escape)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			fail(err)
+		}
+		go func() { _ = cmd.Wait() }()
+	}
+	if *escapeMid != "" {
+		cmd := exec.Command(os.Args[0])
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			fail(err)
+		}
+		writeFile(*escapeMid, fmt.Sprint(cmd.Process.Pid))
+		os.Exit(0)
 	}
 	if *burn > 0 {
 		go burnCPU(*burn, *burnFile)

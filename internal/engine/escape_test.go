@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/nubotest"
+	"github.com/nubo-dev/nubo/internal/procgroup"
+)
+
+// requireCgroups skips where the engine cannot make cgroups (and fails
+// in CI, where the runner is root with a writable hierarchy).
+func requireCgroups(t *testing.T) {
+	t.Helper()
+	tr := procgroup.Open(nil)
+	defer tr.Close()
+	if !tr.Enabled() {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no writable cgroup hierarchy: %s", tr.Reason())
+		}
+		t.Skipf("no writable cgroup hierarchy: %s", tr.Reason())
+	}
+}
+
+// killLater kills pid at the end of the test, so that a failing test
+// leaves nothing running.
+func killLater(t *testing.T, path string) {
+	t.Cleanup(func() {
+		if pid := readPID(t, path); pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// TestEscapedProcessDiesWithDown runs a replica that starts a process in
+// a session of its own through a double fork (no process group, no parent
+// in the replica): stopping the engine, as nubo down does, kills it too,
+// since it is still in the replica's cgroup.
+func TestEscapedProcessDiesWithDown(t *testing.T) {
+	requireCgroups(t)
+	dir := t.TempDir()
+	escaped := filepath.Join(dir, "escaped.pid")
+	killLater(t, escaped)
+	app := writeSpec(t, dir, fmt.Sprintf("name: escape\nservices:\n  api: {run: CHILD -serve -escape %s, port: 8080}\n", escaped))
+	e := startEngine(t, app)
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if readPID(t, escaped) == 0 {
+			return fmt.Errorf("the escaped process has not started yet")
+		}
+		return nil
+	})
+	pid := readPID(t, escaped)
+	if err := processGone(pid); err == nil {
+		t.Fatalf("escaped process %d is not running", pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := processGone(pid); err != nil {
+		t.Errorf("after the engine stopped: %v", err)
+	}
+}
+
+// TestEscapedProcessDiesWithKill9 runs nubo up as a real child process
+// with such a replica and kills it with SIGKILL: the reaper kills what is
+// in the engine's cgroups, the escaped process included, and removes
+// them.
+func TestEscapedProcessDiesWithKill9(t *testing.T) {
+	requireCgroups(t)
+	dir := t.TempDir()
+	escaped := filepath.Join(dir, "escaped.pid")
+	killLater(t, escaped)
+	writeSpec(t, dir, fmt.Sprintf(`
+name: escape9
+services:
+  api: {run: CHILD -serve -escape %s, port: 8080}
+local: {console: "127.0.0.1:0"}
+`, escaped))
+	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
+	out := &nubotest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if readPID(t, escaped) == 0 || !strings.Contains(out.String(), "api ready") {
+			return fmt.Errorf("not started yet:\n%s", out)
+		}
+		return nil
+	})
+	pid := readPID(t, escaped)
+	cgroupOf := func() string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		return string(b)
+	}
+	if !strings.Contains(cgroupOf(), "nubo-procs-") {
+		t.Errorf("the escaped process is in no cgroup of the engine:\n%s", cgroupOf())
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
+}
