@@ -124,6 +124,27 @@ func (t *Trail) Append(r Record, err error) (Record, error) {
 	return r, nil
 }
 
+// CopyTo writes the whole trail to w under a shared lock, so that no
+// record is half-written in the copy (a backup). A missing trail copies
+// nothing.
+func (t *Trail) CopyTo(w io.Writer) error {
+	f, err := os.Open(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		return fmt.Errorf("audit: lock %s: %w", t.path, err)
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
 // hashOf is the SHA-256 of r's JSON with Hash empty.
 func hashOf(r Record) string {
 	r.Hash = ""

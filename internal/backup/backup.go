@@ -84,8 +84,8 @@ type File struct {
 type Source interface {
 	// BackupName names its part in the manifest.
 	BackupName() string
-	// Backup writes a consistent copy of its state through w.
-	Backup(ctx context.Context, w *Writer) error
+	// BackupPart writes a consistent copy of its state through w.
+	BackupPart(ctx context.Context, w *Writer) error
 }
 
 // Info describes the system an archive comes from.
@@ -104,10 +104,18 @@ func Take(ctx context.Context, out io.Writer, tmpDir string, info Info, sources 
 		return m, fmt.Errorf("backup: %w", err)
 	}
 	tw := tar.NewWriter(zw)
-	w := &Writer{tw: tw, tmpDir: tmpDir, seen: map[string]bool{}}
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return m, fmt.Errorf("backup: %w", err)
+	}
+	tmp, err := os.MkdirTemp(tmpDir, "backup-")
+	if err != nil {
+		return m, fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	w := &Writer{tw: tw, tmpDir: tmp, seen: map[string]bool{}}
 	for _, s := range sources {
 		w.part = &Part{Name: s.BackupName()}
-		if err := s.Backup(ctx, w); err != nil {
+		if err := s.BackupPart(ctx, w); err != nil {
 			return m, fmt.Errorf("backup: %s: %w", s.BackupName(), err)
 		}
 		m.Parts = append(m.Parts, *w.part)
@@ -175,12 +183,13 @@ func (w *Writer) Dir(name, src string) error {
 	})
 }
 
+// TempDir returns a new empty folder for a part to build what it adds
+// (a TSDB snapshot); it is removed when the archive is done.
+func (w *Writer) TempDir() (string, error) { return os.MkdirTemp(w.tmpDir, "part-") }
+
 // Stream adds what fill writes under name. It is spooled to a temporary
 // file first: a tar entry needs its size before its content.
 func (w *Writer) Stream(name string, fill func(io.Writer) error) error {
-	if err := os.MkdirAll(w.tmpDir, 0o700); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(w.tmpDir, "part-*")
 	if err != nil {
 		return err

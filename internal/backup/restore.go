@@ -49,23 +49,14 @@ func Restore(in io.Reader, stateDir string, replace bool) (Manifest, error) {
 		return m, fmt.Errorf("restore: %w", err)
 	}
 	defer os.RemoveAll(stage)
-	br := bufio.NewReader(in)
-	if magic, _ := br.Peek(4); !bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
-		if bytes.HasPrefix(magic, []byte("age-")) {
-			return m, fmt.Errorf("restore: the archive is encrypted with age: give --identity or --passphrase-file")
+	m, err = read(in, func(name string) (io.WriteCloser, error) {
+		dst := filepath.Join(stage, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return nil, err
 		}
-		return m, fmt.Errorf("restore: %w (no zstd header)", ErrNotArchive)
-	}
-	zr, err := zstd.NewReader(br)
+		return os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	})
 	if err != nil {
-		return m, fmt.Errorf("restore: %w", err)
-	}
-	defer zr.Close()
-	got, err := extract(tar.NewReader(zr), stage, &m)
-	if err != nil {
-		return m, fmt.Errorf("restore: %w", err)
-	}
-	if err := check(m, got); err != nil {
 		return m, fmt.Errorf("restore: %w", err)
 	}
 	var existing []string
@@ -109,9 +100,43 @@ func Restore(in io.Reader, stateDir string, replace bool) (Manifest, error) {
 	return m, nil
 }
 
-// extract writes every entry but the manifest under stage, returning each
+// Verify reads a whole archive (decrypted) and checks every file against
+// its manifest, which it returns.
+func Verify(in io.Reader) (Manifest, error) {
+	return read(in, func(string) (io.WriteCloser, error) { return discard{}, nil })
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) Close() error                { return nil }
+
+// read decompresses an archive, hands every file but the manifest to
+// open, and checks what it read against the manifest.
+func read(in io.Reader, open func(name string) (io.WriteCloser, error)) (Manifest, error) {
+	var m Manifest
+	br := bufio.NewReader(in)
+	if magic, _ := br.Peek(4); !bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		if bytes.HasPrefix(magic, []byte("age-")) {
+			return m, errors.New("the archive is encrypted with age: give --identity or --passphrase-file")
+		}
+		return m, fmt.Errorf("%w (no zstd header)", ErrNotArchive)
+	}
+	zr, err := zstd.NewReader(br)
+	if err != nil {
+		return m, err
+	}
+	defer zr.Close()
+	got, err := extract(tar.NewReader(zr), open, &m)
+	if err != nil {
+		return m, err
+	}
+	return m, check(m, got)
+}
+
+// extract hands every entry but the manifest to open, returning each
 // one's size and SHA-256, and decodes the manifest into m.
-func extract(tr *tar.Reader, stage string, m *Manifest) (map[string]File, error) {
+func extract(tr *tar.Reader, open func(name string) (io.WriteCloser, error), m *Manifest) (map[string]File, error) {
 	got := map[string]File{}
 	sawManifest := false
 	for {
@@ -148,11 +173,7 @@ func extract(tr *tar.Reader, stage string, m *Manifest) (map[string]File, error)
 		if _, dup := got[hdr.Name]; dup {
 			return nil, fmt.Errorf("%s: twice in the archive", hdr.Name)
 		}
-		dst := filepath.Join(stage, filepath.FromSlash(hdr.Name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-			return nil, err
-		}
-		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		f, err := open(hdr.Name)
 		if err != nil {
 			return nil, err
 		}

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/nubo-dev/nubo/internal/backup"
 )
 
 // RestoreDir is the folder of the state directory where a restored backup
@@ -223,4 +226,40 @@ func (b *Broker) restoreFile(ctx context.Context, base string) error {
 		return err
 	}
 	return errors.Join(os.Remove(base+".json"), os.Remove(base+".snap"))
+}
+
+// BackupName implements backup.Source.
+func (b *Broker) BackupName() string { return "broker" }
+
+// BackupPart implements backup.Source: every stream's snapshot (KV
+// buckets and the event store are streams), each as of the moment the
+// server begins it, into RestoreDir, which the embedded server loads when
+// it next starts. Restoring replaces the server's own files.
+func (b *Broker) BackupPart(ctx context.Context, w *backup.Writer) error {
+	names, err := b.StreamNames(ctx)
+	if err != nil {
+		return err
+	}
+	w.Replaces("broker", RestoreDir)
+	for _, name := range names {
+		var snap Snapshot
+		err := w.Stream(path.Join(RestoreDir, name+".snap"), func(out io.Writer) (err error) {
+			snap, err = b.SnapshotStream(ctx, name, out)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		meta, err := json.Marshal(snap)
+		if err != nil {
+			return err
+		}
+		if err := w.Stream(path.Join(RestoreDir, name+".json"), func(out io.Writer) error {
+			_, err := out.Write(meta)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
