@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -33,23 +34,41 @@ func (e *ExistingDataError) Error() string {
 		e.Dir, strings.Join(e.Paths, ", "))
 }
 
+// Result is what Restore did.
+type Result struct {
+	Manifest
+	// Replaced is the folder of the state directory where what the
+	// restore replaced was moved (never deleted: the user removes it);
+	// empty when nothing was there.
+	Replaced string
+}
+
 // Restore reads an archive (zstd-compressed tar, already decrypted) into
 // stateDir, which no engine may be using (the caller holds its lock).
 // Every file is first written to a staging folder inside stateDir and
 // checked against the manifest; only an archive that checks whole replaces
 // anything. When the state directory already holds what a part replaces,
-// Restore refuses unless replace is set.
-func Restore(in io.Reader, stateDir string, replace bool) (Manifest, error) {
-	var m Manifest
+// Restore refuses unless replace is set; then the data it replaces is
+// moved aside into Result.Replaced.
+func Restore(in io.Reader, stateDir string, replace bool) (Result, error) {
+	res, err := restore(in, stateDir, replace)
+	if err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	return res, nil
+}
+
+func restore(in io.Reader, stateDir string, replace bool) (res Result, err error) {
+	m := &res.Manifest
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return m, fmt.Errorf("restore: %w", err)
+		return res, err
 	}
 	stage, err := os.MkdirTemp(stateDir, ".restore-")
 	if err != nil {
-		return m, fmt.Errorf("restore: %w", err)
+		return res, err
 	}
 	defer os.RemoveAll(stage)
-	m, err = read(in, func(name string) (io.WriteCloser, error) {
+	res.Manifest, err = read(in, func(name string) (io.WriteCloser, error) {
 		dst := filepath.Join(stage, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return nil, err
@@ -57,13 +76,13 @@ func Restore(in io.Reader, stateDir string, replace bool) (Manifest, error) {
 		return os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	})
 	if err != nil {
-		return m, fmt.Errorf("restore: %w", err)
+		return res, err
 	}
 	var existing []string
 	for _, p := range m.Parts {
 		for _, r := range p.Replaces {
 			if err := checkPath(r); err != nil {
-				return m, fmt.Errorf("restore: part %s: %w", p.Name, err)
+				return res, fmt.Errorf("part %s: %w", p.Name, err)
 			}
 			if nonEmpty(filepath.Join(stateDir, filepath.FromSlash(r))) {
 				existing = append(existing, r)
@@ -77,12 +96,25 @@ func Restore(in io.Reader, stateDir string, replace bool) (Manifest, error) {
 	}
 	if len(existing) > 0 && !replace {
 		sort.Strings(existing)
-		return m, &ExistingDataError{Dir: stateDir, Paths: existing}
+		return res, &ExistingDataError{Dir: stateDir, Paths: existing}
 	}
+	if len(existing) > 0 {
+		res.Replaced = filepath.Join(stateDir, "replaced-"+time.Now().UTC().Format("20060102T150405Z"))
+		for _, p := range existing {
+			dst := filepath.Join(res.Replaced, filepath.FromSlash(p))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+				return res, err
+			}
+			if err := os.Rename(filepath.Join(stateDir, filepath.FromSlash(p)), dst); err != nil {
+				return res, err
+			}
+		}
+	}
+	// What a part replaces goes even when empty (an empty folder).
 	for _, p := range m.Parts {
 		for _, r := range p.Replaces {
 			if err := os.RemoveAll(filepath.Join(stateDir, filepath.FromSlash(r))); err != nil {
-				return m, fmt.Errorf("restore: part %s: %w", p.Name, err)
+				return res, fmt.Errorf("part %s: %w", p.Name, err)
 			}
 		}
 	}
@@ -90,14 +122,14 @@ func Restore(in io.Reader, stateDir string, replace bool) (Manifest, error) {
 		for _, f := range p.Files {
 			dst := filepath.Join(stateDir, filepath.FromSlash(f.Path))
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return m, fmt.Errorf("restore: %w", err)
+				return res, err
 			}
 			if err := os.Rename(filepath.Join(stage, filepath.FromSlash(f.Path)), dst); err != nil {
-				return m, fmt.Errorf("restore: %w", err)
+				return res, err
 			}
 		}
 	}
-	return m, nil
+	return res, nil
 }
 
 // Verify reads a whole archive (decrypted) and checks every file against

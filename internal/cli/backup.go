@@ -219,7 +219,8 @@ when it next starts, the databases' dumps into the new clusters they create,
 the metrics are a TSDB the store opens as it is.
 
 Restore refuses while an engine runs on the state directory, and refuses to
-replace data already there unless --yes is given. An encrypted archive needs
+replace data already there unless --yes is given; then what it replaces is
+moved aside into a replaced-TIME folder of the state directory, never deleted. An encrypted archive needs
 --identity (an age identity file) or --passphrase-file.`
 
 func newRestoreCmd(std stdio, g *globals) *cobra.Command {
@@ -280,6 +281,9 @@ func restoreBackup(std stdio, file, dir, identity, passFile string, yes bool) (e
 	}
 	if err != nil {
 		return err
+	}
+	if m.Replaced != "" {
+		fmt.Fprintf(std.out, "what was there is in %s (remove it when the restored system runs)\n", m.Replaced)
 	}
 	_, err = fmt.Fprintf(std.out, "restored the %s into %s; the next nubo up runs from it\n", detail, dir)
 	return err
