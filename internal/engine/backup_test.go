@@ -354,4 +354,3 @@ func sampleCounts(t *testing.T, e *testEngine, q string, ts time.Time) map[strin
 	}
 	return out
 }
-
