@@ -32,6 +32,14 @@ import (
 // File is the trail's name in the state directory.
 const File = "audit.jsonl"
 
+// lockName is the file every writer and copier of the trail locks: a
+// file of its own, because a prune replaces the trail's file.
+const lockName = "audit.lock"
+
+// anchorName keeps the number and hash of the last record a prune removed,
+// where the trail now begins: verify checks the first record against it.
+const anchorName = "audit.anchor"
+
 // ActorHeader carries who acts through the admin and platform APIs: the
 // CLI, the console and MCP set it; a service's own calls do not, and are
 // not audited (they are the system's traffic, not changes made to it).
@@ -52,7 +60,7 @@ type Record struct {
 	Target string `json:"target,omitempty"`
 	// Detail says more in one line; never a secret's value.
 	Detail string `json:"detail,omitempty"`
-	// Result is ok or failed.
+	// Result is ok, failed, or started (a result follows).
 	Result string `json:"result"`
 	// Error is why it failed.
 	Error string `json:"error,omitempty"`
@@ -66,6 +74,10 @@ type Record struct {
 const (
 	OK     = "ok"
 	Failed = "failed"
+	// Started marks the record of a change written before it is made,
+	// whose result another record gives (a deploy: the objects it applies
+	// carry the started record's hash).
+	Started = "started"
 )
 
 // Trail is the audit trail of one state directory.
@@ -96,20 +108,25 @@ func (t *Trail) Append(r Record, err error) (Record, error) {
 		r.Time = t.now()
 	}
 	r.Time = r.Time.UTC()
-	if err := os.MkdirAll(filepath.Dir(t.path), 0o700); err != nil {
-		return r, fmt.Errorf("audit: %w", err)
+	unlock, err := t.lock(unix.LOCK_EX)
+	if err != nil {
+		return r, err
 	}
+	defer unlock()
 	f, err := os.OpenFile(t.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return r, fmt.Errorf("audit: %w", err)
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return r, fmt.Errorf("audit: lock %s: %w", t.path, err)
-	}
 	last, err := lastRecord(f)
 	if err != nil {
 		return r, err
+	}
+	if last.Seq == 0 {
+		// An empty trail after a prune goes on from its anchor.
+		if last, err = t.anchor(); err != nil {
+			return r, err
+		}
 	}
 	r.Seq, r.Prev = last.Seq+1, last.Hash
 	r.Hash = ""
@@ -124,25 +141,27 @@ func (t *Trail) Append(r Record, err error) (Record, error) {
 	return r, nil
 }
 
-// CopyTo writes the whole trail to w under a shared lock, so that no
-// record is half-written in the copy (a backup). A missing trail copies
-// nothing.
-func (t *Trail) CopyTo(w io.Writer) error {
-	f, err := os.Open(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+// AnchorFile is the anchor's name in the state directory (see Prune).
+const AnchorFile = anchorName
+
+// Export returns the trail's file and its anchor (nil when there is none)
+// as they are at one moment, under a shared lock: no record half-written,
+// no prune between the two (a backup).
+func (t *Trail) Export() (trail, anchor []byte, err error) {
+	unlock, err := t.lock(unix.LOCK_SH)
 	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return nil, nil, err
 	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
-		return fmt.Errorf("audit: lock %s: %w", t.path, err)
+	defer unlock()
+	trail, err = os.ReadFile(t.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("audit: %w", err)
+	anchor, err = os.ReadFile(filepath.Join(filepath.Dir(t.path), anchorName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
-	return nil
+	return trail, anchor, nil
 }
 
 // hashOf is the SHA-256 of r's JSON with Hash empty.
@@ -240,7 +259,10 @@ func (t *Trail) Verify() (int, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var prev Record
+	prev, err := t.anchor()
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for sc.Scan() {
 		n++

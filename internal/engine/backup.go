@@ -160,8 +160,27 @@ func (p filesPart) BackupPart(_ context.Context, w *backup.Writer) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	w.Replaces(audit.File)
-	return w.Stream(audit.File, p.trail.CopyTo)
+	trail, anchor, err := p.trail.Export()
+	if err != nil {
+		return err
+	}
+	w.Replaces(audit.File, audit.AnchorFile)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{audit.File, trail}, {audit.AnchorFile, anchor}} {
+		name, data := f.name, f.data
+		if data == nil {
+			continue
+		}
+		if err := w.Stream(name, func(out io.Writer) error {
+			_, err := out.Write(data)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nuboVersion is the version the Go toolchain stamped into the binary.
