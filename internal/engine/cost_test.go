@@ -134,5 +134,15 @@ functions:
 	if gbs > 2*1.05 {
 		t.Errorf("ten invocations of 400ms at 512Mi counted %.3f GB-seconds, want 2 (within 5%%)", gbs)
 	}
-	t.Logf("fn: %.4f GB-seconds, %.8f at the price", gbs, gbs*0.0000166667)
+	// Its cost figure: the rule takes the rate over 5 minutes, which hold
+	// the whole burst (its counter is scraped from 0 since the engine
+	// started), so the figure an hour is the 2 GB-seconds over 300s,
+	// priced.
+	time.Sleep(3 * time.Second) // scrapes and a rule evaluation after the last invocation
+	perHour := query(`nubo:cost_per_hour:function{function="fn"}`, time.Now())
+	wantHour := 2.0 / 300 * 3600 * 0.0000166667
+	t.Logf("fn: %.4f GB-seconds; %.8f an hour by nubo, %.8f by hand", gbs, perHour, wantHour)
+	if math.Abs(perHour-wantHour) > 0.05*wantHour {
+		t.Errorf("the function's cost an hour = %.8f, want %.8f (within 5%%)", perHour, wantHour)
+	}
 }
