@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,20 +24,7 @@ func TestBackupEncryptedAndRestore(t *testing.T) {
 	t.Setenv("NUBO_AGE_IDENTITY", filepath.Join(dir, "identity.txt"))
 	writeFile(t, dir, "nubo.yaml", "name: bk\nqueues:\n  orders: {}\nlocal: {console: \"127.0.0.1:0\"}\n")
 	state := filepath.Join(dir, "state")
-	cmd := exec.Command(nuboBin, "up", "--no-watch", "--state", state)
-	cmd.Dir = dir
-	out := &nubotest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("nubo up:\n%s", out)
-		}
-	})
+	startUp(t, dir, nil, "--state", state)
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		if r := runBinary(t, dir, "--state", state, "publish", "queue", "orders", "--type", "Placed", "--data", `{"n":1}`); r.code != 0 {
 			return fmt.Errorf("%s", r)
