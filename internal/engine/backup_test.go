@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/audit"
 	"github.com/nubo-dev/nubo/internal/backup"
+	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/databases/databasestest"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 )
@@ -50,12 +52,13 @@ func (a *acked) before(t time.Time) []string {
 }
 
 // A backup taken while events are published, the event store appended to,
-// rows inserted and metrics scraped, restored into another state directory,
-// starts an engine that holds every event, append, row and sample
-// acknowledged before the manifest's snapshot time. A second restore into
+// rows inserted, Redis keys set and metrics scraped, restored into another
+// state directory, starts an engine that holds every event, append, row,
+// key and sample acknowledged before the manifest's snapshot time. A second restore into
 // the same folder is refused.
 func TestBackupUnderLoadRestores(t *testing.T) {
 	databasestest.Require(t, "postgres")
+	databasestest.Require(t, "redis")
 	dir := databasestest.StateDir(t)
 	app := writeSpec(t, dir, `name: bk
 queues:
@@ -64,18 +67,28 @@ eventStore: {}
 databases:
   main:
     type: postgres
+  cache:
+    type: redis
 observability:
   metrics: {interval: 200ms}
 `)
 	identity := filepath.Join(dir, "identity.txt")
 	withIdentity := func(o *Options) { o.IdentityPath = identity }
 	e1 := startEngine(t, app, withIdentity)
-	db := e1.dbs.get("main")
-	select {
-	case <-db.Ready():
-	case <-time.After(time.Minute):
-		t.Fatalf("database not ready: %s\n%s", db.Failure(), e1.out)
+	db, cache := e1.dbs.get("main"), e1.dbs.get("cache")
+	for _, d := range []*databases.Database{db, cache} {
+		select {
+		case <-d.Ready():
+		case <-time.After(time.Minute):
+			t.Fatalf("database %s not ready: %s\n%s", d.Name(), d.Failure(), e1.out)
+		}
 	}
+	redisOf := func(d *databases.Database) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", d.Port()), Username: d.Admin().User, Password: d.Admin().Password.Reveal()})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	rc := redisOf(cache)
 	ctx := context.Background()
 	pgURL := func(port int) string {
 		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/app?sslmode=disable", db.Admin().User, url.QueryEscape(db.Admin().Password.Reveal()), port)
@@ -89,10 +102,10 @@ observability:
 	}
 	base := "http://" + e1.admin.Addr()
 
-	events, appends, rows := &acked{items: map[string]time.Time{}}, &acked{items: map[string]time.Time{}}, &acked{items: map[string]time.Time{}}
+	events, appends, rows, keys := &acked{items: map[string]time.Time{}}, &acked{items: map[string]time.Time{}}, &acked{items: map[string]time.Time{}}, &acked{items: map[string]time.Time{}}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var load sync.WaitGroup
-	loadErr := make(chan error, 3)
+	loadErr := make(chan error, 4)
 	run := func(what string, step func(i int) error) {
 		load.Add(1)
 		go func() {
@@ -138,6 +151,14 @@ observability:
 		rows.add(id)
 		return nil
 	})
+	run("set", func(i int) error {
+		id := fmt.Sprintf("key-%d", i)
+		if err := rc.Set(loadCtx, id, i, 0).Err(); err != nil {
+			return err
+		}
+		keys.add(id)
+		return nil
+	})
 	// Some load before the backup, some during, some after.
 	nubotest.WaitFor(t, time.Minute, func() error {
 		if n := len(rows.before(time.Now())); n < 50 {
@@ -173,7 +194,7 @@ observability:
 	for _, p := range m.Parts {
 		parts[p.Name] = true
 	}
-	for _, want := range []string{"broker", "metrics", "database:main", "files"} {
+	for _, want := range []string{"broker", "metrics", "database:main", "database:cache", "files"} {
 		if !parts[want] {
 			t.Errorf("the manifest has no part %s: %+v", want, m.Parts)
 		}
@@ -272,6 +293,22 @@ observability:
 	}
 	checkAll(t, "row", rows.before(m.Time), gotRows)
 
+	cache2 := e2.dbs.get("cache")
+	select {
+	case <-cache2.Ready():
+	case <-time.After(time.Minute):
+		t.Fatalf("restored cache not ready: %s\n%s", cache2.Failure(), e2.out)
+	}
+	gotKeys := map[string]bool{}
+	all, err := redisOf(cache2).Keys(ctx, "key-*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range all {
+		gotKeys[k] = true
+	}
+	checkAll(t, "Redis key", keys.before(m.Time), gotKeys)
+
 	samples2 := sampleCounts(t, e2, samplesQ, sampleAt)
 	for series, n := range samples1 {
 		if samples2[series] != n {
@@ -288,8 +325,8 @@ observability:
 	if err != nil || len(recs) != 0 {
 		t.Errorf("the restored audit trail holds %d backup records (%v): the backup's record was written after its copy", len(recs), err)
 	}
-	t.Logf("restored %d events, %d appends, %d rows, %d series; acknowledged before the snapshot: %d, %d, %d",
-		len(gotEvents), len(gotAppends), len(gotRows), len(samples2), len(events.before(m.Time)), len(appends.before(m.Time)), len(rows.before(m.Time)))
+	t.Logf("restored %d events, %d appends, %d rows, %d keys, %d series; acknowledged before the snapshot: %d, %d, %d, %d",
+		len(gotEvents), len(gotAppends), len(gotRows), len(gotKeys), len(samples2), len(events.before(m.Time)), len(appends.before(m.Time)), len(rows.before(m.Time)), len(keys.before(m.Time)))
 }
 
 // post sends req and wants status.
