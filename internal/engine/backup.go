@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +63,7 @@ func (b *backups) sources() ([]backup.Source, error) {
 
 func (b *backups) serve(w http.ResponseWriter, r *http.Request) {
 	if !b.running.TryLock() {
-		http.Error(w, `{"error":"a backup is already running"}`, http.StatusConflict)
+		writeBackupError(w, http.StatusConflict, "a backup is already running")
 		return
 	}
 	defer b.running.Unlock()
@@ -76,7 +77,7 @@ func (b *backups) serve(w http.ResponseWriter, r *http.Request) {
 	sources, err := b.sources()
 	if err != nil {
 		_, _ = e.audit.Append(rec, err)
-		http.Error(w, fmt.Sprintf(`{"error":%q}`, "backup: "+err.Error()), http.StatusServiceUnavailable)
+		writeBackupError(w, http.StatusServiceUnavailable, "backup: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", BackupContentType)
@@ -98,6 +99,13 @@ func (b *backups) serve(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	e.out.event("", "backup taken: "+rec.Detail)
+}
+
+// writeBackupError answers as the admin API does: {"error": msg}.
+func writeBackupError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // countWriter counts what the archive wrote.
