@@ -190,6 +190,7 @@ observability:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("archive: %d bytes, %d parts, taken in %s under load", len(archive), len(m.Parts), m.Finished.Sub(m.Time).Round(time.Millisecond))
 	parts := map[string]bool{}
 	for _, p := range m.Parts {
 		parts[p.Name] = true
