@@ -32,9 +32,11 @@ func (b *builder) jetStreamBackup() error {
 		return nil
 	}
 	name := jetStreamBackupName
+	claim := b.meta(name, "backup")
+	claim.Annotations = map[string]string{AnnotationPrune: "never"}
 	if err := b.addTyped(&corev1.PersistentVolumeClaim{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-		ObjectMeta: b.meta(name, "backup"),
+		ObjectMeta: claim,
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(jetStreamBackupStore)}},
