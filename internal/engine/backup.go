@@ -38,8 +38,9 @@ func (b *backups) routes() []console.Route {
 	return []console.Route{{Pattern: "POST /admin/v1/backup", Handler: http.HandlerFunc(b.serve)}}
 }
 
-// sources are the parts of the running system that keep state, in the
-// order they are written: the broker's streams first (the events, the
+// sources are the parts of the running system that keep state (an error
+// before the answer begins when one cannot be backed up), in the order
+// they are written: the broker's streams first (the events, the
 // event store, KV), then the metrics, the databases, and the files that
 // are copied as they are (the local CA, the secrets store, still
 // encrypted, and the audit trail).
@@ -54,6 +55,11 @@ func (b *backups) sources() ([]backup.Source, error) {
 		db := e.dbs.d.Get(name)
 		if f := db.Failure(); f != "" {
 			return nil, fmt.Errorf("database %s has failed (%s): it cannot be backed up", name, f)
+		}
+		select {
+		case <-db.Ready():
+		default:
+			return nil, fmt.Errorf("database %s is not ready yet: try again once nubo status shows it ready", name)
 		}
 		out = append(out, db)
 	}
