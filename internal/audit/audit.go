@@ -208,17 +208,12 @@ type Query struct {
 // Read returns the records q selects, oldest first. A missing trail has
 // no records.
 func (t *Trail) Read(q Query) ([]Record, error) {
-	f, err := os.Open(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+	f, sc, err := t.scan()
+	if f == nil {
+		return nil, err
 	}
 	defer f.Close()
 	var out []Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var r Record
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
@@ -235,6 +230,21 @@ func (t *Trail) Read(q Query) ([]Record, error) {
 	return out, sc.Err()
 }
 
+// scan opens the trail for reading line by line; a missing trail is a nil
+// file and no error.
+func (t *Trail) scan() (*os.File, *bufio.Scanner, error) {
+	f, err := os.Open(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return f, sc, nil
+}
+
 // BreakError says where the chain breaks.
 type BreakError struct {
 	Line   int
@@ -249,16 +259,11 @@ func (e *BreakError) Error() string {
 // Verify checks every record's hash and link, and returns how many records
 // hold, or a *BreakError at the first that does not.
 func (t *Trail) Verify() (int, error) {
-	f, err := os.Open(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+	f, sc, err := t.scan()
+	if f == nil {
+		return 0, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	prev, err := t.anchor()
 	if err != nil {
 		return 0, err

@@ -69,12 +69,9 @@ func (t *Trail) Prune(before time.Time) (int, error) {
 		return 0, err
 	}
 	defer unlock()
-	f, err := os.Open(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+	f, sc, err := t.scan()
+	if f == nil {
+		return 0, err
 	}
 	defer f.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(t.path), ".audit-*")
@@ -83,8 +80,6 @@ func (t *Trail) Prune(before time.Time) (int, error) {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var last Record
 	removed, keeping := 0, false
 	w := bufio.NewWriter(tmp)
