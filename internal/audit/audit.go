@@ -32,6 +32,14 @@ import (
 // File is the trail's name in the state directory.
 const File = "audit.jsonl"
 
+// lockName is the file every writer and copier of the trail locks: a
+// file of its own, because a prune replaces the trail's file.
+const lockName = "audit.lock"
+
+// anchorName keeps the number and hash of the last record a prune removed,
+// where the trail now begins: verify checks the first record against it.
+const anchorName = "audit.anchor"
+
 // ActorHeader carries who acts through the admin and platform APIs: the
 // CLI, the console and MCP set it; a service's own calls do not, and are
 // not audited (they are the system's traffic, not changes made to it).
@@ -52,7 +60,7 @@ type Record struct {
 	Target string `json:"target,omitempty"`
 	// Detail says more in one line; never a secret's value.
 	Detail string `json:"detail,omitempty"`
-	// Result is ok or failed.
+	// Result is ok, failed, or started (a result follows).
 	Result string `json:"result"`
 	// Error is why it failed.
 	Error string `json:"error,omitempty"`
@@ -66,6 +74,10 @@ type Record struct {
 const (
 	OK     = "ok"
 	Failed = "failed"
+	// Started marks the record of a change written before it is made,
+	// whose result another record gives (a deploy: the objects it applies
+	// carry the started record's hash).
+	Started = "started"
 )
 
 // Trail is the audit trail of one state directory.
@@ -96,20 +108,25 @@ func (t *Trail) Append(r Record, err error) (Record, error) {
 		r.Time = t.now()
 	}
 	r.Time = r.Time.UTC()
-	if err := os.MkdirAll(filepath.Dir(t.path), 0o700); err != nil {
-		return r, fmt.Errorf("audit: %w", err)
+	unlock, err := t.lock(unix.LOCK_EX)
+	if err != nil {
+		return r, err
 	}
+	defer unlock()
 	f, err := os.OpenFile(t.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return r, fmt.Errorf("audit: %w", err)
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return r, fmt.Errorf("audit: lock %s: %w", t.path, err)
-	}
 	last, err := lastRecord(f)
 	if err != nil {
 		return r, err
+	}
+	if last.Seq == 0 {
+		// An empty trail after a prune goes on from its anchor.
+		if last, err = t.anchor(); err != nil {
+			return r, err
+		}
 	}
 	r.Seq, r.Prev = last.Seq+1, last.Hash
 	r.Hash = ""
@@ -122,6 +139,29 @@ func (t *Trail) Append(r Record, err error) (Record, error) {
 		return r, fmt.Errorf("audit: %w", err)
 	}
 	return r, nil
+}
+
+// AnchorFile is the anchor's name in the state directory (see Prune).
+const AnchorFile = anchorName
+
+// Export returns the trail's file and its anchor (nil when there is none)
+// as they are at one moment, under a shared lock: no record half-written,
+// no prune between the two (a backup).
+func (t *Trail) Export() (trail, anchor []byte, err error) {
+	unlock, err := t.lock(unix.LOCK_SH)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	trail, err = os.ReadFile(t.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	anchor, err = os.ReadFile(filepath.Join(filepath.Dir(t.path), anchorName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	return trail, anchor, nil
 }
 
 // hashOf is the SHA-256 of r's JSON with Hash empty.
@@ -168,17 +208,12 @@ type Query struct {
 // Read returns the records q selects, oldest first. A missing trail has
 // no records.
 func (t *Trail) Read(q Query) ([]Record, error) {
-	f, err := os.Open(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+	f, sc, err := t.scan()
+	if f == nil {
+		return nil, err
 	}
 	defer f.Close()
 	var out []Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var r Record
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
@@ -195,6 +230,21 @@ func (t *Trail) Read(q Query) ([]Record, error) {
 	return out, sc.Err()
 }
 
+// scan opens the trail for reading line by line; a missing trail is a nil
+// file and no error.
+func (t *Trail) scan() (*os.File, *bufio.Scanner, error) {
+	f, err := os.Open(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: %w", err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return f, sc, nil
+}
+
 // BreakError says where the chain breaks.
 type BreakError struct {
 	Line   int
@@ -209,17 +259,15 @@ func (e *BreakError) Error() string {
 // Verify checks every record's hash and link, and returns how many records
 // hold, or a *BreakError at the first that does not.
 func (t *Trail) Verify() (int, error) {
-	f, err := os.Open(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("audit: %w", err)
+	f, sc, err := t.scan()
+	if f == nil {
+		return 0, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var prev Record
+	prev, err := t.anchor()
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for sc.Scan() {
 		n++

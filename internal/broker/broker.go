@@ -196,7 +196,12 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: connect to the embedded server: %w", err)
 	}
-	return b.setConn(ctx, nc, "the embedded server")
+	if err := b.setConn(ctx, nc, "the embedded server"); err != nil {
+		return err
+	}
+	// Before any component declares its streams: a restored backup's
+	// streams are created from their snapshots, not empty.
+	return b.restorePending(ctx)
 }
 
 // waitReady waits for the server's listeners, or for ctx.

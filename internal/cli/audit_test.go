@@ -39,20 +39,7 @@ func TestAuditTrail(t *testing.T) {
 	if r := run("s3cret-value\n", "secret", "set", "api", "TOKEN"); r.code != 0 {
 		t.Fatalf("secret set: %s", r)
 	}
-	up := exec.Command(nuboBin, "--state", state, "up", "--no-watch")
-	up.Dir, up.Env = dir, env
-	out := &nubotest.Buffer{}
-	up.Stdout, up.Stderr = out, out
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = up.Process.Kill()
-		_ = up.Wait()
-		if t.Failed() {
-			t.Logf("nubo up:\n%s", out)
-		}
-	})
+	startUp(t, dir, env, "--state", state)
 	var st apitype.Status
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		r := run("", "status", "-o", "json")

@@ -133,6 +133,8 @@ file into Kubernetes manifests.`,
 		newMCPCmd(std, g),
 		newAuditCmd(std, g),
 		newCostCmd(std, g),
+		newBackupCmd(std, g),
+		newRestoreCmd(std, g),
 	)
 	return root
 }

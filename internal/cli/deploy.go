@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nubo-dev/nubo/internal/audit"
 	"github.com/nubo-dev/nubo/internal/k8s"
 )
 
@@ -45,9 +46,24 @@ func newDeployCmd(std stdio, g *globals) *cobra.Command {
 				return err
 			}
 			opts.Out = std.out
-			err = c.Deploy(cmd.Context(), res.Objects, app.Name, app.Namespace, opts)
 			g.stateDirOf(app)
-			auditCLI(app, "deploy", "namespace "+app.Namespace, fmt.Sprintf("%d objects", len(res.Objects)), err)
+			target, detail := "namespace "+app.Namespace, fmt.Sprintf("%d objects", len(res.Objects))
+			// The deploy is recorded before it applies anything, so that
+			// every object can carry its record; its result follows.
+			started, aerr := audit.Open(app.StatePath()).Append(audit.Record{Actor: audit.Actor("cli"), Action: "deploy",
+				Target: target, Detail: detail, Result: audit.Started}, nil)
+			if aerr != nil {
+				fmt.Fprintf(std.err, "nubo: warning: the audit trail was not written: %v\n", aerr)
+			} else {
+				opts.Annotations = map[string]string{
+					k8s.AnnotationAudit:      fmt.Sprintf("%d:%s", started.Seq, started.Hash),
+					k8s.AnnotationDeployedBy: started.Actor,
+					k8s.AnnotationDeployedAt: started.Time.Format(time.RFC3339),
+				}
+				detail += fmt.Sprintf(" (started as record %d)", started.Seq)
+			}
+			err = c.Deploy(cmd.Context(), res.Objects, app.Name, app.Namespace, opts)
+			auditCLI(app, "deploy", target, detail, err)
 			return err
 		},
 	}

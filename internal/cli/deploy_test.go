@@ -16,8 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/nubo-dev/nubo/internal/audit"
+	"github.com/nubo-dev/nubo/internal/k8s"
 	"github.com/nubo-dev/nubo/internal/k8s/k8stest"
 	"github.com/nubo-dev/nubo/internal/nubotest"
+	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // copyShop copies examples/shop (without built programs and local state)
@@ -97,6 +100,21 @@ func TestDeployShop(t *testing.T) {
 	}
 	if len(deployments.Items) < 7 {
 		t.Fatalf("%d Deployments in shop; want the services' and the components'", len(deployments.Items))
+	}
+	// Each carries the deploy's record in the audit trail, who and when.
+	app, err := spec.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := audit.Open(app.StatePath()).Read(audit.Query{Action: "deploy"})
+	if err != nil || len(recs) != 2 || recs[0].Result != audit.Started || recs[1].Result != audit.OK {
+		t.Fatalf("deploy records = %+v, %v; want started, then ok", recs, err)
+	}
+	for _, d := range deployments.Items {
+		a := d.GetAnnotations()
+		if want := fmt.Sprintf("%d:%s", recs[0].Seq, recs[0].Hash); a[k8s.AnnotationAudit] != want || a[k8s.AnnotationDeployedBy] != recs[0].Actor {
+			t.Errorf("Deployment %s: annotations %v, want %s=%s and who", d.GetName(), a, k8s.AnnotationAudit, want)
+		}
 	}
 	pods := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "pods"}).Namespace("shop")
 	for _, d := range deployments.Items {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/nubo-dev/nubo/internal/nubotest"
 )
 
 // nuboBin is the nubo binary TestMain builds, for the tests that run it as a
@@ -65,4 +67,25 @@ func runInProcess(t *testing.T, args ...string) result {
 
 func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout:\n%s--- stderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// startUp runs the built nubo's up in dir with args (env, when not nil,
+// replaces the environment) until the test ends; its output is logged if
+// the test fails.
+func startUp(t *testing.T, dir string, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(nuboBin, append([]string{"up", "--no-watch"}, args...)...)
+	cmd.Dir, cmd.Env = dir, env
+	out := &nubotest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nubo up %v:\n%s", args, out)
+		}
+	})
 }

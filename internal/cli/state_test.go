@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,20 +21,7 @@ func TestTwoCopiesSideBySide(t *testing.T) {
 	writeFile(t, dir, "nubo.yaml", "name: twice\nservices:\n  idle: {run: sleep 600}\nlocal: {console: \"127.0.0.1:0\"}\n")
 	states := []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")}
 	for _, st := range states {
-		cmd := exec.Command(nuboBin, "up", "--no-watch", "--state", st)
-		cmd.Dir = dir
-		out := &nubotest.Buffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("nubo up --state %s:\n%s", st, out)
-			}
-		})
+		startUp(t, dir, nil, "--state", st)
 	}
 	var got []apitype.Status
 	for _, st := range states {

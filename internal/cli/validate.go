@@ -90,6 +90,9 @@ type validateDocument struct {
 	Diagnostics []jsonDiagnostic `json:"diagnostics"`
 	Counts      *counts          `json:"counts"`
 	Parity      []parity.Row     `json:"parity"`
+	// System are the rows of what nubo does for every system (audit,
+	// backup, cost), which no field of the spec turns on.
+	System []parity.Row `json:"system"`
 }
 
 // jsonDiagnostic is one diagnostic in the JSON document.
@@ -156,6 +159,7 @@ func validate(file string) validation {
 			v.document.Valid = true
 			v.document.Counts = countsOf(app)
 			v.document.Parity = parity.Report(app)
+			v.document.System = parity.System()
 		}
 	}
 	for _, d := range v.diags {
@@ -213,6 +217,12 @@ func (v validation) writeText(stdout, stderr io.Writer) {
 	}
 	fmt.Fprintf(stdout, "%s: valid (%s)\n\n", v.document.File, v.document.Counts.summary())
 	writeParityTable(stdout, v.document.Parity)
+	fmt.Fprintln(stdout, "\nFor every system:")
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, r := range v.document.System {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Feature, r.Level, r.Pattern, r.Note)
+	}
+	tw.Flush()
 }
 
 // writeParityTable prints the rows as FEATURE, LEVEL, HOW, then a line

@@ -47,7 +47,16 @@ func TestValidateReference(t *testing.T) {
 	for _, n := range m[2:] {
 		sum += atoi(t, n)
 	}
-	rows := strings.Count(r.stdout[strings.Index(r.stdout, "FEATURE"):], "\n") - 3 // header, blank, count
+	table, system, ok := strings.Cut(r.stdout[strings.Index(r.stdout, "FEATURE"):], "\nFor every system:\n")
+	if !ok {
+		t.Fatalf("no rows for every system:\n%s", r.stdout)
+	}
+	rows := strings.Count(table, "\n") - 3 // header, blank, count
+	for _, cmd := range []string{"nubo audit", "nubo backup", "nubo cost"} {
+		if !regexp.MustCompile(`(?m)^[a-z ]+ +local +` + cmd + ` `).MatchString(system) {
+			t.Errorf("no row for %s after the table:\n%s", cmd, system)
+		}
+	}
 	if total != sum || total != rows {
 		t.Errorf("the count line says %d features (levels add to %d), the table has %d rows", total, sum, rows)
 	}

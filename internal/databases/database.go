@@ -226,6 +226,10 @@ func (db *Database) start(ctx context.Context) {
 		db.fail(fmt.Errorf("set up: %w", err))
 		return
 	}
+	if err := db.applyPendingRestore(ctx); err != nil {
+		db.fail(err)
+		return
+	}
 	// The newest backup of earlier runs, for status, until this run takes one.
 	var last *apitype.Backup
 	if all, err := db.Backups(); err == nil && len(all) > 0 {

@@ -87,6 +87,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		routes = append(routes, es.routes()...)
 	}
 	routes = append(routes, dbs.routes()...)
+	routes = append(routes, (&backups{e: e}).routes()...)
 	if err := e.admin.build(routes); err != nil {
 		return nil, err
 	}

@@ -119,3 +119,14 @@ func (l *stateLock) update(info LockInfo) {
 		_, _ = l.f.WriteAt(append(data, '\n'), 0)
 	}
 }
+
+// HoldStateDir takes dir's lock for work done without an engine (nubo
+// restore), so that no nubo up starts on it meanwhile, and returns its
+// release. A running engine's lock fails it with a *LockedError.
+func HoldStateDir(dir, why string) (release func(), err error) {
+	l, err := lockStateDir(dir, LockInfo{PID: os.Getpid(), Spec: why, Started: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}

@@ -201,7 +201,7 @@ func (c *Cluster) Stale(ctx context.Context, app, ns string, keep []*unstructure
 			o := &list.Items[i]
 			o.SetAPIVersion(k.apiVersion())
 			o.SetKind(k.kind)
-			if kept[key(o)] || len(o.GetOwnerReferences()) > 0 || !appliedByNubo(o) {
+			if kept[key(o)] || len(o.GetOwnerReferences()) > 0 || !appliedByNubo(o) || o.GetAnnotations()[AnnotationPrune] == "never" {
 				continue
 			}
 			out = append(out, o)

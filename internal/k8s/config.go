@@ -18,6 +18,18 @@ const (
 	// AnnotationSpecHash is on the pod templates of nubo's components: a
 	// change of the spec rolls them.
 	AnnotationSpecHash = "nubo.dev/spec-hash"
+	// AnnotationPrune "never" keeps an object from nubo deploy --prune
+	// once the spec no longer renders it: the backups' volume outlives
+	// the streams it backed up.
+	AnnotationPrune = "nubo.dev/prune"
+	// AnnotationAudit is set by nubo deploy on what it applies: the
+	// number and hash of its record in the local audit trail
+	// ("12:9f86d0..."), which nubo audit shows.
+	AnnotationAudit = "nubo.dev/audit"
+	// AnnotationDeployedBy and AnnotationDeployedAt say who deployed
+	// (cli:USER) and when (RFC 3339), as the record does.
+	AnnotationDeployedBy = "nubo.dev/deployed-by"
+	AnnotationDeployedAt = "nubo.dev/deployed-at"
 )
 
 func (b *builder) namespace() error {

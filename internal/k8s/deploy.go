@@ -85,6 +85,9 @@ type DeployOptions struct {
 	// Out gets a line per object applied or deleted, and the progress of
 	// the wait.
 	Out io.Writer
+	// Annotations are set on every object applied: nubo deploy's record
+	// in the audit trail (AnnotationAudit), who deployed and when.
+	Annotations map[string]string
 }
 
 // Deploy applies a rendering of the app named app in namespace ns, in
@@ -98,6 +101,17 @@ func (c *Cluster) Deploy(ctx context.Context, objs []*unstructured.Unstructured,
 	}
 	var missing []error
 	for _, o := range objs {
+		if len(opts.Annotations) > 0 {
+			o = o.DeepCopy()
+			a := o.GetAnnotations()
+			if a == nil {
+				a = map[string]string{}
+			}
+			for k, v := range opts.Annotations {
+				a[k] = v
+			}
+			o.SetAnnotations(a)
+		}
 		live, err := c.Get(ctx, o)
 		if errors.Is(err, errNotServed) {
 			missing = append(missing, err)

@@ -56,6 +56,7 @@ func (c *Cluster) Diff(ctx context.Context, objs []*unstructured.Unstructured, a
 		if err != nil {
 			return nil, err
 		}
+		o := withDeployAnnotations(o, live)
 		after, err := c.Apply(ctx, o, true)
 		if err != nil {
 			return nil, err
@@ -82,6 +83,38 @@ func (c *Cluster) Diff(ctx context.Context, objs []*unstructured.Unstructured, a
 		out = append(out, Change{Object: o, Action: Prune})
 	}
 	return out, nil
+}
+
+// deployAnnotations are the annotations nubo deploy sets on what it
+// applies, from the audit trail: they say who deployed, not what.
+var deployAnnotations = []string{AnnotationAudit, AnnotationDeployedBy, AnnotationDeployedAt}
+
+// withDeployAnnotations is o with live's deploy annotations, so that the
+// dry run of a diff keeps them and shows only what the spec changes.
+func withDeployAnnotations(o, live *unstructured.Unstructured) *unstructured.Unstructured {
+	if live == nil {
+		return o
+	}
+	var c *unstructured.Unstructured
+	for _, k := range deployAnnotations {
+		v, ok := live.GetAnnotations()[k]
+		if !ok {
+			continue
+		}
+		if c == nil {
+			c = o.DeepCopy()
+		}
+		a := c.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[k] = v
+		c.SetAnnotations(a)
+	}
+	if c == nil {
+		return o
+	}
+	return c
 }
 
 // comparable is an object as YAML without what changes on every write

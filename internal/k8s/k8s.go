@@ -135,6 +135,7 @@ func Render(app *spec.App, opts Options) (*Result, error) {
 		b.databases,
 		b.functions,
 		b.events,
+		b.jetStreamBackup,
 		b.components,
 		b.observability,
 	}

@@ -222,6 +222,16 @@ func (m *Metrics) Query(ctx context.Context, expr string, ts time.Time) (promql.
 	return p.store.Query(ctx, expr, ts)
 }
 
+// Snapshot writes a copy of the TSDB, every sample appended so far
+// included, into the empty folder dir: a folder the store opens as it is.
+func (m *Metrics) Snapshot(dir string) error {
+	p := m.parts()
+	if p.store == nil {
+		return errors.New("metrics: the store is not open")
+	}
+	return p.store.Snapshot(dir)
+}
+
 // Alerts returns the pending and firing alerts of the last evaluation.
 func (m *Metrics) Alerts() []alerting.Alert {
 	if p := m.parts(); p.eval != nil {

@@ -108,6 +108,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Snapshot writes the TSDB's blocks and its head (the samples not yet in
+// a block) as blocks into dir, through the TSDB's own snapshot: a
+// consistent copy while samples keep coming.
+func (s *Store) Snapshot(dir string) error {
+	if err := s.db.Snapshot(dir, true); err != nil {
+		return fmt.Errorf("metrics: snapshot: %w", err)
+	}
+	return nil
+}
+
 // DB is the TSDB, for appenders and queriers.
 func (s *Store) DB() *tsdb.DB { return s.db }
 

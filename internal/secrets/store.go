@@ -46,6 +46,9 @@ func (v Value) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 // MarshalJSON keeps the value out of JSON output.
 func (v Value) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
 
+// StoreFile is the store's file name inside the state directory.
+const StoreFile = storeFile
+
 // storeFile is the store's file name inside the state directory.
 const storeFile = "secrets.age"
 

@@ -314,7 +314,7 @@ var fieldDocs = map[string]string{
 	"Logs":                                   "Logs configures log parsing, filtering and retention.",
 	"Logs.Filters":                           "Filters drop, keep or redact records.",
 	"Logs.Parsers":                           "Parsers turn lines that are not JSON into records.",
-	"Logs.Retention":                         "Retention of log records. Default 720h.",
+	"Logs.Retention":                         "Retention of log records (and of the audit trail's). Default 720h.",
 	"Mesh":                                   "Mesh holds traffic routes and authorization policies between workloads.",
 	"Mesh.Enforcement":                       "Enforcement applies denials (enforce) or only logs them (audit). Default enforce.",
 	"Mesh.MTLS":                              "MTLS is the mutual-TLS mode. Default permissive.",

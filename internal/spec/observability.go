@@ -44,7 +44,7 @@ type ScrapeTarget struct {
 
 // Logs configures log parsing, filtering and retention.
 type Logs struct {
-	// Retention of log records. Default 720h.
+	// Retention of log records (and of the audit trail's). Default 720h.
 	Retention Duration `yaml:"retention"`
 	// Parsers turn lines that are not JSON into records.
 	Parsers []*LogParser `yaml:"parsers"`

@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/nubotest"
+)
+
+// A service that burns a known amount of CPU (its own getrusage says how
+// much) while it holds a known RSS costs, in the window nubo cost shows,
+// what the prices make of those by hand, within 5%; a function with a
+// known duration and memory counts the GB-seconds that its price
+// multiplies.
+func TestCostAgainstGroundTruth(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "burn")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/burn").CombinedOutput(); err != nil {
+		t.Fatalf("build burn: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	// 3.6 an hour per vCPU is 0.001 a CPU-second; 0.36 an hour per GiB is
+	// 0.0001 a GiB-second.
+	app := writeSpec(t, dir, fmt.Sprintf(`name: c
+cost: {vcpuHour: 3.6, memoryGiBHour: 0.36, functionGBSecond: 0.0000166667}
+observability:
+  metrics: {interval: 1s}
+services:
+  burn:
+    run: exec %s -go go.flag -out used.txt -cpu 3 -mem 64
+functions:
+  fn:
+    run: FUNCTION
+    memory: 512Mi
+    scaling: {min: 1, max: 1}
+`, bin))
+	e := startEngine(t, app)
+	ctx := context.Background()
+	query := func(expr string, at time.Time) float64 {
+		t.Helper()
+		v, err := e.obs.metrics.Query(ctx, expr, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) != 1 {
+			t.Fatalf("%s at %s: %d series", expr, at, len(v))
+		}
+		return v[0].F
+	}
+	// Before the window: the usage samples are there and the start-up's
+	// CPU is behind them.
+	nubotest.WaitFor(t, time.Minute, func() error {
+		v, err := e.obs.metrics.Query(ctx, `nubo_replica_cpu_cores{service="burn"}`, time.Now())
+		if err != nil || len(v) != 1 || v[0].F > 0.01 {
+			return fmt.Errorf("burn's CPU gauge: %v, %v", v, err)
+		}
+		return nil
+	})
+	t0 := time.Now()
+	time.Sleep(2 * time.Second)
+	if err := os.WriteFile(filepath.Join(dir, "go.flag"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cpu float64
+	var rss int64
+	nubotest.WaitFor(t, 2*time.Minute, func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "used.txt"))
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Sscanf(string(b), "cpu=%f rss=%d", &cpu, &rss)
+		return err
+	})
+	// After it: the gauge is back to idle, so every sample of the burn has
+	// been held for its period, and at least 40s have passed (a rule
+	// evaluation more or less is then under 2.5%).
+	nubotest.WaitFor(t, time.Minute, func() error {
+		v, err := e.obs.metrics.Query(ctx, `nubo_replica_cpu_cores{service="burn"}`, time.Now())
+		if err != nil || len(v) != 1 || v[0].F > 0.01 {
+			return fmt.Errorf("burn's CPU gauge: %v, %v", v, err)
+		}
+		if time.Since(t0) < 40*time.Second {
+			return fmt.Errorf("%s into the window", time.Since(t0))
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // the last rule evaluation is in the store
+	t1 := time.Now()
+	window := t1.Sub(t0).Truncate(time.Second)
+	// What nubo cost shows for the window: the integral of the rate.
+	got := query(fmt.Sprintf(`sum_over_time(nubo:cost_per_hour:service{service="burn"}[%dms]) * 1 / 3600`, window.Milliseconds()), t1)
+	want := cpu*0.001 + float64(rss)/(1<<30)*window.Seconds()*0.0001
+	t.Logf("burn: %.3f CPU-seconds, %d MiB over %s: %.6f by hand, %.6f by nubo", cpu, rss>>20, window, want, got)
+	if math.Abs(got-want) > 0.05*want {
+		t.Errorf("the service's cost over %s = %.6f, want %.6f (within 5%%): %.3f CPU-seconds at 0.001, %d bytes for %s at 0.0001 a GiB-second",
+			window, got, want, cpu, rss, window)
+	}
+
+	// The function: ten invocations of 400ms at 512Mi are 2 GB-seconds.
+	invoke := func(body string) {
+		t.Helper()
+		resp, err := http.Post("http://"+e.admin.Addr()+"/v1/functions/fn/invoke", "application/cloudevents+json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("invoke: %d", resp.StatusCode)
+		}
+	}
+	invoke(`{"specversion":"1.0","id":"w","source":"t","type":"echo"}`) // warm
+	before := query(`nubo_function_gb_seconds_total{function="fn"}`, time.Now())
+	for i := range 10 {
+		invoke(fmt.Sprintf(`{"specversion":"1.0","id":"s%d","source":"t","type":"sleep","datacontenttype":"application/json","data":{"ms":400}}`, i))
+	}
+	var gbs float64
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		v, err := e.obs.metrics.Query(ctx, `nubo_function_gb_seconds_total{function="fn"}`, time.Now())
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("%v %v", v, err)
+		}
+		if gbs = v[0].F - before; gbs < 2 {
+			return fmt.Errorf("%.3f GB-seconds so far", gbs)
+		}
+		return nil
+	})
+	if gbs > 2*1.05 {
+		t.Errorf("ten invocations of 400ms at 512Mi counted %.3f GB-seconds, want 2 (within 5%%)", gbs)
+	}
+	// Its cost figure: the rule takes the rate over 5 minutes, which hold
+	// the whole burst (its counter is scraped from 0 since the engine
+	// started), so the figure an hour is the 2 GB-seconds over 300s,
+	// priced.
+	time.Sleep(3 * time.Second) // scrapes and a rule evaluation after the last invocation
+	perHour := query(`nubo:cost_per_hour:function{function="fn"}`, time.Now())
+	wantHour := 2.0 / 300 * 3600 * 0.0000166667
+	t.Logf("fn: %.4f GB-seconds; %.8f an hour by nubo, %.8f by hand", gbs, perHour, wantHour)
+	if math.Abs(perHour-wantHour) > 0.05*wantHour {
+		t.Errorf("the function's cost an hour = %.8f, want %.8f (within 5%%)", perHour, wantHour)
+	}
+}
