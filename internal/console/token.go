@@ -92,17 +92,36 @@ func fromBrowser(r *http.Request) bool {
 	return r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Sec-Fetch-Mode") != ""
 }
 
-// tokenRequired refuses a state-changing request without the run's token.
-// The platform API under /v1/ is the system's own processes' way to publish
-// and invoke ($NUBO_API): they hold no token, so there the token is asked
-// of browsers only.
+// needsToken reports whether r must carry the run's token: a
+// state-changing request to nubo's own control surface. The admin API and
+// the console's own API always need it. The platform API under /v1/ is the
+// system's own processes' way to publish and invoke ($NUBO_API), and the
+// Prometheus and Jaeger APIs are read by Grafana's server side: those hold
+// no token, so there the token is asked of browsers only. Other paths are
+// the system's own endpoints (functions' http triggers): the user's API,
+// not nubo's.
+func needsToken(r *http.Request) bool {
+	if safeMethod(r.Method) {
+		return false
+	}
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/admin/"), strings.HasPrefix(p, "/console/"):
+		return true
+	case strings.HasPrefix(p, "/v1/"), strings.HasPrefix(p, "/api/"), strings.HasPrefix(p, "/jaeger/"):
+		return fromBrowser(r)
+	}
+	return false
+}
+
+// tokenRequired refuses a request that needsToken without the run's token.
 func (s *Server) tokenRequired(next http.Handler) http.Handler {
 	if s.cfg.Token == "" {
 		return next
 	}
 	want := []byte(s.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if safeMethod(r.Method) || (strings.HasPrefix(r.URL.Path, "/v1/") && !fromBrowser(r)) {
+		if !needsToken(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -73,6 +73,11 @@ func TestTokenRequired(t *testing.T) {
 		{"POST wrong", "POST", "/admin/v1/services/users/restart", http.Header{TokenHeader: {"tok2"}}, 403},
 		{"platform API from a process", "POST", "/v1/nothing", nil, 404},
 		{"platform API from a browser", "POST", "/v1/nothing", http.Header{"Sec-Fetch-Mode": {"cors"}}, 403},
+		{"console API without", "POST", "/console/v1/call", nil, 403},
+		// A function's http trigger is the system's own API, not nubo's:
+		// its callers hold no token (404: no such trigger here).
+		{"a system's own endpoint", "POST", "/hello", nil, 404},
+		{"a system's own endpoint from a browser", "POST", "/hello", http.Header{"Origin": {"http://" + s.Addr()}}, 404},
 	} {
 		if a := do(t, c.method, base+c.path, c.header); a.code != c.want {
 			t.Errorf("%s: %s %s: %d %s, want %d", c.name, c.method, c.path, a.code, a.body, c.want)
