@@ -38,6 +38,9 @@ func (e *Engine) meshConfig(app *spec.App) mesh.Config {
 	cfg.CADir = CADir(app)
 	cfg.ExtraDurationBuckets = slo.LatencyBuckets(app)
 	cfg.IdentityCallers = identityCallers(app)
+	if e.tracing != nil {
+		cfg.Tracer = e.tracing.meshTracer()
+	}
 	return cfg
 }
 

@@ -82,12 +82,14 @@ type JaegerProcess struct {
 }
 
 // QueryHandler serves the query API for paths under prefix (for example
-// "/jaeger").
-func QueryHandler(st *Store, prefix string) http.Handler {
-	return &queryAPI{st: st, prefix: strings.TrimSuffix(prefix, "/") + "/api/"}
+// "/jaeger") over
+// the store, as the tracer has it.
+func QueryHandler(t *Tracer, prefix string) http.Handler {
+	return &queryAPI{t: t, prefix: strings.TrimSuffix(prefix, "/") + "/api/"}
 }
 
 type queryAPI struct {
+	t      *Tracer
 	st     *Store
 	prefix string
 }
@@ -98,6 +100,12 @@ func (q *queryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJaegerError(w, http.StatusMethodNotAllowed, "the query API is read with GET")
 		return
 	}
+	st := q.t.Store()
+	if st == nil {
+		writeJaegerError(w, http.StatusServiceUnavailable, "the trace store is not open yet")
+		return
+	}
+	q = &queryAPI{t: q.t, st: st, prefix: q.prefix}
 	rest, ok := strings.CutPrefix(r.URL.Path, q.prefix)
 	if !ok {
 		writeJaegerError(w, http.StatusNotFound, "no such path "+r.URL.Path)

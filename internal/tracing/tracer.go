@@ -17,7 +17,7 @@ const recordQueue = 16384
 // and, when export is set, to the exporter. Sample decides about new
 // traces.
 type Tracer struct {
-	store *Store
+	store atomic.Pointer[Store]
 	log   *slog.Logger
 	ch    chan Span
 
@@ -26,22 +26,24 @@ type Tracer struct {
 	exporter atomic.Pointer[Exporter]
 
 	recorded, dropped atomic.Uint64
-
 }
 
-// NewTracer makes a tracer over store; Run must run for recorded spans to
-// reach it.
-func NewTracer(store *Store, log *slog.Logger) *Tracer {
+// NewTracer makes a tracer; spans reach a store once SetStore gave it one
+// and Run runs.
+func NewTracer(log *slog.Logger) *Tracer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracer{store: store, log: log, ch: make(chan Span, recordQueue)}
+	t := &Tracer{log: log, ch: make(chan Span, recordQueue)}
 	t.SetSampleRate(1)
 	return t
 }
 
-// Store is where spans are kept.
-func (t *Tracer) Store() *Store { return t.store }
+// SetStore sets where spans are kept (nil: nowhere, as before start).
+func (t *Tracer) SetStore(st *Store) { t.store.Store(st) }
+
+// Store is where spans are kept, or nil.
+func (t *Tracer) Store() *Store { return t.store.Load() }
 
 // SetSampleRate sets the ratio of new traces kept (tracing.sampleRate).
 func (t *Tracer) SetSampleRate(r float64) { t.rate.Store(math.Float64bits(r)) }
@@ -75,7 +77,9 @@ func (t *Tracer) Record(sp Span) {
 // goroutine (the receiver's request: the sender waits, as it would for
 // the collector).
 func (t *Tracer) Receive(spans []Span) {
-	if err := t.store.Add(spans); err != nil {
+	if st := t.store.Load(); st == nil {
+		t.dropped.Add(uint64(len(spans)))
+	} else if err := st.Add(spans); err != nil {
 		t.log.Warn("tracing: spans not stored", "spans", len(spans), "err", err)
 	}
 	if e := t.exporter.Load(); e != nil {

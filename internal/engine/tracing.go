@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/console"
+	"github.com/nubo-dev/nubo/internal/gateway"
+	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/mesh"
+	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/tracing"
+)
+
+// tracingComponent is the trace store, the OTLP/HTTP receiver on
+// local.otlp (traces into the store, logs into the log records) and the
+// export of tracing.export.otlp. The mesh and the gateway record their
+// spans into its tracer from the moment they are built; what they record
+// before Start waits in the tracer's bounded queue.
+type tracingComponent struct {
+	e   *Engine
+	t   *tracing.Tracer
+	app *spec.App // what a reload compares with
+	// addr is where the receiver listens (local.otlp, or the engine's
+	// override); bound is the address it got, empty when it does not run.
+	addr string
+
+	mu     sync.Mutex // guards the fields below
+	bound  string
+	srv    *http.Server
+	cancel context.CancelFunc
+	runs   sync.WaitGroup
+	expRun context.CancelFunc
+}
+
+func newTracingComponent(e *Engine, app *spec.App) (*tracingComponent, error) {
+	c := &tracingComponent{e: e, t: tracing.NewTracer(e.log.With("component", "tracing")), app: app, addr: app.Local.OTLP}
+	if e.opts.OTLPAddr != "" {
+		c.addr = e.opts.OTLPAddr
+	}
+	if _, err := exporterFor(app, e); err != nil {
+		return nil, err
+	}
+	c.configure(app)
+	return c, nil
+}
+
+// exporterFor builds the exporter tracing.export.otlp asks for, or nil.
+func exporterFor(app *spec.App, e *Engine) (*tracing.Exporter, error) {
+	tr := app.Observability.Tracing
+	if tr.Export.OTLP == "" {
+		return nil, nil
+	}
+	return tracing.NewExporter(tr.Export.OTLP, tr.Headers, e.log.With("component", "tracing"))
+}
+
+// configure sets the sample rate and baggage of app.
+func (c *tracingComponent) configure(app *spec.App) {
+	tr := app.Observability.Tracing
+	rate := 1.0
+	if tr.SampleRate != nil {
+		rate = *tr.SampleRate
+	}
+	c.t.SetSampleRate(rate)
+	keys := make([]string, 0, len(tr.Baggage))
+	for k := range tr.Baggage {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	attrs := make([]tracing.Attr, 0, len(keys))
+	for _, k := range keys {
+		attrs = append(attrs, tracing.String(k, tr.Baggage[k]))
+	}
+	c.t.SetBaggage(attrs)
+}
+
+func (c *tracingComponent) Name() string { return "tracing" }
+
+// Start opens the store under the state folder, then listens for OTLP. A
+// receiver that cannot listen (another collector on 4318) is said in the
+// output and nubo goes on with its own spans.
+func (c *tracingComponent) Start(ctx context.Context) error {
+	app, _ := c.e.current()
+	st, err := tracing.OpenStore(tracing.StoreConfig{Dir: filepath.Join(app.StatePath(), "traces")})
+	if err != nil {
+		return err
+	}
+	c.t.SetStore(st)
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cancel = cancel
+	c.runs.Add(1)
+	go func() {
+		defer c.runs.Done()
+		c.t.Run(runCtx)
+	}()
+	exp, _ := exporterFor(app, c.e) // checked by newTracingComponent
+	c.startExporter(exp)
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		c.e.out.event("", fmt.Sprintf("OTLP receiver off: %v (nubo keeps its own spans; services' OpenTelemetry SDKs send to %s)", err, c.addr))
+		return nil
+	}
+	rc := &tracing.Receiver{Spans: c.t.Receive, Logs: c.e.out.otlpLogs, Logger: c.e.log}
+	c.srv = &http.Server{Handler: rc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	c.bound = ln.Addr().String()
+	c.runs.Add(1)
+	go func() {
+		defer c.runs.Done()
+		if err := c.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.e.log.Error("tracing: OTLP receiver", "err", err)
+		}
+	}()
+	c.e.out.event("", "OTLP receiver on http://"+c.bound)
+	return nil
+}
+
+// startExporter runs exp (replacing the running one); c.mu is held.
+func (c *tracingComponent) startExporter(exp *tracing.Exporter) {
+	if c.expRun != nil {
+		c.expRun() // the old one sends what it has queued and ends
+		c.expRun = nil
+	}
+	c.t.SetExporter(exp)
+	if exp == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.expRun = cancel
+	c.runs.Add(1)
+	go func() {
+		defer c.runs.Done()
+		exp.Run(ctx)
+	}()
+}
+
+// Stop stops the receiver, stores what is queued, sends what the exporter
+// holds (bounded) and closes the store.
+func (c *tracingComponent) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	var errs []error
+	if c.srv != nil {
+		errs = append(errs, c.srv.Shutdown(ctx))
+		c.srv, c.bound = nil, ""
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.expRun != nil {
+		c.expRun()
+		c.expRun = nil
+	}
+	c.mu.Unlock()
+	c.runs.Wait()
+	if st := c.t.Store(); st != nil {
+		c.t.SetStore(nil)
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Prepare checks a new export endpoint; Commit applies the sample rate,
+// baggage and export. The receiver's address needs a restart.
+func (c *tracingComponent) Prepare(_ context.Context, next *spec.App) (host.Change, error) {
+	if reflect.DeepEqual(c.app.Observability.Tracing, next.Observability.Tracing) {
+		return nil, nil
+	}
+	exp, err := exporterFor(next, c.e)
+	if err != nil {
+		return nil, err
+	}
+	return changeFuncs{commit: func(context.Context) error {
+		c.configure(next)
+		c.mu.Lock()
+		if c.cancel != nil { // running
+			c.startExporter(exp)
+		}
+		c.mu.Unlock()
+		c.app = next
+		return nil
+	}}, nil
+}
+
+// routes serves Jaeger's query API on the console.
+func (c *tracingComponent) routes() []console.Route {
+	return []console.Route{{Pattern: "/jaeger/api/", Handler: tracing.QueryHandler(c.t, "/jaeger")}}
+}
+
+// env points a workload's OpenTelemetry SDK at the receiver, as every SDK
+// reads it (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME,
+// OTEL_RESOURCE_ATTRIBUTES).
+func (c *tracingComponent) env(app *spec.App, workload string) []string {
+	c.mu.Lock()
+	addr := c.bound
+	c.mu.Unlock()
+	if addr == "" {
+		addr = c.addr
+	}
+	return []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + addr,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_SERVICE_NAME=" + workload,
+		"OTEL_RESOURCE_ATTRIBUTES=service.namespace=" + app.Name + ",deployment.environment.name=local",
+	}
+}
+
+// meshTracer records the mesh's hops as CLIENT spans of the caller, with
+// OpenTelemetry's HTTP attribute names.
+func (c *tracingComponent) meshTracer() mesh.Tracer { return meshSpans{c.t} }
+
+type meshSpans struct{ t *tracing.Tracer }
+
+func (m meshSpans) Sample(id [16]byte) bool { return m.t.Sample(id) }
+
+func (m meshSpans) ExportSpan(s mesh.Span) {
+	sp := tracing.Span{TraceID: s.TraceID, SpanID: s.SpanID, Parent: s.Parent, Name: s.Name,
+		Kind: tracing.KindClient, Service: s.Source, Start: s.Start.UnixNano(), End: s.End.UnixNano(),
+		Attrs: make([]tracing.Attr, 0, 8)}
+	sp.Attrs = append(sp.Attrs,
+		tracing.String("http.request.method", s.Method),
+		tracing.String("url.path", s.Path),
+		tracing.String("server.address", s.Destination),
+		tracing.Int("http.response.status_code", int64(s.Status)),
+		tracing.String("nubo.mesh.response_flags", s.Flags))
+	if s.Upstream != "" {
+		sp.Attrs = append(sp.Attrs, tracing.String("network.peer.address", s.Upstream))
+	}
+	// A client span fails on 4xx as well (OpenTelemetry's HTTP
+	// conventions): a policy denial is a 403 the mesh answered.
+	if s.Status >= 400 || s.Status == 0 {
+		sp.Status = tracing.StatusError
+		sp.StatusMessage = "HTTP " + strconv.Itoa(s.Status) + " (" + s.Flags + ")"
+	}
+	m.t.Record(sp)
+}
+
+// gatewayTracer records the gateway's requests as SERVER spans of the
+// gateway.
+func (c *tracingComponent) gatewayTracer() gateway.Tracer { return gatewaySpans{c.t} }
+
+type gatewaySpans struct{ t *tracing.Tracer }
+
+func (g gatewaySpans) Sample(id [16]byte) bool { return g.t.Sample(id) }
+
+func (g gatewaySpans) ExportSpan(s gateway.Span) {
+	sp := tracing.Span{TraceID: s.TraceID, SpanID: s.SpanID, Parent: s.Parent, Name: s.Name,
+		Kind: tracing.KindServer, Service: gatewayCaller, Start: s.Start.UnixNano(), End: s.End.UnixNano(),
+		Attrs: make([]tracing.Attr, 0, 10)}
+	sp.Attrs = append(sp.Attrs,
+		tracing.String("http.request.method", s.Method),
+		tracing.String("url.path", s.Path),
+		tracing.Int("http.response.status_code", int64(s.Status)))
+	for _, a := range [...]struct{ k, v string }{
+		{"http.route", s.Route}, {"nubo.gateway.stage", s.Stage}, {"nubo.gateway.authorizer", s.Authorizer},
+		{"nubo.gateway.auth_result", s.AuthResult}, {"nubo.gateway.cache", s.Cache}, {"nubo.gateway.integration", s.Integration},
+	} {
+		if a.v != "" {
+			sp.Attrs = append(sp.Attrs, tracing.String(a.k, a.v))
+		}
+	}
+	if s.Status == http.StatusTooManyRequests {
+		sp.Attrs = append(sp.Attrs, tracing.Bool("nubo.gateway.throttled", true))
+	}
+	// A server span fails on 5xx only.
+	if s.Status >= 500 {
+		sp.Status = tracing.StatusError
+	}
+	g.t.Record(sp)
+}
