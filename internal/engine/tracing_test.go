@@ -61,7 +61,8 @@ services:
     run: HOPBIN
     port: 8080
     env: {NEXT: "${services.back.url}/work"}
-    readiness: {exec: {command: [sh, -c, 'test "$OTEL_SERVICE_NAME" = front && test -n "$OTEL_EXPORTER_OTLP_ENDPOINT" && test -n "$OTEL_RESOURCE_ATTRIBUTES"']}, period: 100ms}
+    health:
+      readiness: {exec: {command: [sh, -c, 'test "$OTEL_SERVICE_NAME" = front && test -n "$OTEL_EXPORTER_OTLP_ENDPOINT" && test -n "$OTEL_RESOURCE_ATTRIBUTES"']}, period: 100ms}
   back:
     run: HOPBIN
     port: 8080

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -24,8 +26,9 @@ func main() {
 			}
 		}
 		if q := os.Getenv("QUEUE"); q != "" {
+			id := strconv.FormatInt(time.Now().UnixNano(), 10)
 			req, _ := http.NewRequest(http.MethodPost, os.Getenv("NUBO_API")+"/v1/queues/"+q,
-				strings.NewReader(`{"specversion":"1.0","id":"`+r.URL.Query().Get("id")+`","source":"hop","type":"hop.done","data":{}}`))
+				strings.NewReader(`{"specversion":"1.0","id":"`+id+`","source":"hop","type":"hop.done","data":{}}`))
 			req.Header.Set("Content-Type", "application/cloudevents+json")
 			req.Header.Set("Traceparent", tp)
 			if code, err := do(req); err != nil || code != http.StatusAccepted {
