@@ -129,7 +129,9 @@ func (e *Exporter) send(ctx context.Context, spans []Span) {
 	}
 	wait := e.backoff
 	for try := 1; ; try++ {
-		err = e.post(ctx, body)
+		// A request under way finishes (bounded by the client's timeout)
+		// when ctx ends: its spans may already be there.
+		err = e.post(context.WithoutCancel(ctx), body)
 		if err == nil {
 			e.sent.Add(uint64(len(spans)))
 			return
