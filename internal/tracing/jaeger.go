@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"net/http"
 	"sort"
 	"strconv"
@@ -19,67 +20,23 @@ import (
 // PREFIX/api/traces/{traceID}.
 
 type jaegerResponse struct {
-	Data   any           `json:"data"`
-	Total  int           `json:"total"`
-	Limit  int           `json:"limit"`
-	Offset int           `json:"offset"`
-	Errors []jaegerError `json:"errors"`
+	Data   any                   `json:"data"`
+	Total  int                   `json:"total"`
+	Limit  int                   `json:"limit"`
+	Offset int                   `json:"offset"`
+	Errors []apitype.JaegerError `json:"errors"`
 }
 
-type jaegerError struct {
-	Code    int    `json:"code"`
-	Msg     string `json:"msg"`
-	TraceID string `json:"traceID,omitempty"`
-}
-
-// JaegerTrace is a trace in Jaeger's JSON model.
-type JaegerTrace struct {
-	TraceID   string                   `json:"traceID"`
-	Spans     []JaegerSpan             `json:"spans"`
-	Processes map[string]JaegerProcess `json:"processes"`
-	Warnings  []string                 `json:"warnings"`
-}
-
-// JaegerSpan is a span in Jaeger's JSON model: times in microseconds.
-type JaegerSpan struct {
-	TraceID       string            `json:"traceID"`
-	SpanID        string            `json:"spanID"`
-	OperationName string            `json:"operationName"`
-	References    []JaegerReference `json:"references"`
-	Flags         uint32            `json:"flags"`
-	StartTime     int64             `json:"startTime"`
-	Duration      int64             `json:"duration"`
-	Tags          []JaegerKeyValue  `json:"tags"`
-	Logs          []JaegerLog       `json:"logs"`
-	ProcessID     string            `json:"processID"`
-	Warnings      []string          `json:"warnings"`
-}
-
-// JaegerReference links a span to its parent.
-type JaegerReference struct {
-	RefType string `json:"refType"`
-	TraceID string `json:"traceID"`
-	SpanID  string `json:"spanID"`
-}
-
-// JaegerKeyValue is a tag: type is string, bool, int64 or float64.
-type JaegerKeyValue struct {
-	Key   string `json:"key"`
-	Type  string `json:"type"`
-	Value any    `json:"value"`
-}
-
-// JaegerLog is a span event.
-type JaegerLog struct {
-	Timestamp int64            `json:"timestamp"`
-	Fields    []JaegerKeyValue `json:"fields"`
-}
-
-// JaegerProcess is a span's service and resource.
-type JaegerProcess struct {
-	ServiceName string           `json:"serviceName"`
-	Tags        []JaegerKeyValue `json:"tags"`
-}
+// Jaeger's JSON model: the wire types live in apitype, where the CLI and
+// the console read them.
+type (
+	JaegerTrace     = apitype.JaegerTrace
+	JaegerSpan      = apitype.JaegerSpan
+	JaegerReference = apitype.JaegerReference
+	JaegerKeyValue  = apitype.JaegerKeyValue
+	JaegerLog       = apitype.JaegerLog
+	JaegerProcess   = apitype.JaegerProcess
+)
 
 // QueryHandler serves the query API for paths under prefix (for example
 // "/jaeger") over
@@ -151,7 +108,7 @@ func (q *queryAPI) trace(w http.ResponseWriter, idText string) {
 		return
 	}
 	if len(spans) == 0 {
-		writeJaeger(w, jaegerResponse{Data: nil, Errors: []jaegerError{{Code: 404, Msg: "trace not found", TraceID: idText}}}, http.StatusNotFound)
+		writeJaeger(w, jaegerResponse{Data: nil, Errors: []apitype.JaegerError{{Code: 404, Msg: "trace not found", TraceID: idText}}}, http.StatusNotFound)
 		return
 	}
 	writeJaeger(w, jaegerResponse{Data: []JaegerTrace{ToJaeger(id, spans)}, Total: 1})
@@ -335,5 +292,5 @@ func writeJaeger(w http.ResponseWriter, resp jaegerResponse, code ...int) {
 }
 
 func writeJaegerError(w http.ResponseWriter, code int, msg string) {
-	writeJaeger(w, jaegerResponse{Errors: []jaegerError{{Code: code, Msg: msg}}}, code)
+	writeJaeger(w, jaegerResponse{Errors: []apitype.JaegerError{{Code: code, Msg: msg}}}, code)
 }
