@@ -35,6 +35,8 @@ type Status struct {
 	// EventStore is the event store's streams, events and projections;
 	// absent when the spec has none.
 	EventStore *EventStoreStatus `json:"eventStore,omitempty"`
+	// Traces is what the trace store holds and export did.
+	Traces *TracesStatus `json:"traces,omitempty"`
 	// Skipped lists the sections of the spec nubo up does not run (yet),
 	// so that nothing is silently dropped.
 	Skipped []Skipped `json:"skipped"`
@@ -153,4 +155,29 @@ type ResourceUsage struct {
 	Processes int `json:"processes"`
 	// Time is when the sample was taken.
 	Time time.Time `json:"time"`
+}
+
+// TracesStatus is the trace store and export of a running engine.
+type TracesStatus struct {
+	// Spans and Traces count what the store holds; DiskBytes is its
+	// folder's size.
+	Spans     int   `json:"spans"`
+	Traces    int   `json:"traces"`
+	DiskBytes int64 `json:"diskBytes"`
+	// Dropped counts spans of nubo's own that found the recording queue
+	// full.
+	Dropped uint64 `json:"dropped"`
+	// Export is set when tracing.export.otlp is.
+	Export *TraceExportStatus `json:"export,omitempty"`
+}
+
+// TraceExportStatus counts what the exporter did.
+type TraceExportStatus struct {
+	Endpoint string `json:"endpoint"`
+	// Sent reached the endpoint; Dropped found the queue full; Failed
+	// were lost after every retry; Queued wait.
+	Sent    uint64 `json:"sent"`
+	Dropped uint64 `json:"dropped"`
+	Failed  uint64 `json:"failed"`
+	Queued  int    `json:"queued"`
 }

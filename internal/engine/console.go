@@ -101,6 +101,7 @@ func (e *Engine) Status() console.Status {
 	defer cancel()
 	st.Queues = e.events.queues(ctx)
 	st.EventStore = e.eventStore.status(ctx)
+	st.Traces = e.tracing.status(app)
 	return st
 }
 
@@ -109,6 +110,9 @@ func (e *Engine) addresses() map[string]string {
 	out := map[string]string{"console": e.admin.Addr()}
 	if u := e.broker.clientURL(); u != "" {
 		out["broker"] = u
+	}
+	if a := e.tracing.addr(); a != "" {
+		out["otlp"] = "http://" + a
 	}
 	if e.gateway != nil {
 		out["gateway"] = "http://" + e.gateway.g.Addr()

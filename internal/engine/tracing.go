@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -30,9 +31,9 @@ type tracingComponent struct {
 	e   *Engine
 	t   *tracing.Tracer
 	app *spec.App // what a reload compares with
-	// addr is where the receiver listens (local.otlp, or the engine's
+	// listen is where the receiver listens (local.otlp, or the engine's
 	// override); bound is the address it got, empty when it does not run.
-	addr string
+	listen string
 
 	mu     sync.Mutex // guards the fields below
 	bound  string
@@ -43,9 +44,9 @@ type tracingComponent struct {
 }
 
 func newTracingComponent(e *Engine, app *spec.App) (*tracingComponent, error) {
-	c := &tracingComponent{e: e, t: tracing.NewTracer(e.log.With("component", "tracing")), app: app, addr: app.Local.OTLP}
+	c := &tracingComponent{e: e, t: tracing.NewTracer(e.log.With("component", "tracing")), app: app, listen: app.Local.OTLP}
 	if e.opts.OTLPAddr != "" {
-		c.addr = e.opts.OTLPAddr
+		c.listen = e.opts.OTLPAddr
 	}
 	if _, err := exporterFor(app, e); err != nil {
 		return nil, err
@@ -106,9 +107,9 @@ func (c *tracingComponent) Start(ctx context.Context) error {
 	}()
 	exp, _ := exporterFor(app, c.e) // checked by newTracingComponent
 	c.startExporter(exp)
-	ln, err := net.Listen("tcp", c.addr)
+	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
-		c.e.out.event("", fmt.Sprintf("OTLP receiver off: %v (nubo keeps its own spans; services' OpenTelemetry SDKs send to %s)", err, c.addr))
+		c.e.out.event("", fmt.Sprintf("OTLP receiver off: %v (nubo keeps its own spans; services' OpenTelemetry SDKs send to %s)", err, c.listen))
 		return nil
 	}
 	rc := &tracing.Receiver{Spans: c.t.Receive, Logs: c.e.out.otlpLogs, Logger: c.e.log}
@@ -204,7 +205,7 @@ func (c *tracingComponent) env(app *spec.App, workload string) []string {
 	addr := c.bound
 	c.mu.Unlock()
 	if addr == "" {
-		addr = c.addr
+		addr = c.listen
 	}
 	return []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + addr,
@@ -276,4 +277,26 @@ func (g gatewaySpans) ExportSpan(s gateway.Span) {
 		sp.Status = tracing.StatusError
 	}
 	g.t.Record(sp)
+}
+
+// addr is where the receiver listens; empty when it does not.
+func (c *tracingComponent) addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bound
+}
+
+// status is the store's and the exporter's counts; nil before start.
+func (c *tracingComponent) status(app *spec.App) *apitype.TracesStatus {
+	st := c.t.Store()
+	if st == nil {
+		return nil
+	}
+	s := st.Stats()
+	out := &apitype.TracesStatus{Spans: s.Spans, Traces: s.Traces, DiskBytes: s.Bytes, Dropped: c.t.Dropped()}
+	if exp := c.t.Exporter(); exp != nil {
+		x := exp.Stats()
+		out.Export = &apitype.TraceExportStatus{Endpoint: app.Observability.Tracing.Export.OTLP, Sent: x.Sent, Dropped: x.Dropped, Failed: x.Failed, Queued: x.Queued}
+	}
+	return out
 }

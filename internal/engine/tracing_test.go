@@ -145,6 +145,10 @@ local: {gateway: "127.0.0.1:0", ingress: {http: "127.0.0.1:0"}}
 		s = p
 	}
 	want := "gateway:server gateway:client front:client events:producer worker:server"
+	st := e.Status()
+	if st.Traces == nil || st.Traces.Spans < 5 || st.Traces.DiskBytes == 0 || st.Addresses["otlp"] == "" {
+		t.Errorf("status: traces %+v, addresses %v", st.Traces, st.Addresses)
+	}
 	if got := strings.Join(chain, " "); got != want {
 		t.Errorf("hops %s, want %s", got, want)
 	}
