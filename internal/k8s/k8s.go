@@ -137,6 +137,7 @@ func Render(app *spec.App, opts Options) (*Result, error) {
 		b.events,
 		b.components,
 		b.observability,
+		b.tracing,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
