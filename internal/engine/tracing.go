@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/tracing"
+	"github.com/nubo-dev/nubo/internal/tracing/hopspans"
 )
 
 // tracingComponent is the trace store, the OTLP/HTTP receiver on
@@ -215,69 +215,11 @@ func (c *tracingComponent) env(app *spec.App, workload string) []string {
 	}
 }
 
-// meshTracer records the mesh's hops as CLIENT spans of the caller, with
-// OpenTelemetry's HTTP attribute names.
-func (c *tracingComponent) meshTracer() mesh.Tracer { return meshSpans{c.t} }
+// meshTracer records the mesh's hops.
+func (c *tracingComponent) meshTracer() mesh.Tracer { return hopspans.MeshTracer(c.t) }
 
-type meshSpans struct{ t *tracing.Tracer }
-
-func (m meshSpans) Sample(id [16]byte) bool { return m.t.Sample(id) }
-
-func (m meshSpans) ExportSpan(s mesh.Span) {
-	sp := tracing.Span{TraceID: s.TraceID, SpanID: s.SpanID, Parent: s.Parent, Name: s.Name,
-		Kind: tracing.KindClient, Service: s.Source, Start: s.Start.UnixNano(), End: s.End.UnixNano(),
-		Attrs: make([]tracing.Attr, 0, 8)}
-	sp.Attrs = append(sp.Attrs,
-		tracing.String("http.request.method", s.Method),
-		tracing.String("url.path", s.Path),
-		tracing.String("server.address", s.Destination),
-		tracing.Int("http.response.status_code", int64(s.Status)),
-		tracing.String("nubo.mesh.response_flags", s.Flags))
-	if s.Upstream != "" {
-		sp.Attrs = append(sp.Attrs, tracing.String("network.peer.address", s.Upstream))
-	}
-	// A client span fails on 4xx as well (OpenTelemetry's HTTP
-	// conventions): a policy denial is a 403 the mesh answered.
-	if s.Status >= 400 || s.Status == 0 {
-		sp.Status = tracing.StatusError
-		sp.StatusMessage = "HTTP " + strconv.Itoa(s.Status) + " (" + s.Flags + ")"
-	}
-	m.t.Record(sp)
-}
-
-// gatewayTracer records the gateway's requests as SERVER spans of the
-// gateway.
-func (c *tracingComponent) gatewayTracer() gateway.Tracer { return gatewaySpans{c.t} }
-
-type gatewaySpans struct{ t *tracing.Tracer }
-
-func (g gatewaySpans) Sample(id [16]byte) bool { return g.t.Sample(id) }
-
-func (g gatewaySpans) ExportSpan(s gateway.Span) {
-	sp := tracing.Span{TraceID: s.TraceID, SpanID: s.SpanID, Parent: s.Parent, Name: s.Name,
-		Kind: tracing.KindServer, Service: gatewayCaller, Start: s.Start.UnixNano(), End: s.End.UnixNano(),
-		Attrs: make([]tracing.Attr, 0, 10)}
-	sp.Attrs = append(sp.Attrs,
-		tracing.String("http.request.method", s.Method),
-		tracing.String("url.path", s.Path),
-		tracing.Int("http.response.status_code", int64(s.Status)))
-	for _, a := range [...]struct{ k, v string }{
-		{"http.route", s.Route}, {"nubo.gateway.stage", s.Stage}, {"nubo.gateway.authorizer", s.Authorizer},
-		{"nubo.gateway.auth_result", s.AuthResult}, {"nubo.gateway.cache", s.Cache}, {"nubo.gateway.integration", s.Integration},
-	} {
-		if a.v != "" {
-			sp.Attrs = append(sp.Attrs, tracing.String(a.k, a.v))
-		}
-	}
-	if s.Status == http.StatusTooManyRequests {
-		sp.Attrs = append(sp.Attrs, tracing.Bool("nubo.gateway.throttled", true))
-	}
-	// A server span fails on 5xx only.
-	if s.Status >= 500 {
-		sp.Status = tracing.StatusError
-	}
-	g.t.Record(sp)
-}
+// gatewayTracer records the gateway's requests.
+func (c *tracingComponent) gatewayTracer() gateway.Tracer { return hopspans.GatewayTracer(c.t) }
 
 // addr is where the receiver listens; empty when it does not.
 func (c *tracingComponent) addr() string {
