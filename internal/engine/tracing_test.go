@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -225,4 +226,57 @@ local: {ingress: {http: "127.0.0.1:0"}}
 	if d := e.tracing.t.Dropped(); d != 0 {
 		t.Errorf("%d spans dropped", d)
 	}
+}
+
+// TestDeadExportEndpoint exports to an address where nothing listens:
+// every request through the mesh still succeeds and its span is stored,
+// and what cannot be sent shows as failed in the status, not as waiting
+// requests.
+func TestDeadExportEndpoint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	app := writeSpec(t, dir, `
+name: dead
+services:
+  front: {run: HOPBIN, port: 8080}
+ingress:
+  - name: public
+    paths: [{path: /, to: "service:front", port: 8080}]
+observability:
+  tracing: {export: {otlp: "http://`+dead+`"}}
+local: {ingress: {http: "127.0.0.1:0"}}
+`)
+	e := startEngine(t, app)
+	waitReady(t, e)
+	ingress, _ := e.mesh.m.IngressAddrs()
+	const n = 200
+	for i := range n {
+		resp, err := http.Get("http://" + ingress + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		st := e.Status().Traces
+		if st == nil || st.Export == nil {
+			return fmt.Errorf("no export status: %+v", st)
+		}
+		if st.Spans < n || st.Export.Failed+st.Export.Dropped < n {
+			return fmt.Errorf("spans %d, export %+v", st.Spans, *st.Export)
+		}
+		if st.Export.Sent != 0 {
+			t.Errorf("sent %d spans to an address where nothing listens", st.Export.Sent)
+		}
+		return nil
+	})
 }
