@@ -2,7 +2,7 @@
 
 GO        ?= go
 # Packages with concurrency run under the race detector too.
-RACE_PKGS ?= ./internal/netguard/... ./internal/procgroup/... ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/... ./internal/h1server/... ./internal/host/... ./internal/mcpserver/... ./internal/serve/... ./internal/audit/... ./internal/eventstore/... ./internal/databases/... ./internal/backup/...
+RACE_PKGS ?= ./internal/netguard/... ./internal/procgroup/... ./internal/supervisor/... ./internal/engine/... ./internal/console/... ./internal/logs/... ./internal/secrets/... ./internal/cli/... ./internal/mesh/... ./internal/metrics/... ./internal/alerting/... ./internal/slo/... ./internal/k8s/... ./internal/functions/... ./internal/events/... ./internal/broker/... ./sdk/... ./internal/gateway/... ./internal/upstream/... ./internal/h1server/... ./internal/host/... ./internal/mcpserver/... ./internal/serve/... ./internal/audit/... ./internal/eventstore/... ./internal/databases/... ./internal/backup/... ./internal/tracing/...
 
 .PHONY: all build image static test test-deps k8s-control-plane vet fmt-check unit race conformance fuzz-smoke fuzz generate
 

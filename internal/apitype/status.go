@@ -38,6 +38,8 @@ type Status struct {
 	// Broker is the state of the broker (the embedded NATS server):
 	// degraded after a store failure, until it has healed.
 	Broker *BrokerHealth `json:"broker,omitempty"`
+	// Traces is what the trace store holds and export did.
+	Traces *TracesStatus `json:"traces,omitempty"`
 	// Skipped lists the sections of the spec nubo up does not run (yet),
 	// so that nothing is silently dropped.
 	Skipped []Skipped `json:"skipped"`
@@ -168,4 +170,29 @@ type BrokerHealth struct {
 	Since time.Time `json:"since"`
 	// Recoveries counts restarts of the embedded server after a failure.
 	Recoveries int `json:"recoveries"`
+}
+
+// TracesStatus is the trace store and export of a running engine.
+type TracesStatus struct {
+	// Spans and Traces count what the store holds; DiskBytes is its
+	// folder's size.
+	Spans     int   `json:"spans"`
+	Traces    int   `json:"traces"`
+	DiskBytes int64 `json:"diskBytes"`
+	// Dropped counts spans of nubo's own that found the recording queue
+	// full.
+	Dropped uint64 `json:"dropped"`
+	// Export is set when tracing.export.otlp is.
+	Export *TraceExportStatus `json:"export,omitempty"`
+}
+
+// TraceExportStatus counts what the exporter did.
+type TraceExportStatus struct {
+	Endpoint string `json:"endpoint"`
+	// Sent reached the endpoint; Dropped found the queue full; Failed
+	// were lost after every retry; Queued wait.
+	Sent    uint64 `json:"sent"`
+	Dropped uint64 `json:"dropped"`
+	Failed  uint64 `json:"failed"`
+	Queued  int    `json:"queued"`
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"io"
 	"io/fs"
 	"net"
@@ -172,9 +173,14 @@ func (c *engineClient) doBody(ctx context.Context, method, path, contentType str
 	defer resp.Body.Close()
 	var answer struct {
 		Error string `json:"error"`
+		// Errors is how the trace query API (Jaeger's) answers.
+		Errors []apitype.JaegerError `json:"errors"`
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if json.Unmarshal(data, &answer) != nil || answer.Error == "" {
+	if json.Unmarshal(data, &answer) == nil && answer.Error == "" && len(answer.Errors) > 0 {
+		answer.Error = answer.Errors[0].Msg
+	}
+	if answer.Error == "" {
 		return nil, fmt.Errorf("the server at %s (%s) does not answer as a nubo engine: %s %s: %s", c.target.addr, c.target.source, method, path, resp.Status)
 	}
 	return nil, &apiError{code: resp.StatusCode, msg: answer.Error}

@@ -78,7 +78,7 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 	fmt.Fprintf(w, "app %s: engine pid %d, up %s, console %s\n", app, st.PID, age(now.Sub(st.Started)), st.Console)
 	if len(st.Addresses) > 0 || st.StateDir != "" {
 		var parts []string
-		for _, k := range []string{"gateway", "ingress", "ingress-tls", "broker"} {
+		for _, k := range []string{"gateway", "ingress", "ingress-tls", "broker", "otlp"} {
 			if a := st.Addresses[k]; a != "" {
 				parts = append(parts, k+" "+a)
 			}
@@ -128,6 +128,7 @@ func writeStatus(w io.Writer, st apitype.Status, now time.Time) {
 	writeFunctions(w, st.Functions, now)
 	writeQueues(w, st.Queues)
 	writeEventStore(w, st.EventStore)
+	writeTracesStatus(w, st.Traces)
 	if len(st.Skipped) > 0 {
 		fmt.Fprintln(w, "\nnot run by nubo up:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -373,5 +374,20 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
 	default:
 		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
+// writeTracesStatus says what the trace store holds and what export did.
+func writeTracesStatus(w io.Writer, t *apitype.TracesStatus) {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(w, "\ntraces: %d spans in %d traces, %s on disk", t.Spans, t.Traces, humanBytes(uint64(t.DiskBytes)))
+	if t.Dropped > 0 {
+		fmt.Fprintf(w, ", %d dropped (recording queue full)", t.Dropped)
+	}
+	fmt.Fprintln(w)
+	if x := t.Export; x != nil {
+		fmt.Fprintf(w, "  export to %s: %d sent, %d queued, %d dropped, %d failed\n", x.Endpoint, x.Sent, x.Queued, x.Dropped, x.Failed)
 	}
 }

@@ -43,6 +43,9 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		return nil, err
 	}
 	e.broker = bc
+	if e.tracing, err = newTracingComponent(e, app); err != nil {
+		return nil, err
+	}
 	e.services = newServicesComponent(e, app, vals, env)
 	mc, err := newMeshComponent(e, app, e.services)
 	if err != nil {
@@ -52,7 +55,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	// The platform gives every process its mesh proxy, the platform API
 	// and the broker; the console's address is known once it listens.
 	e.admin = &consoleComponent{e: e, addr: consoleAddr}
-	plat := &platform{mesh: mc.m, console: e.admin, broker: e.broker}
+	plat := &platform{mesh: mc.m, console: e.admin, broker: e.broker, tracing: e.tracing}
 	e.services.platform = plat
 	e.services.mesh = mc.m
 
@@ -82,6 +85,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	}
 	e.gateway = gw
 	routes := append(obs.routes(), fns.routes()...)
+	routes = append(routes, e.tracing.routes()...)
 	routes = append(routes, e.events.routes()...)
 	if es != nil {
 		routes = append(routes, es.routes()...)
@@ -121,6 +125,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		e.broker,
 		e.admin,
 		obs,
+		e.tracing,
 		dbs,
 		mc,
 		fns,
@@ -188,6 +193,7 @@ type platform struct {
 	}
 	console *consoleComponent
 	broker  *brokerComponent
+	tracing *tracingComponent
 }
 
 // forget releases the proxy listeners env bound for workloads that a
@@ -205,6 +211,10 @@ func (p *platform) env(workload string) ([]string, error) {
 	}
 	if u := p.broker.clientURL(); u != "" {
 		env = append(env, "NUBO_NATS_URL="+u)
+	}
+	if p.tracing != nil {
+		app, _ := p.tracing.e.current()
+		env = append(env, p.tracing.env(app, workload)...)
 	}
 	menv, err := p.mesh.Env(workload)
 	if err != nil {

@@ -138,6 +138,7 @@ func (e *Engine) Status() console.Status {
 	if e.broker != nil {
 		st.Broker = e.broker.health()
 	}
+	st.Traces = e.tracing.status(app)
 	return st
 }
 
@@ -146,6 +147,9 @@ func (e *Engine) addresses() map[string]string {
 	out := map[string]string{"console": e.admin.Addr()}
 	if u := e.broker.clientURL(); u != "" {
 		out["broker"] = u
+	}
+	if a := e.tracing.addr(); a != "" {
+		out["otlp"] = "http://" + a
 	}
 	if e.gateway != nil {
 		out["gateway"] = "http://" + e.gateway.g.Addr()

@@ -57,6 +57,8 @@ type Options struct {
 	IdentityPath string
 	// ConsoleAddr overrides local.console (tests use 127.0.0.1:0).
 	ConsoleAddr string
+	// OTLPAddr overrides local.otlp (tests use 127.0.0.1:0).
+	OTLPAddr string
 	// StateDir overrides local.stateDir (nubo up --state): a second copy of
 	// the same spec gets its own state, lock and secrets store. Relative
 	// paths are taken from the working directory.
@@ -86,6 +88,7 @@ type Engine struct {
 	broker  *brokerComponent
 	admin   *consoleComponent
 	obs     *observability
+	tracing *tracingComponent
 	dbs     *databasesComponent
 	mesh    *meshComponent
 	fns     *functionsComponent

@@ -66,6 +66,7 @@ func (c *eventsComponent) newDispatcher(app *spec.App) (*events.Dispatcher, erro
 		App:       app,
 		Broker:    c.broker.b,
 		Deliverer: deliverer{c},
+		Tracer:    c.e.tracing.t,
 		Logger:    c.e.log,
 		Metrics:   c.e.metrics.reg,
 	})

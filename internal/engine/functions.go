@@ -61,6 +61,7 @@ func (c *functionsComponent) newFunctions(app *spec.App, vals secrets.Values) (*
 		App:     app,
 		Logger:  e.log,
 		Metrics: reg,
+		Tracer:  e.tracing.t,
 		Env:     func(name string) []string { return c.functionEnv(app, vals, name) },
 		Lines:   e.out,
 		// Instance processes are reported through Track, so their events

@@ -55,6 +55,7 @@ func newGatewayComponent(e *Engine, app *spec.App, vals secrets.Values, env *env
 		Logger:          e.log.With("component", "gateway"),
 		Metrics:         e.metrics.reg,
 		DurationBuckets: slo.LatencyBuckets(app),
+		Tracer:          e.tracing.gatewayTracer(),
 	})
 	if err != nil {
 		return nil, err // gateway.New names the gateway

@@ -21,6 +21,7 @@ var (
 	childBin string
 	nuboBin  string
 	fnBin    string // a function written with the SDK (internal/functions/testdata/fn)
+	hopBin   string // a service that passes traceparent on (testdata/hop)
 )
 
 func TestMain(m *testing.M) {
@@ -32,7 +33,8 @@ func TestMain(m *testing.M) {
 	childBin = filepath.Join(dir, "child")
 	nuboBin = filepath.Join(dir, "nubo")
 	fnBin = filepath.Join(dir, "fn")
-	for _, b := range [][2]string{{childBin, "../supervisor/testdata/child"}, {nuboBin, "../../cmd/nubo"}, {fnBin, "../functions/testdata/fn"}} {
+	hopBin = filepath.Join(dir, "hop")
+	for _, b := range [][2]string{{childBin, "../supervisor/testdata/child"}, {nuboBin, "../../cmd/nubo"}, {fnBin, "../functions/testdata/fn"}, {hopBin, "./testdata/hop"}} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
@@ -52,6 +54,7 @@ func writeSpec(t *testing.T, dir, yaml string) *spec.App {
 	path := filepath.Join(dir, "nubo.yaml")
 	yaml = strings.ReplaceAll(yaml, "CHILD", childBin)
 	yaml = strings.ReplaceAll(yaml, "FUNCTION", fnBin)
+	yaml = strings.ReplaceAll(yaml, "HOPBIN", hopBin)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +76,7 @@ func startEngine(t *testing.T, app *spec.App, mutate ...func(*Options)) *testEng
 	opts := Options{
 		Out:          out,
 		ConsoleAddr:  "127.0.0.1:0",
+		OTLPAddr:     "127.0.0.1:0",
 		IdentityPath: filepath.Join(t.TempDir(), "identity.txt"),
 		NoWatch:      true,
 		Getenv:       func(string) string { return "" },

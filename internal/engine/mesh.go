@@ -41,6 +41,9 @@ func (e *Engine) meshConfig(app *spec.App) mesh.Config {
 	cfg.Workloads = func() map[int]string { return e.cgroups.Members() }
 	cfg.ExtraDurationBuckets = slo.LatencyBuckets(app)
 	cfg.IdentityCallers = identityCallers(app)
+	if e.tracing != nil {
+		cfg.Tracer = e.tracing.meshTracer()
+	}
 	return cfg
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/supervisor"
+	"github.com/nubo-dev/nubo/internal/tracing"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // output is the `docker compose up`-like stream: every line of every process
@@ -67,15 +69,39 @@ func (o *output) event(service, text string) {
 // record runs a line through the pipeline and keeps it, unless a filter
 // drops it.
 func (o *output) record(l logs.Line) (logs.Line, bool) {
-	l.Time = time.Now()
+	if l.Time.IsZero() {
+		l.Time = time.Now()
+	}
+	fields := l.Fields
 	if !o.pipe.Load().Process(&l) {
 		return l, false
+	}
+	// What the line's text held comes first; fields the sender gave
+	// (OTLP attributes) fill in the rest.
+	for k, v := range fields {
+		if l.Fields == nil {
+			l.Fields = map[string]any{}
+		}
+		if _, ok := l.Fields[k]; !ok {
+			l.Fields[k] = v
+		}
 	}
 	o.store.Add(l)
 	if err := o.disk.Load().Append(l); err != nil {
 		o.diskErr.Do(func() { o.print("nubo", "", "logs are no longer written to disk: "+err.Error()) })
 	}
 	return l, true
+}
+
+// otlpLogs keeps log records received over OTLP as records of their
+// service, through the same parsers and filters, and prints them.
+func (o *output) otlpLogs(ld plog.Logs) (rejected int, err error) {
+	for _, l := range tracing.LogLines(ld) {
+		if l, ok := o.record(l); ok {
+			o.print(l.Service+"-otlp", l.Service, l.Text)
+		}
+	}
+	return 0, nil
 }
 
 // Event implements supervisor.EventSink.

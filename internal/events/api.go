@@ -70,7 +70,9 @@ func (d *Dispatcher) apiPublish(kind DestinationKind) http.HandlerFunc {
 			writeErr(w, err)
 			return
 		}
+		span := d.startPublishSpan(r, to, evs)
 		out, err := d.Publish(r.Context(), to, evs...)
+		d.endPublishSpan(span, err)
 		if err != nil {
 			writeErr(w, err)
 			return

@@ -132,6 +132,8 @@ type Config struct {
 	Concurrency int
 	// BatchWait is how long a batch (batchSize > 1) waits to fill. Default 100ms.
 	BatchWait time.Duration
+	// Tracer records a span per publish through the API; nil makes none.
+	Tracer Tracer
 }
 
 // Skipped is a part of the spec the dispatcher does not run, and why.

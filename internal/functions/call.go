@@ -115,9 +115,11 @@ type callResult struct {
 }
 
 // invoke runs one invocation: a slot, the call, the result.
-func (p *pool) invoke(ctx context.Context, pl payload) (Result, error) {
+func (p *pool) invoke(ctx context.Context, pl payload) (res Result, err error) {
 	p.invocations.Add(1)
 	p.m.invocations.Inc()
+	pl, span := p.startSpan(pl)
+	defer func() { p.endSpan(span, res, err) }()
 	for try := 1; ; try++ {
 		in, cold, err := p.acquire(ctx)
 		if err != nil {

@@ -98,6 +98,8 @@ type Config struct {
 	App *spec.App
 	// Logger receives the component's diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Tracer records a span per invocation; nil makes none.
+	Tracer Tracer
 	// Metrics registers the per-function series; nil registers nothing.
 	Metrics prometheus.Registerer
 	// Env returns a function's resolved environment (KEY=VALUE: its `env`

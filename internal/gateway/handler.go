@@ -49,6 +49,7 @@ type exchange struct {
 	traceID    [16]byte
 	spanID     [8]byte
 	parentSpan [8]byte
+	sampled    bool
 }
 
 var exchangePool = sync.Pool{New: func() any { return &exchange{vals: make([]string, 0, 4)} }}
@@ -330,7 +331,7 @@ func (x *exchange) finish() {
 	if x.g.access.Enabled(x.r.Context(), slog.LevelInfo) {
 		x.accessLog(stageName, routePath, status, ms)
 	}
-	if t := x.g.cfg.Tracer; t != nil {
+	if t := x.g.cfg.Tracer; t != nil && x.sampled {
 		x.exportSpan(t, end, stageName, routePath, status)
 	}
 }
@@ -374,7 +375,11 @@ func (x *exchange) startSpan() {
 	tc, ok := tracecontext.Parse(x.r.Header.Get("Traceparent"))
 	if !ok {
 		tc = tracecontext.Context{TraceID: tracecontext.NewTraceID(), Flags: 1}
+		if smp, ok := x.g.cfg.Tracer.(Sampler); ok && !smp.Sample(tc.TraceID) {
+			tc.Flags = 0
+		}
 	}
+	x.sampled = tc.Sampled()
 	x.traceID, x.parentSpan, x.spanID = tc.TraceID, tc.SpanID, tracecontext.NewSpanID()
 	x.r.Header.Set("Traceparent", tracecontext.Format(tc.TraceID, x.spanID, tc.Flags))
 }

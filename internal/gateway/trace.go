@@ -13,6 +13,14 @@ type Tracer interface {
 	ExportSpan(Span)
 }
 
+// Sampler is a Tracer that decides whether a trace the gateway starts (a
+// request without traceparent) is sampled; without it every one is. A
+// request with traceparent keeps its sampled flag, and an unsampled
+// request makes no span.
+type Sampler interface {
+	Sample(traceID [16]byte) bool
+}
+
 // TracerFunc adapts a function to Tracer.
 type TracerFunc func(Span)
 

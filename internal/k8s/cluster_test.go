@@ -51,6 +51,8 @@ func TestApplyEveryObject(t *testing.T) {
 			a.Kubernetes.Functions = "deployment"
 			a.Kubernetes.Ingress = "gateway-api"
 			a.Mesh.Enforcement = "audit"
+			a.Observability.Tracing.Export.OTLP = "http://jaeger.tracing:4318"
+			a.Observability.Tracing.Headers = map[string]string{"Authorization": "Bearer ${secrets.api-keys.partner-a}"}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

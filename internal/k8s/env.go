@@ -47,9 +47,10 @@ func (b *builder) containerEnv(path, name string, env map[string]string, from sp
 	if b.hasEvents() {
 		setBase("NUBO_API", "http://"+componentName("events"))
 	}
-	if t := b.app.Observability.Tracing; t.Export.OTLP != "" {
-		setBase("OTEL_EXPORTER_OTLP_ENDPOINT", b.interpolateEnv(t.Export.OTLP))
+	if t := b.app.Observability.Tracing; b.renderCollector() {
+		setBase("OTEL_EXPORTER_OTLP_ENDPOINT", collectorEndpoint())
 		setBase("OTEL_SERVICE_NAME", name)
+		setBase("OTEL_RESOURCE_ATTRIBUTES", "service.namespace="+b.app.Name)
 		setBase("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
 		setBase("OTEL_TRACES_SAMPLER_ARG", strconv.FormatFloat(*t.SampleRate, 'f', -1, 64))
 	}

@@ -138,6 +138,7 @@ func Render(app *spec.App, opts Options) (*Result, error) {
 		b.jetStreamBackup,
 		b.components,
 		b.observability,
+		b.tracing,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -41,8 +41,8 @@ func (b *builder) observability() error {
 	if len(o.Logs.Parsers)+len(o.Logs.Filters) > 0 {
 		b.warnf("observability.logs", "parsers and filters are not rendered: on Kubernetes the cluster's log collector parses and filters")
 	}
-	if len(o.Tracing.Headers)+len(o.Tracing.Baggage) > 0 {
-		b.warnf("observability.tracing", "headers and baggage are not rendered: set them in the OpenTelemetry Collector")
+	if len(o.Tracing.Headers)+len(o.Tracing.Baggage) > 0 && !b.renderCollector() {
+		b.warnf("observability.tracing", "headers and baggage are rendered with the OpenTelemetry Collector, which only tracing.export.otlp asks for")
 	}
 	if err := b.dashboards(); err != nil {
 		return err

@@ -18,6 +18,13 @@ type Tracer interface {
 	ExportSpan(Span)
 }
 
+// Sampler is a Tracer that decides whether a trace the mesh starts (a
+// request without traceparent) is sampled; without it every one is. A
+// request with traceparent keeps its sampled flag.
+type Sampler interface {
+	Sample(traceID [16]byte) bool
+}
+
 // TracerFunc adapts a function to Tracer.
 type TracerFunc func(Span)
 
@@ -73,6 +80,9 @@ func (m *Mesh) startSpan(r *http.Request, src, dst, name string, start time.Time
 		s.TraceID, s.Parent, s.sampled = tc.TraceID, tc.SpanID, tc.Sampled()
 	} else {
 		s.TraceID, s.sampled, tc.Flags = tracecontext.NewTraceID(), true, 1
+		if smp, ok := th.t.(Sampler); ok && !smp.Sample(s.TraceID) {
+			s.sampled, tc.Flags = false, 0
+		}
 	}
 	s.SpanID = tracecontext.NewSpanID()
 	r.Header.Set("Traceparent", tracecontext.Format(s.TraceID, s.SpanID, tc.Flags))

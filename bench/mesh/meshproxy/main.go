@@ -20,12 +20,15 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/tracing"
+	"github.com/nubo-dev/nubo/internal/tracing/hopspans"
 )
 
 func main() {
 	backend := flag.String("backend", "127.0.0.1:9101", "address of the replica")
 	ingress := flag.String("ingress", "127.0.0.1:9104", "address of the ingress, in front of the replica")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	traceDir := flag.String("trace-dir", "", "record a span per request (sample rate 1) into a trace store in this folder")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -53,12 +56,24 @@ func main() {
 	eps := mesh.EndpointsFunc(func(string) []mesh.Endpoint {
 		return []mesh.Endpoint{{ID: "users-0", Addr: *backend, Ready: true}}
 	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *traceDir != "" {
+		st, err := tracing.OpenStore(tracing.StoreConfig{Dir: *traceDir})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer st.Close()
+		t := tracing.NewTracer(nil)
+		t.SetStore(st)
+		go t.Run(ctx)
+		cfg.Tracer = hopspans.MeshTracer(t)
+		defer func() { log.Printf("spans stored %d, dropped %d", st.Stats().Spans, t.Dropped()) }()
+	}
 	m, err := mesh.New(cfg, eps)
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := m.Start(ctx); err != nil {
 		log.Fatal(err)
 	}

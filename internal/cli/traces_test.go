@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nubo-dev/nubo/internal/tracing"
+)
+
+// TestTracesCommands lists traces and prints one as a waterfall, from the
+// query API over a real store.
+func TestTracesCommands(t *testing.T) {
+	t.Parallel()
+	st, err := tracing.OpenStore(tracing.StoreConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tr := tracing.NewTracer(nil)
+	tr.SetStore(st)
+	start := time.Now().Add(-time.Minute)
+	at := func(ms int) int64 { return start.Add(time.Duration(ms) * time.Millisecond).UnixNano() }
+	id := tracing.TraceID{0x4b, 0xf9, 1}
+	spans := []tracing.Span{
+		{TraceID: id, SpanID: tracing.SpanID{1}, Service: "gateway", Name: "GET /orders", Start: at(0), End: at(100), Kind: tracing.KindServer},
+		{TraceID: id, SpanID: tracing.SpanID{2}, Parent: tracing.SpanID{1}, Service: "gateway", Name: "orders:80/*", Start: at(10), End: at(90), Kind: tracing.KindClient},
+		{TraceID: id, SpanID: tracing.SpanID{3}, Parent: tracing.SpanID{2}, Service: "orders", Name: "SELECT", Start: at(50), End: at(90), Status: tracing.StatusError},
+		{TraceID: tracing.TraceID{9}, SpanID: tracing.SpanID{9}, Service: "web", Name: "GET /", Start: at(0), End: at(1)},
+	}
+	if err := st.Add(spans); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/jaeger/api/", tracing.QueryHandler(tr, "/jaeger"))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	r := runInProcess(t, "traces", "--error", "--min-duration", "30ms", "--addr", addr)
+	if r.code != 0 {
+		t.Fatalf("nubo traces:\n%s", r)
+	}
+	if !regexp.MustCompile(`TRACE ID\s+STARTED\s+DURATION\s+SPANS\s+ROOT\s+ERRORS\n` + id.String() + `\s+\S+\s+100ms\s+3\s+gateway: GET /orders\s+1\n$`).MatchString(r.stdout) {
+		t.Errorf("nubo traces output:\n%s", r.stdout)
+	}
+	if r := runInProcess(t, "traces", "--service", "nobody", "--addr", addr); r.code != 0 || !strings.Contains(r.stdout, "No traces match.") {
+		t.Errorf("no match:\n%s", r)
+	}
+	if r := runInProcess(t, "traces", "--since", "soon", "--addr", addr); r.code == 0 || !strings.Contains(r.stderr, "--since") {
+		t.Errorf("bad --since:\n%s", r)
+	}
+
+	r = runInProcess(t, "trace", id.String(), "--addr", addr)
+	if r.code != 0 {
+		t.Fatalf("nubo trace:\n%s", r)
+	}
+	for _, re := range []string{
+		`trace ` + id.String() + `: 3 spans, 100ms, 1 failed`,
+		`\n gateway\s+GET /orders\s+100ms\s+\|█{40}\|\n`,
+		`\n   gateway\s+orders:80/\*\s+80ms\s+\|    █{32}    \|\n`,
+		`\n!    orders\s+SELECT\s+40ms\s+\|\s{20}█{16}\s{4}\|\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(r.stdout) {
+			t.Errorf("waterfall lacks %s:\n%s", re, r.stdout)
+		}
+	}
+	if r := runInProcess(t, "trace", "0123456789abcdef0123456789abcdef", "--addr", addr); r.code == 0 || !strings.Contains(r.stderr, "trace not found") {
+		t.Errorf("unknown trace:\n%s", r)
+	}
+	if r := runInProcess(t, "trace", id.String(), "-o", "json", "--addr", addr); r.code != 0 || !strings.Contains(r.stdout, `"operationName": "SELECT"`) {
+		t.Errorf("json:\n%s", r)
+	}
+}
