@@ -297,16 +297,20 @@ func TestConsolePages(t *testing.T) {
 		})
 	})
 
-	t.Run("traces says tracing is not running", func(t *testing.T) {
+	t.Run("traces finds the publishes and draws one", func(t *testing.T) {
 		b.t = t
 		loads["traces"] = b.open("traces")
-		b.waitFor("the notice", 10*time.Second, func() error {
-			if s := b.text("#tracing-off"); !strings.Contains(s, "tracing is not running in this nubo yet") {
+		// The events service's spans: the test events published above.
+		b.waitFor("the search", 10*time.Second, func() error {
+			if s := b.text("#trace-results"); !strings.Contains(s, `publish queue "jobs"`) {
 				return fmt.Errorf("page: %q", b.text("main"))
 			}
 			return nil
 		})
+		b.click("#trace-results a")
+		b.waitFor("the waterfall", 10*time.Second, b.has("#waterfall tr[data-span]"))
 	})
+
 
 	t.Run("alerts and SLOs", func(t *testing.T) {
 		b.t = t

@@ -14,12 +14,12 @@ import (
 	"github.com/nubo-dev/nubo/internal/logs"
 )
 
-// TestTraceWaterfall draws a trace on the Traces page. The engine serves
-// no traces yet (tracing, issue 15, is being built), so a stand-in of the
-// Jaeger query API it will serve under /jaeger/api/ answers here, on a
-// console of its own, until tracing lands; the spans' logs come from the
-// console's real log store. TestConsolePages checks the page against the
-// real engine, where it says that tracing is not running.
+// TestTraceWaterfall draws a trace of fixed shape on the Traces page: an
+// error span, events and logs that a small system's real traces would not
+// reliably hold. A fixed answer of the Jaeger query API (the engine serves
+// the real one under /jaeger/api/) is served here on a console of its own;
+// the spans' logs come from the console's real log store.
+// TestConsolePages checks the page against the real engine's traces.
 func TestTraceWaterfall(t *testing.T) {
 	chromium(t)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
