@@ -311,7 +311,6 @@ func TestConsolePages(t *testing.T) {
 		b.waitFor("the waterfall", 10*time.Second, b.has("#waterfall tr[data-span]"))
 	})
 
-
 	t.Run("alerts and SLOs", func(t *testing.T) {
 		b.t = t
 		loads["alerts"] = b.open("alerts")
