@@ -50,7 +50,7 @@ func registry() []Row {
 		row("services.*.grpc", "gRPC and h2c", Local, "HTTP/2 cleartext through the mesh proxy"),
 
 		// Service mesh.
-		row("mesh.mtls", "mutual TLS", Emulated, "emulated: identity from the proxy listener, no TLS needed inside one process"),
+		row("mesh.mtls", "mutual TLS", Emulated, "emulated: identity from the proxy listener, its caller checked once per connection against the replicas' cgroups (Linux); no TLS inside one machine"),
 		row("mesh.routes", "weighted routes", Local, "weighted routing in the mesh proxy (canaries)"),
 		row("mesh.policies", "authorization policies", Local, "audit, deny and allow in the proxy by caller identity"),
 		row("mesh.policies[*].when", "policy conditions", Local, "method, path, header and namespace conditions in the proxy"),
