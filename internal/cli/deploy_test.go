@@ -80,7 +80,7 @@ func TestDeployShop(t *testing.T) {
 	}
 	for _, want := range []string{
 		"deployment.apps/catalog created", "deployment.apps/extra created", "secret/payments created",
-		"virtualservice.networking.istio.io/catalog created", "deployment.apps/users 1/1 available", "ready in",
+		"virtualservice.networking.istio.io/catalog created", "deployment.apps/users 2/2 available", "ready in",
 		"not waited for: Knative Service shop/order-processor", // Knative is not installed: nothing reports its status
 	} {
 		if !strings.Contains(r.stdout, want) {
