@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/broker/brokertest"
 	"github.com/nubo-dev/nubo/internal/eventstore"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -463,14 +463,7 @@ func startEventStore(t *testing.T) *eventstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.New(broker.Config{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	b := brokertest.StartEmbedded(t)
 	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "shop", EventStore: &spec.EventStore{}}, Broker: b})
 	if err != nil {
 		t.Fatal(err)

@@ -97,26 +97,7 @@ func FuzzRouterMatch(f *testing.F) {
 // directory: it is never served, and every request is answered (a panic
 // closes the connection without an answer).
 func FuzzGatewayPath(f *testing.F) {
-	files := urlpathtest.FileServer(f)
-	tg := startGateway(f, `
-name: shop
-services:
-  files: {image: files:1}
-gateway:
-  stages:
-    api: {}
-  routes:
-    - path: /static/{proxy+}
-      methods: [GET]
-      integration: {type: service, service: files, path: "/public/{proxy+}"}
-    - path: /one/{name}
-      methods: [GET]
-      integration: {type: service, service: files, path: "/public/{name}"}
-    - path: /public/{rest+}
-      methods: [GET]
-      integration: {type: service, service: files}
-`, nil, func(c *Config) { c.Services = servicesOf(map[string]string{"files": files}) })
-	addr := strings.TrimPrefix(tg.url, "http://")
+	addr, _ := startFilesGateway(f)
 	for _, target := range urlpathtest.Corpus {
 		for _, prefix := range []string{"/api/static", "/api/one", "/api/public"} {
 			f.Add(strings.Replace(target, "/public", prefix, 1))

@@ -13,26 +13,7 @@ import (
 // directory: none may reach it.
 func TestTraversal(t *testing.T) {
 	t.Parallel()
-	files := urlpathtest.FileServer(t)
-	tg := startGateway(t, `
-name: shop
-services:
-  files: {image: files:1}
-gateway:
-  stages:
-    api: {}
-  routes:
-    - path: /static/{proxy+}
-      methods: [GET]
-      integration: {type: service, service: files, path: "/public/{proxy+}"}
-    - path: /one/{name}
-      methods: [GET]
-      integration: {type: service, service: files, path: "/public/{name}"}
-    - path: /public/{rest+}
-      methods: [GET]
-      integration: {type: service, service: files}
-`, nil, func(c *Config) { c.Services = servicesOf(map[string]string{"files": files}) })
-	addr := strings.TrimPrefix(tg.url, "http://")
+	addr, files := startFilesGateway(t)
 
 	// The backend is vulnerable on its own, and the routes do reach it:
 	// the test could not pass for want of either.
@@ -58,4 +39,31 @@ gateway:
 	if status, _ := urlpathtest.Get(t, addr, "shop", "/api/static/..%2Fprivate%2Fsecret.txt"); status != http.StatusBadRequest {
 		t.Errorf("escaped slash: %d, want 400", status)
 	}
+}
+
+// startFilesGateway starts a gateway whose routes lead to a file server as
+// lenient as real ones get, with a secret beside the routes' directory
+// (urlpathtest.FileServer), and returns its address and the file server's
+// URL.
+func startFilesGateway(tb testing.TB) (addr, files string) {
+	files = urlpathtest.FileServer(tb)
+	tg := startGateway(tb, `
+name: shop
+services:
+  files: {image: files:1}
+gateway:
+  stages:
+    api: {}
+  routes:
+    - path: /static/{proxy+}
+      methods: [GET]
+      integration: {type: service, service: files, path: "/public/{proxy+}"}
+    - path: /one/{name}
+      methods: [GET]
+      integration: {type: service, service: files, path: "/public/{name}"}
+    - path: /public/{rest+}
+      methods: [GET]
+      integration: {type: service, service: files}
+`, nil, func(c *Config) { c.Services = servicesOf(map[string]string{"files": files}) })
+	return strings.TrimPrefix(tg.url, "http://"), files
 }

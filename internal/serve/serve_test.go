@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
-	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/broker/brokertest"
 	"github.com/nubo-dev/nubo/internal/serve"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
@@ -22,14 +22,7 @@ func TestServeEventStore(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.New(broker.Config{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	b := brokertest.StartEmbedded(t)
 
 	app := &spec.App{Name: "shop", Namespace: "shop", EventStore: &spec.EventStore{}}
 	if _, err := serve.New(serve.Config{App: &spec.App{Name: "shop"}, Components: []string{"eventstore"}, NATSURL: b.ClientURL()}); err == nil ||

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/broker/brokertest"
 	store "github.com/nubo-dev/nubo/internal/eventstore"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/sdk/eventstore"
@@ -18,14 +18,7 @@ func startStore(t *testing.T) *eventstore.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.New(broker.Config{StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	b := brokertest.StartEmbedded(t)
 	s, err := store.New(store.Config{App: &spec.App{Name: "shop", EventStore: &spec.EventStore{}}, Broker: b})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
-// Package brokertest starts NATS servers for tests: a nats-server process
-// from the system's package (Debian's nats-server), to test nubo against an
-// external server as users run it.
+// Package brokertest starts NATS servers for tests: nubo's embedded one, and
+// a nats-server process from the system's package (Debian's nats-server), to
+// test nubo against an external server as users run it.
 package brokertest
 
 import (
