@@ -152,6 +152,10 @@ type ResourceUsage struct {
 	// CPU is the CPU used between the last two samples, in cores (1.0 is
 	// one core busy all the time).
 	CPU float64 `json:"cpu"`
+	// CPUSeconds is the CPU time the replica has used since it was first
+	// started, over all its restarts: a counter, which cost and rate()
+	// read without the drift a sampled gauge has.
+	CPUSeconds float64 `json:"cpuSeconds"`
 	// RSS is the resident memory of the replica's process group, in bytes.
 	RSS uint64 `json:"rss"`
 	// Processes is the number of processes in the group.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 
+	"github.com/nubo-dev/nubo/internal/rulegroups"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -18,8 +19,9 @@ const costLong = `Cost prints what the running system costs at the spec's prices
 section): per service (CPU and resident memory), per function (GB-seconds and
 invocations) and for the API gateway (requests), as the cost per hour now, the
 cost over the window (--since, default 24h, of what the engine recorded), and
-the month projected from now (730 hours). The figures come from the engine's
-nubo:cost_per_hour series, which nubo query and alert rules can use too.`
+the month projected from now (730 hours). The cost now comes from the
+engine's nubo:cost_per_hour series, which nubo query and alert rules can use
+too; the window's from the usage counters' increase over it.`
 
 // hoursPerMonth is a month as cloud providers bill it.
 const hoursPerMonth = 730
@@ -63,7 +65,7 @@ func newCostCmd(std stdio, g *globals) *cobra.Command {
 				return err
 			}
 			c := newEngineClient(t)
-			interval := app.Observability.Metrics.Interval.Duration.Seconds()
+			pastExpr := rulegroups.WindowCost(app, window)
 			var rows []costRow
 			for _, kind := range kinds {
 				series := "nubo:cost_per_hour:" + kind
@@ -71,9 +73,7 @@ func newCostCmd(std stdio, g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				// The integral of the rate over the window: each sample
-				// stands for one rule interval.
-				past, err := costVector(cmd.Context(), c, fmt.Sprintf("sum_over_time(%s[%s]) * %g / 3600", series, model.Duration(window), interval))
+				past, err := costVector(cmd.Context(), c, pastExpr[kind])
 				if err != nil {
 					return err
 				}

@@ -75,12 +75,13 @@ var (
 	descDesired  = prometheus.NewDesc("nubo_service_replicas_desired", "Replicas the supervisor keeps.", []string{"service"}, nil)
 	descReady    = prometheus.NewDesc("nubo_service_replicas_ready", "Ready replicas of a service.", []string{"service"}, nil)
 	descCPU      = prometheus.NewDesc("nubo_replica_cpu_cores", "CPU used by a replica's process group, in cores.", []string{"service", "replica"}, nil)
+	descCPUTotal = prometheus.NewDesc("nubo_replica_cpu_seconds_total", "CPU time used by a replica's process groups, over its restarts.", []string{"service", "replica"}, nil)
 	descRSS      = prometheus.NewDesc("nubo_replica_memory_rss_bytes", "Resident memory of a replica's process group.", []string{"service", "replica"}, nil)
 	descRestarts = prometheus.NewDesc("nubo_replica_restarts", "Restarts of a replica, as kubectl shows them.", []string{"service", "replica"}, nil)
 )
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReplicas, descDesired, descReady, descCPU, descRSS, descRestarts} {
+	for _, d := range []*prometheus.Desc{descReplicas, descDesired, descReady, descCPU, descCPUTotal, descRSS, descRestarts} {
 		ch <- d
 	}
 }
@@ -94,6 +95,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.GaugeValue, float64(r.Restarts), s.Name, idx)
 			if r.Usage != nil {
 				ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, r.Usage.CPU, s.Name, idx)
+				ch <- prometheus.MustNewConstMetric(descCPUTotal, prometheus.CounterValue, r.Usage.CPUSeconds, s.Name, idx)
 				ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(r.Usage.RSS), s.Name, idx)
 			}
 		}

@@ -37,8 +37,8 @@ cost: {vcpuHour: 0.04, memoryGiBHour: 0.005, functionGBSecond: 0.0000166667, mil
 		appendSeries(t, store, labels.FromStrings(append([]string{"__name__", name}, lbls...)...), step, vals...)
 	}
 	// Service api: 1.5 cores and 2 GiB over two replicas.
-	series("nubo_replica_cpu_cores", []string{"service", "api", "replica", "0"}, func(int) float64 { return 1 })
-	series("nubo_replica_cpu_cores", []string{"service", "api", "replica", "1"}, func(int) float64 { return 0.5 })
+	series("nubo_replica_cpu_seconds_total", []string{"service", "api", "replica", "0"}, func(i int) float64 { return float64(i) * 1 * 15 })
+	series("nubo_replica_cpu_seconds_total", []string{"service", "api", "replica", "1"}, func(i int) float64 { return float64(i) * 0.5 * 15 })
 	series("nubo_replica_memory_rss_bytes", []string{"service", "api", "replica", "0"}, func(int) float64 { return 1 << 30 })
 	series("nubo_replica_memory_rss_bytes", []string{"service", "api", "replica", "1"}, func(int) float64 { return 1 << 30 })
 	// Function resize: 2 GB-seconds and 10 invocations a second.

@@ -179,8 +179,14 @@ func (e *Evaluator) buildGroup(rg rulefmt.RuleGroup) (*rules.Group, error) {
 	if interval <= 0 {
 		interval = e.opts.Interval
 	}
+	var offset *time.Duration
+	if rg.QueryOffset != nil {
+		d := time.Duration(*rg.QueryOffset)
+		offset = &d
+	}
 	return rules.NewGroup(rules.GroupOptions{
 		Name: rg.Name, File: ruleFile, Interval: interval, Limit: rg.Limit, Rules: rs, Opts: e.mopts,
+		QueryOffset: offset,
 	}), nil
 }
 

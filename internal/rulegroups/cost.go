@@ -3,6 +3,7 @@ package rulegroups
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -33,6 +34,14 @@ func costRules(app *spec.App, target Target) []rulefmt.Rule {
 	}
 	num := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 	const gib = "1073741824"
+	// CPU is priced from counters of CPU-seconds with rate(), never from a
+	// gauge of cores: a gauge is a rate between two samples taken on
+	// another clock than the scrape's, and its integral drifts when a
+	// sample runs late (7.7% was seen under load). The window is five
+	// minutes for a cluster's cAdvisor; locally four of whichever comes
+	// less often, usage samples or scrapes (Prometheus' advice for
+	// rate()), since the counter moves once a sample.
+	window := "5m"
 	var service string
 	switch target {
 	case Kubernetes:
@@ -41,12 +50,13 @@ func costRules(app *spec.App, target Target) []rulefmt.Rule {
 			` + sum by (service) (label_replace(container_memory_working_set_bytes{namespace=%q,container!="",container!="POD"}, "service", "$1", "container", "(.*)")) / %s * %s`,
 			ns, num(c.VCPUHour), ns, gib, num(c.MemoryGiBHour))
 	default:
-		service = fmt.Sprintf(`sum by (service) (nubo_replica_cpu_cores) * %s + sum by (service) (nubo_replica_memory_rss_bytes) / %s * %s`,
-			num(c.VCPUHour), gib, num(c.MemoryGiBHour))
+		window = model.Duration(4 * max(app.Observability.Metrics.Interval.Duration, app.Local.Supervisor.SampleInterval.Duration, time.Second)).String()
+		service = fmt.Sprintf(`sum by (service) (rate(nubo_replica_cpu_seconds_total[%s])) * %s + sum by (service) (nubo_replica_memory_rss_bytes) / %s * %s`,
+			window, num(c.VCPUHour), gib, num(c.MemoryGiBHour))
 	}
-	function := fmt.Sprintf(`sum by (function) (rate(nubo_function_gb_seconds_total[5m])) * 3600 * %s + sum by (function) (rate(nubo_function_invocations_total[5m])) * 3600 / 1e6 * %s`,
-		num(c.FunctionGBSecond), num(c.MillionInvocations))
-	gateway := fmt.Sprintf(`sum(rate(nubo_gateway_requests_total[5m])) * 3600 / 1e6 * %s`, num(c.MillionRequests))
+	function := fmt.Sprintf(`sum by (function) (rate(nubo_function_gb_seconds_total[%s])) * 3600 * %s + sum by (function) (rate(nubo_function_invocations_total[%s])) * 3600 / 1e6 * %s`,
+		window, num(c.FunctionGBSecond), window, num(c.MillionInvocations))
+	gateway := fmt.Sprintf(`sum(rate(nubo_gateway_requests_total[%s])) * 3600 / 1e6 * %s`, window, num(c.MillionRequests))
 	rules := []rulefmt.Rule{
 		{Record: "nubo:cost_per_hour:service", Expr: service},
 		{Record: "nubo:cost_per_hour:function", Expr: function},
@@ -67,4 +77,29 @@ func costRules(app *spec.App, target Target) []rulefmt.Rule {
 		})
 	}
 	return rules
+}
+
+// WindowCost returns, for each kind of cost (service, function, gateway),
+// the PromQL of what it cost over the window ending at the query's time,
+// from nubo up's usage series: the increase of the counters at the
+// prices, and the resident memory summed over its scrapes. It is what
+// nubo cost prints as the past window. Integrating the per-hour series
+// instead would lose a rule evaluation's share of the cost for every
+// evaluation missed and add rate()'s extrapolation at each step; a
+// counter's increase over the whole window has neither error.
+func WindowCost(app *spec.App, window time.Duration) map[string]string {
+	c := app.Cost
+	if c == nil {
+		return nil
+	}
+	num := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	w := model.Duration(window).String()
+	scrape := app.Observability.Metrics.Interval.Duration.Seconds()
+	return map[string]string{
+		"service": fmt.Sprintf(`sum by (service) (increase(nubo_replica_cpu_seconds_total[%s])) / 3600 * %s + sum by (service) (sum_over_time(nubo_replica_memory_rss_bytes[%s])) * %s / 3600 / 1073741824 * %s`,
+			w, num(c.VCPUHour), w, num(scrape), num(c.MemoryGiBHour)),
+		"function": fmt.Sprintf(`sum by (function) (increase(nubo_function_gb_seconds_total[%s])) * %s + sum by (function) (increase(nubo_function_invocations_total[%s])) / 1e6 * %s`,
+			w, num(c.FunctionGBSecond), w, num(c.MillionInvocations)),
+		"gateway": fmt.Sprintf(`sum(increase(nubo_gateway_requests_total[%s])) / 1e6 * %s`, w, num(c.MillionRequests)),
+	}
 }

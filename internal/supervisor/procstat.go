@@ -42,6 +42,17 @@ type usageSample struct {
 	at      time.Time
 }
 
+// cpuSince is the CPU time a replica's group used since the previous
+// sample: all of it for a new process (a restart), and never less than
+// zero (the time of a process that exited unreaped inside the group
+// leaves the sum), so that the replica's total only grows.
+func (prev usageSample) cpuSince(pid int, u GroupUsage) time.Duration {
+	if prev.pid != pid {
+		return u.CPUTime
+	}
+	return max(u.CPUTime-prev.cpuTime, 0)
+}
+
 // rate turns two samples of one group into a ResourceUsage. ok is false when
 // there is no earlier sample of the same process to compare with.
 func (prev usageSample) rate(pid int, u GroupUsage, now time.Time) (ResourceUsage, bool) {
@@ -97,8 +108,12 @@ func (s *Supervisor) sampleUsage(ctx context.Context) {
 			if r.pid == 0 || !ok {
 				continue
 			}
+			r.cpuTotal += r.sample.cpuSince(r.pid, u)
 			if ru, ok := r.sample.rate(r.pid, u, now); ok {
 				r.usage = &ru
+			}
+			if r.usage != nil {
+				r.usage.CPUSeconds = r.cpuTotal.Seconds()
 			}
 			r.sample = usageSample{pid: r.pid, cpuTime: u.CPUTime, at: now}
 		}

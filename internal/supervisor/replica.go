@@ -57,6 +57,9 @@ type replica struct {
 	probes      map[ProbeKind]ProbeResult
 	usage       *ResourceUsage
 	sample      usageSample
+	// cpuTotal is the CPU time of every process this replica has run,
+	// as sampled: ResourceUsage.CPUSeconds.
+	cpuTotal time.Duration
 }
 
 // instance is one run of a replica's process.
