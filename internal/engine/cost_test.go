@@ -137,7 +137,7 @@ functions:
 		}
 	}
 	invoke(`{"specversion":"1.0","id":"w","source":"t","type":"echo"}`) // warm
-	time.Sleep(2 * time.Second) // the warm invocation's GB-seconds are scraped
+	time.Sleep(2 * time.Second)                                         // the warm invocation's GB-seconds are scraped
 	tf0 := time.Now()
 	before := query(`nubo_function_gb_seconds_total{function="fn"}`, tf0)
 	seen = 0
