@@ -136,8 +136,9 @@ functions:
 			t.Fatalf("invoke: %d", resp.StatusCode)
 		}
 	}
-	invoke(`{"specversion":"1.0","id":"w","source":"t","type":"echo"}`) // warm
-	time.Sleep(2 * time.Second)                                         // the warm invocation's GB-seconds are scraped
+	// A warm instance, whose GB-seconds are scraped before the window.
+	invoke(`{"specversion":"1.0","id":"w","source":"t","type":"echo"}`)
+	time.Sleep(2 * time.Second)
 	tf0 := time.Now()
 	before := query(`nubo_function_gb_seconds_total{function="fn"}`, tf0)
 	seen = 0
