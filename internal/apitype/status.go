@@ -200,3 +200,28 @@ type TraceExportStatus struct {
 	Failed  uint64 `json:"failed"`
 	Queued  int    `json:"queued"`
 }
+
+// CostReport is GET /admin/v1/cost: what the running system costs at the
+// spec's prices, now and over a past window.
+type CostReport struct {
+	// Currency is the prices' currency.
+	Currency string `json:"currency"`
+	// Window is the past window asked for, as given (24h).
+	Window string `json:"window"`
+	// Rows are the costs by kind and name, sorted.
+	Rows []CostRow `json:"rows"`
+}
+
+// CostRow is the cost of one service, function or the gateway.
+type CostRow struct {
+	// Kind is service, function or gateway.
+	Kind string `json:"kind"`
+	// Name is the service's or function's name; empty for the gateway.
+	Name string `json:"name"`
+	// PerHour is the cost per hour now, from the nubo:cost_per_hour series.
+	PerHour float64 `json:"perHour"`
+	// Window is the cost over the window, from the usage counters.
+	Window float64 `json:"window"`
+	// Month is PerHour over a 730-hour month.
+	Month float64 `json:"monthProjected"`
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 )
 
@@ -41,7 +42,7 @@ local:
 			t.Logf("nubo up:\n%s", out)
 		}
 	})
-	var doc costDocument
+	var doc apitype.CostReport
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		r := runBinary(t, dir, "--state", state, "cost", "-o", "json")
 		if r.code != 0 {

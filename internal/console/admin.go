@@ -20,6 +20,7 @@ import (
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v1/status", s.status)
 	mux.HandleFunc("GET /admin/v1/logs", s.logs)
+	mux.HandleFunc("GET /admin/v1/audit", s.auditTrail)
 	mux.HandleFunc("POST /admin/v1/services/{name}/restart", s.restart)
 	mux.HandleFunc("POST /admin/v1/services/{name}/scale", s.scale)
 	mux.HandleFunc("POST /admin/v1/shutdown", s.shutdown)

@@ -3,14 +3,77 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/audit"
 )
 
-// Auditor records the changes made through the console.
+// Auditor records the changes made through the console, and reads the
+// trail back for GET /admin/v1/audit.
 type Auditor interface {
 	Append(r audit.Record, err error) (audit.Record, error)
+	Read(q audit.Query) ([]audit.Record, error)
+	Verify() (int, error)
+}
+
+// AuditTrail is GET /admin/v1/audit: the records asked for and what
+// verifying the whole chain found.
+type AuditTrail struct {
+	// Records are the records selected, oldest first.
+	Records []audit.Record `json:"records"`
+	// Verified is how many records of the whole trail hold, from its
+	// start (or its retention anchor).
+	Verified int `json:"verified"`
+	// Break says where the chain breaks; empty when it holds.
+	Break string `json:"break,omitempty"`
+}
+
+// maxAuditRecords bounds one answer: the trail itself is bounded only by
+// retention.
+const maxAuditRecords = 1000
+
+// auditTrail serves GET /admin/v1/audit?since=1h&action=restart&limit=N:
+// the last N records (at most maxAuditRecords), as nubo audit prints them,
+// and the verification of the chain, as nubo audit verify does.
+func (s *Server) auditTrail(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Audit == nil {
+		writeError(w, http.StatusServiceUnavailable, "the audit trail is not kept by this engine")
+		return
+	}
+	q := audit.Query{Action: r.URL.Query().Get("action"), Limit: maxAuditRecords}
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := apitype.ParseSince(v, time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: "+err.Error())
+			return
+		}
+		q.Since = t
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a positive number", v))
+			return
+		}
+		q.Limit = min(n, maxAuditRecords)
+	}
+	recs, err := s.cfg.Audit.Read(q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "audit: "+err.Error())
+		return
+	}
+	out := AuditTrail{Records: recs}
+	if out.Records == nil {
+		out.Records = []audit.Record{}
+	}
+	out.Verified, err = s.cfg.Audit.Verify()
+	if err != nil {
+		out.Break = err.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // audited records every state-changing request that names its actor

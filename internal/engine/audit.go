@@ -50,6 +50,12 @@ func (t *auditTrail) Append(r audit.Record, err error) (audit.Record, error) {
 	return r, aerr
 }
 
+// Read implements console.Auditor.
+func (t *auditTrail) Read(q audit.Query) ([]audit.Record, error) { return t.trail.Read(q) }
+
+// Verify implements console.Auditor.
+func (t *auditTrail) Verify() (int, error) { return t.trail.Verify() }
+
 // specDigest is the SHA-256 of the spec's files, in order: which version of
 // the spec a reload took.
 func specDigest(app *spec.App) string {

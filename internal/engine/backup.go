@@ -69,7 +69,7 @@ func (b *backups) sources() ([]backup.Source, error) {
 
 func (b *backups) serve(w http.ResponseWriter, r *http.Request) {
 	if !b.running.TryLock() {
-		writeBackupError(w, http.StatusConflict, "a backup is already running")
+		writeAdminError(w, http.StatusConflict, "a backup is already running")
 		return
 	}
 	defer b.running.Unlock()
@@ -83,7 +83,7 @@ func (b *backups) serve(w http.ResponseWriter, r *http.Request) {
 	sources, err := b.sources()
 	if err != nil {
 		_, _ = e.audit.Append(rec, err)
-		writeBackupError(w, http.StatusServiceUnavailable, "backup: "+err.Error())
+		writeAdminError(w, http.StatusServiceUnavailable, "backup: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", BackupContentType)
@@ -107,8 +107,8 @@ func (b *backups) serve(w http.ResponseWriter, r *http.Request) {
 	e.out.event("", "backup taken: "+rec.Detail)
 }
 
-// writeBackupError answers as the admin API does: {"error": msg}.
-func writeBackupError(w http.ResponseWriter, code int, msg string) {
+// writeAdminError answers as the admin API does: {"error": msg}.
+func writeAdminError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})

@@ -101,8 +101,8 @@ func (o *observability) scrapeTargets() []metrics.Target {
 	return append(out, o.e.dbs.targets()...)
 }
 
-// routes mounts the Prometheus-compatible API and the alert and SLO admin
-// routes on the console.
+// routes mounts the Prometheus-compatible API and the alert, SLO and cost
+// admin routes on the console.
 func (o *observability) routes() []console.Route {
 	n, s := o.notifier.Handler(), o.slos.Handler()
 	return []console.Route{
@@ -113,6 +113,7 @@ func (o *observability) routes() []console.Route {
 		{Pattern: "/admin/v1/silences/", Handler: n},
 		{Pattern: "/admin/v1/slos", Handler: s},
 		{Pattern: "/admin/v1/slos/", Handler: s},
+		{Pattern: "GET /admin/v1/cost", Handler: o.costHandler()},
 	}
 }
 

@@ -38,7 +38,7 @@ func BenchmarkPageLoad(b *testing.B) {
 		b.ReportMetric(total/float64(b.N), "load-ms")
 		b.ReportMetric(0, "ns/op")
 	})
-	for _, page := range []string{"resources", "map", "logs", "traces", "metrics", "dashboards", "alerts", "events", "api"} {
+	for _, page := range []string{"resources", "map", "logs", "traces", "metrics", "dashboards", "alerts", "events", "api", "cost", "audit"} {
 		b.Run("page="+page, func(b *testing.B) {
 			br.t = b
 			var load, ready float64

@@ -73,6 +73,7 @@ gateway:
     - path: /hello
       methods: [GET]
       integration: {type: service, service: web}
+cost: {vcpuHour: 0.04, memoryGiBHour: 0.005, millionRequests: 1}
 observability:
   metrics:
     interval: 1s
@@ -320,6 +321,55 @@ func TestConsolePages(t *testing.T) {
 		}
 	})
 
+	t.Run("cost shows each service at the spec's prices", func(t *testing.T) {
+		b.t = t
+		loads["cost"] = b.open("cost")
+		b.waitFor("web and api priced", 30*time.Second, func() error {
+			for _, sel := range []string{`tr[data-cost="service/web"]`, `tr[data-cost="service/api"]`, `tr[data-cost="total"]`} {
+				if err := b.has(sel)(); err != nil {
+					b.open("cost")
+					return err
+				}
+			}
+			return nil
+		})
+		// The page draws the engine's report, the one nubo cost prints: a
+		// service that runs costs something now.
+		var rep apitype.CostReport
+		getJSON(t, sys.API()+"/admin/v1/cost?since=24h", &rep)
+		var web *apitype.CostRow
+		for i, r := range rep.Rows {
+			if r.Kind == "service" && r.Name == "web" {
+				web = &rep.Rows[i]
+			}
+		}
+		if web == nil || web.PerHour <= 0 || web.Month != web.PerHour*730 {
+			t.Errorf("the engine's report for web: %+v", web)
+		}
+		if row := b.text(`tr[data-cost="service/web"]`); strings.Count(row, "USD") != 3 {
+			t.Errorf("web's row: %q, want three amounts in USD", row)
+		}
+		b.waitFor("the cost chart", 30*time.Second, b.has("#cost-chart canvas, #cost-chart p"))
+	})
+
+	t.Run("audit lists the console's restart and the chain holds", func(t *testing.T) {
+		b.t = t
+		loads["audit"] = b.open("audit?action=restart")
+		b.waitFor("the restart made from the console", 10*time.Second, func() error {
+			row := b.text(`#audit-records tr[data-action="restart"]`)
+			if !strings.Contains(row, "console") || !strings.Contains(row, "api") || !strings.Contains(row, "ok") {
+				return fmt.Errorf("restart row: %q (page %q)", row, b.text("main"))
+			}
+			return nil
+		})
+		if s := b.text("#audit-chain"); !strings.Contains(s, "holds") {
+			t.Errorf("chain: %q", s)
+		}
+		if s := b.text("#audit-records"); strings.Contains(s, "publish") {
+			t.Errorf("the action filter shows other actions: %q", s)
+		}
+	})
+
 	t.Run("readable in the light and the dark scheme", func(t *testing.T) {
 		b.t = t
 		// luminance of the body's background and text, 0 (black) to 1.
@@ -344,7 +394,7 @@ func TestConsolePages(t *testing.T) {
 		b.run("back to light", 10*time.Second, colorScheme("light"))
 	})
 
-	for _, p := range []string{"resources", "map", "logs", "traces", "metrics", "dashboards", "alerts", "events", "api"} {
+	for _, p := range []string{"resources", "map", "logs", "traces", "metrics", "dashboards", "alerts", "events", "api", "cost", "audit"} {
 		if l, ok := loads[p]; ok {
 			t.Logf("page load %-10s load event %6.1f ms, content drawn %6.1f ms", p, l.Load, l.Ready)
 		}

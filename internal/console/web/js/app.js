@@ -14,6 +14,8 @@ const pages = {
   alerts: "./pages/alerts.js",
   events: "./pages/events.js",
   api: "./pages/apiexplorer.js",
+  cost: "./pages/cost.js",
+  audit: "./pages/audit.js",
 };
 
 const main = document.getElementById("page");
