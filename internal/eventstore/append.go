@@ -126,7 +126,7 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.
 				return apitype.AppendResponse{}, fmt.Errorf("stream %q: encode event %s: %w", stream, ev.ID, err)
 			}
 		}
-		msgs[0].Header.Set(hdrExpLastSubjSeq, strconv.FormatUint(h.seq, 10))
+		msgs[0].Header[hdrExpLastSubjSeq] = []string{strconv.FormatUint(h.seq, 10)}
 		ack, err := publishBatch(ctx, s.nc, msgs)
 		switch code := apiCode(err); {
 		case err == nil && ack.Duplicate:

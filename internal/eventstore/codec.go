@@ -65,10 +65,7 @@ func (s *Store) encode(stream string, v int64, ev apitype.EventData) (*nats.Msg,
 	m.Header[hdrMsgID] = []string{stream + "/" + ev.ID}
 	m.Header[hdrEventType] = []string{ev.Type}
 	m.Header[hdrVersion] = []string{strconv.FormatInt(v, 10)}
-	data, err := json.Marshal(body{Data: ev.Data, Metadata: ev.Metadata})
-	if err != nil {
-		return nil, err
-	}
+	data := encodeBody(ev.Data, ev.Metadata)
 	if s.aead != nil {
 		nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(data)+s.aead.Overhead())
 		if _, err := rand.Read(nonce); err != nil {
@@ -81,6 +78,26 @@ func (s *Store) encode(stream string, v int64, ev apitype.EventData) (*nats.Msg,
 	}
 	m.Data = data
 	return m, nil
+}
+
+// encodeBody writes what json.Marshal(body{data, meta}) would, by hand:
+// both are valid JSON already (checkEvents), so there is nothing to check
+// or escape, and they are stored as the client sent them.
+func encodeBody(data, meta json.RawMessage) []byte {
+	b := make([]byte, 0, len(`{"d":,"m":}`)+len(data)+len(meta))
+	b = append(b, '{')
+	if len(data) > 0 {
+		b = append(b, `"d":`...)
+		b = append(b, data...)
+	}
+	if len(meta) > 0 {
+		if len(data) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"m":`...)
+		b = append(b, meta...)
+	}
+	return append(b, '}')
 }
 
 func aad(subject, id string) []byte { return []byte(subject + "\x00" + id) }

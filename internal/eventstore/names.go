@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -27,9 +26,22 @@ func (n names) streamName(subject string) string {
 // every message id.
 const maxStreamName = 200
 
-// streamNameRE is what a stream name may hold: one NATS subject token
-// (no '.', '*', '>' or space), in the characters ids are made of.
-var streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_@:=+-]*$`)
+// validStreamName reports whether s is what a stream name may hold: one
+// NATS subject token (no '.', '*', '>' or space), in the characters ids
+// are made of: [A-Za-z0-9_][A-Za-z0-9_@:=+-]*. A loop, not a regexp: it
+// runs on every append.
+func validStreamName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
+		case i > 0 && (c == '@' || c == ':' || c == '=' || c == '+' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
 
 // checkStreamName refuses names that are not one subject token.
 func checkStreamName(s string) error {
@@ -39,7 +51,7 @@ func checkStreamName(s string) error {
 	if len(s) > maxStreamName {
 		return fmt.Errorf("stream %.20q...: name longer than %d characters", s, maxStreamName)
 	}
-	if !streamNameRE.MatchString(s) {
+	if !validStreamName(s) {
 		return fmt.Errorf("stream %q: a name is letters, digits and _ @ : = + - (no '.', '*', '>' or spaces)", s)
 	}
 	return nil
