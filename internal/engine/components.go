@@ -38,7 +38,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		e.audit = newAuditTrail(app, e.metrics.reg)
 	}
 
-	bc, err := newBrokerComponent(app, e.log)
+	bc, err := newBrokerComponent(app, e.log, e.metrics.reg)
 	if err != nil {
 		return nil, err
 	}
