@@ -113,3 +113,81 @@ local: {console: "127.0.0.1:0"}
 	_ = cmd.Wait()
 	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
 }
+
+// escapingFunction is a spec whose function starts, beside the SDK
+// function, a process that leaves the instance's process group (setsid and
+// a double fork) and writes its pid to escaped.
+func escapingFunction(name, escaped string) string {
+	return fmt.Sprintf(`
+name: %s
+functions:
+  fn:
+    run: "CHILD -escape %s & exec FUNCTION"
+    scaling: {min: 1}
+local: {console: "127.0.0.1:0"}
+`, name, escaped)
+}
+
+// TestEscapedFunctionProcessDiesWithStop: a function instance's escaped
+// process is in the instance's cgroup, which dies with the instance when
+// the engine stops.
+func TestEscapedFunctionProcessDiesWithStop(t *testing.T) {
+	requireCgroups(t)
+	dir := t.TempDir()
+	escaped := filepath.Join(dir, "escaped.pid")
+	killLater(t, escaped)
+	app := writeSpec(t, dir, escapingFunction("fnescape", escaped))
+	e := startEngine(t, app)
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if readPID(t, escaped) == 0 {
+			return fmt.Errorf("the escaped process has not started yet")
+		}
+		return nil
+	})
+	pid := readPID(t, escaped)
+	if err := processGone(pid); err == nil {
+		t.Fatalf("escaped process %d is not running", pid)
+	}
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); !strings.Contains(string(cg), "nubo-procs-") {
+		t.Errorf("the escaped process is in no cgroup of the engine:\n%s", cg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := processGone(pid); err != nil {
+		t.Errorf("after the engine stopped: %v", err)
+	}
+}
+
+// TestEscapedFunctionProcessDiesWithKill9: after kill -9 of nubo up, the
+// reaper kills the function instance's escaped process with the engine's
+// cgroups.
+func TestEscapedFunctionProcessDiesWithKill9(t *testing.T) {
+	requireCgroups(t)
+	dir := t.TempDir()
+	escaped := filepath.Join(dir, "escaped.pid")
+	killLater(t, escaped)
+	writeSpec(t, dir, escapingFunction("fnescape9", escaped))
+	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
+	out := &nubotest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	nubotest.WaitFor(t, 60*time.Second, func() error {
+		if readPID(t, escaped) == 0 || !strings.Contains(out.String(), "functions ready") {
+			return fmt.Errorf("not started yet:\n%s", out)
+		}
+		return nil
+	})
+	pid := readPID(t, escaped)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
+}

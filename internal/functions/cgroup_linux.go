@@ -75,7 +75,7 @@ func setupV2(base string, log *slog.Logger) (string, error) {
 			return "", fmt.Errorf("enable the memory controller for the children of %s: %w (a cgroup that holds processes, as nubo's own does, can only do that at the root: run nubo where its cgroup is the root of a cgroup namespace, as in a container, or as root)", base, err)
 		}
 	}
-	removeStale(base, 2, log)
+	removeStale(base, log)
 	dir, err := mkEngineCgroup(base)
 	if err != nil {
 		return "", err
@@ -92,7 +92,7 @@ func setupV1(base string, log *slog.Logger) (string, error) {
 	if _, err := os.Stat(filepath.Join(base, "memory.limit_in_bytes")); err != nil {
 		return "", fmt.Errorf("%s is not a memory cgroup: %w", base, err)
 	}
-	removeStale(base, 1, log)
+	removeStale(base, log)
 	return mkEngineCgroup(base)
 }
 

@@ -211,8 +211,12 @@ func KillDir(dir string) error {
 			errs = append(errs, KillDir(filepath.Join(dir, e.Name())))
 		}
 	}
-	// cgroup.kill (v2, Linux 5.14) kills at once, forks included.
-	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	// cgroup.kill (v2, Linux 5.14) kills at once, forks included. Opened
+	// without O_CREATE: where it does not exist (v1), nothing is made.
+	if f, err := os.OpenFile(filepath.Join(dir, "cgroup.kill"), os.O_WRONLY, 0); err == nil {
+		_, _ = f.WriteString("1")
+		_ = f.Close()
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pids := procs(dir)
