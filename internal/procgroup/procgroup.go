@@ -81,6 +81,9 @@ func Open(log *slog.Logger) *Tree {
 	return t
 }
 
+// Off is a disabled Tree, for a caller that wants none (reason says why).
+func Off(reason string) *Tree { return &Tree{reason: reason} }
+
 // Enabled reports whether replicas get cgroups.
 func (t *Tree) Enabled() bool { return t != nil && t.dir != "" }
 
