@@ -34,7 +34,7 @@ type orphans struct {
 func startOrphans(log *slog.Logger, rp *reaper, notify func(string)) *orphans {
 	o, err := procgroup.Adopt()
 	if err != nil {
-		log.Warn("no cgroups and no child subreaper: what leaves a replica's process group outlives it", "err", err)
+		log.Debug("no cgroups and no child subreaper: what leaves a replica's process group outlives it", "err", err)
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
