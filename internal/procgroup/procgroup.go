@@ -19,8 +19,6 @@
 package procgroup
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -28,7 +26,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -314,39 +311,16 @@ func sanitize(name string) string {
 // hierarchy, or in the v1 pids hierarchy, from /proc/self/cgroup and
 // /proc/self/mountinfo.
 func ownCgroupDir(procCgroup, mountinfo []byte, v2 bool) (string, bool) {
-	var path string
-	sc := bufio.NewScanner(bytes.NewReader(procCgroup))
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if (v2 && parts[0] == "0" && parts[1] == "") || (!v2 && slices.Contains(strings.Split(parts[1], ","), "pids")) {
-			path = parts[2]
-		}
+	controller := "pids"
+	if v2 {
+		controller = ""
 	}
-	if path == "" {
+	dir, ok := CgroupDir(ParseProcCgroup(procCgroup), ParseMountinfo(mountinfo), controller)
+	if !ok {
 		return "", false
 	}
-	sc = bufio.NewScanner(bytes.NewReader(mountinfo))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := slices.Index(f, "-")
-		if sep < 5 || len(f) < sep+4 {
-			continue
-		}
-		fstype, root, point := f[sep+1], f[3], f[4]
-		if v2 && fstype != "cgroup2" || !v2 && (fstype != "cgroup" || !slices.Contains(strings.Split(f[sep+3], ","), "pids")) {
-			continue
-		}
-		rel, ok := strings.CutPrefix(path, root)
-		if !ok {
-			continue
-		}
-		dir := filepath.Join(point, rel)
-		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err == nil {
-			return dir, true
-		}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+		return "", false
 	}
-	return "", false
+	return dir, true
 }
