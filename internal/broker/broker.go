@@ -38,6 +38,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultSyncInterval is how often the embedded server syncs stored
@@ -67,6 +68,9 @@ type Config struct {
 	SyncAlways bool
 	// Name names the connection in the server's monitoring (default "nubo").
 	Name string
+	// Metrics registers the broker's health series (metrics.go); nil
+	// registers nothing.
+	Metrics prometheus.Registerer
 }
 
 // Broker is a started NATS server, or a connection to one. Create it with
@@ -117,7 +121,13 @@ func New(cfg Config) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Broker{cfg: cfg, log: log.With("component", "broker"), health: newHealth()}, nil
+	b := &Broker{cfg: cfg, log: log.With("component", "broker"), health: newHealth()}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(healthCollector{b.health}); err != nil {
+			return nil, fmt.Errorf("broker: metrics: %w", err)
+		}
+	}
+	return b, nil
 }
 
 // Embedded reports whether the broker runs its own server.

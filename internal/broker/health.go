@@ -44,6 +44,9 @@ type Health struct {
 	// Recoveries counts the restarts of the embedded server after a
 	// failure.
 	Recoveries int
+	// StoreErrors counts the store failures seen (each logged error and
+	// each failed check), degraded already or not.
+	StoreErrors int
 }
 
 // healthEvery is how often the broker checks JetStream and, when
@@ -57,6 +60,7 @@ type health struct {
 	reason     string
 	since      time.Time
 	recoveries int
+	failures   int
 	kick       chan struct{} // wakes the watcher after a reported failure
 }
 
@@ -67,6 +71,7 @@ func newHealth() *health {
 // degrade records a failure; the first one wins the reason.
 func (h *health) degrade(reason string) {
 	h.mu.Lock()
+	h.failures++
 	if h.state == StateOK {
 		h.state, h.reason, h.since = StateDegraded, reason, time.Now()
 	}
@@ -87,7 +92,7 @@ func (h *health) healed() {
 func (h *health) snapshot() Health {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Health{State: h.state, Reason: h.reason, Since: h.since, Recoveries: h.recoveries}
+	return Health{State: h.state, Reason: h.reason, Since: h.since, Recoveries: h.recoveries, StoreErrors: h.failures}
 }
 
 // Health returns the broker's state.

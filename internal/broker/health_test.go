@@ -9,8 +9,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nubo-dev/nubo/internal/alerting"
 	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/metrics"
+	"github.com/nubo-dev/nubo/internal/nubotest"
+	"github.com/nubo-dev/nubo/internal/rulegroups"
+	"github.com/nubo-dev/nubo/internal/spec"
 )
 
 // TestHealsAfterWriteError takes every file descriptor from the process,
@@ -21,11 +28,18 @@ import (
 // succeed again on the same connection, and every publish acknowledged
 // before, during or after is in the stream.
 //
+// The broker's metrics are scraped into nubo's metrics store, which
+// evaluates the built-in rules all along: nubo_broker_degraded is 1 and
+// the broker_degraded alert pending while the store refuses writes, then
+// 0 and no alert after the restart, which the restart counter shows.
+//
 // Not parallel: it lowers the whole process's open-file limit for a while.
 func TestHealsAfterWriteError(t *testing.T) {
-	b := start(t, broker.Config{StateDir: t.TempDir()})
+	reg := prometheus.NewRegistry()
+	b := start(t, broker.Config{StateDir: t.TempDir(), Metrics: reg})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	m := startMetrics(t, reg)
 	js := b.JetStream()
 	// MaxBytes below 128 KB gives the smallest blocks, 32 KB: a new block
 	// file every 130 or so messages of 200 bytes (and 260 fit).
@@ -81,6 +95,16 @@ func TestHealsAfterWriteError(t *testing.T) {
 	if h := b.Health(); !strings.Contains(h.Reason, "too many open files") {
 		t.Errorf("degraded for %q, want the write error", h.Reason)
 	}
+	// While no descriptor is free: scraping and evaluating need none.
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		if v := query(ctx, m, broker.MetricDegraded); v != 1 {
+			return fmt.Errorf("%s is %v, want 1", broker.MetricDegraded, v)
+		}
+		return alertState(m, alerting.StatePending)
+	})
+	if v := query(ctx, m, broker.MetricStoreErrors); v < 1 {
+		t.Errorf("%s is %v while degraded, want at least 1", broker.MetricStoreErrors, v)
+	}
 
 	// The flood ends.
 	restore()
@@ -88,6 +112,15 @@ func TestHealsAfterWriteError(t *testing.T) {
 	if h := b.Health(); h.Recoveries != 1 {
 		t.Errorf("recoveries %d, want 1", h.Recoveries)
 	}
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		if v := query(ctx, m, broker.MetricDegraded); v != 0 {
+			return fmt.Errorf("%s is %v after healing, want 0", broker.MetricDegraded, v)
+		}
+		if v := query(ctx, m, broker.MetricRestarts); v != 1 {
+			return fmt.Errorf("%s is %v after healing, want 1", broker.MetricRestarts, v)
+		}
+		return alertState(m, "")
+	})
 	for i := 200; i < 260; i++ { // past the next block
 		if err := publish(i); err != nil {
 			t.Fatalf("publish %d after healing: %v", i, err)
@@ -109,6 +142,58 @@ func TestHealsAfterWriteError(t *testing.T) {
 			t.Errorf("seq %d holds %.10q, want %s", seq, m.Data, id)
 		}
 	}
+}
+
+// startMetrics runs nubo's metrics component on reg, scraped in process
+// every 50ms, with the rules `nubo up` evaluates for an empty spec: the
+// built-in ones.
+func startMetrics(t *testing.T, reg *prometheus.Registry) *metrics.Metrics {
+	t.Helper()
+	app, err := spec.Parse("nubo.yaml", []byte("name: heal\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := rulegroups.Build(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m, err := metrics.New(metrics.Config{
+		Dir: t.TempDir(), Interval: 50 * time.Millisecond, Rules: groups,
+		Targets: metrics.TargetFunc(func() []metrics.Target { return []metrics.Target{metrics.EngineTarget(h, "nubo")} }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	return m
+}
+
+// query is the value of expr now, or -1 when it has none.
+func query(ctx context.Context, m *metrics.Metrics, expr string) float64 {
+	v, err := m.Query(ctx, expr, time.Now())
+	if err != nil || len(v) != 1 {
+		return -1
+	}
+	return v[0].F
+}
+
+// alertState checks the broker_degraded alert is in state want, or absent
+// for "".
+func alertState(m *metrics.Metrics, want alerting.State) error {
+	var got alerting.State
+	for _, a := range m.Alerts() {
+		if a.Labels["alertname"] == rulegroups.BrokerDegradedAlert {
+			got = a.State
+		}
+	}
+	if got != want {
+		return fmt.Errorf("alert %s is %q, want %q", rulegroups.BrokerDegradedAlert, got, want)
+	}
+	return nil
 }
 
 func waitHealth(t *testing.T, b *broker.Broker, state string) {

@@ -50,7 +50,9 @@ func newUpCmd(std stdio, g *globals) *cobra.Command {
 				ConsoleAddr: console,
 				NoWatch:     noWatch,
 				StateDir:    g.state,
-				Logger:      slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				// Where cgroups misbehave, and for tests of the other path.
+				NoCgroups: os.Getenv("NUBO_NO_CGROUPS") == "1",
+				Logger:    slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			}
 			if exe, err := os.Executable(); err == nil {
 				opts.ReaperArgv = []string{exe, reaperCommand}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/broker"
 	"github.com/nubo-dev/nubo/internal/spec"
@@ -17,8 +19,8 @@ type brokerComponent struct {
 	b *broker.Broker
 }
 
-func newBrokerComponent(app *spec.App, log *slog.Logger) (*brokerComponent, error) {
-	cfg := broker.Config{StateDir: app.StatePath(), Logger: log}
+func newBrokerComponent(app *spec.App, log *slog.Logger, reg prometheus.Registerer) (*brokerComponent, error) {
+	cfg := broker.Config{StateDir: app.StatePath(), Logger: log, Metrics: reg}
 	if app.Local.Broker.Embedded != nil && !*app.Local.Broker.Embedded {
 		cfg.URL = app.Local.Broker.URL
 	}

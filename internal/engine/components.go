@@ -38,7 +38,7 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		e.audit = newAuditTrail(app, e.metrics.reg)
 	}
 
-	bc, err := newBrokerComponent(app, e.log)
+	bc, err := newBrokerComponent(app, e.log, e.metrics.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +98,10 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 
 	comps := []host.Component{
 		host.Func{ComponentName: "reaper", OnStart: e.startReaper, OnStop: func(context.Context) error {
-			// Every service has stopped: what is left in their cgroups
-			// escaped its process group, and dies now.
-			err := e.cgroups.Close()
+			// Every service has stopped: what is left in their cgroups,
+			// or adopted without them, escaped its process group, and
+			// dies now.
+			err := errors.Join(e.orphans.kill(), e.cgroups.Close())
 			e.reaper.close()
 			return err
 		}},
@@ -143,19 +144,23 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 }
 
 func (e *Engine) startReaper(context.Context) error {
-	e.cgroups = procgroup.Open(e.log)
+	if e.opts.NoCgroups {
+		e.cgroups = procgroup.Off("turned off by the engine's options")
+	} else {
+		e.cgroups = procgroup.Open(e.log)
+	}
+	if len(e.opts.ReaperArgv) > 0 {
+		rp, err := startReaper(e.opts.ReaperArgv)
+		if err != nil {
+			return err
+		}
+		e.reaper = rp
+		rp.trackCgroups(e.cgroups.Dir())
+	}
 	if !e.cgroups.Enabled() {
-		e.log.Debug("replicas without cgroups: what leaves a replica's process group is not killed with it", "reason", e.cgroups.Reason())
+		e.log.Debug("replicas without cgroups: nubo adopts what leaves a replica's process group instead (child subreaper)", "reason", e.cgroups.Reason())
+		e.orphans = startOrphans(e.log, e.reaper, func(msg string) { e.out.event("", msg) })
 	}
-	if len(e.opts.ReaperArgv) == 0 {
-		return nil
-	}
-	rp, err := startReaper(e.opts.ReaperArgv)
-	if err != nil {
-		return err
-	}
-	e.reaper = rp
-	rp.trackCgroups(e.cgroups.Dir())
 	return nil
 }
 
@@ -165,7 +170,7 @@ type replicaCgroups struct{ e *Engine }
 func (c replicaCgroups) New(name string) (supervisor.Cgroup, error) {
 	t := c.e.cgroups
 	if !t.Enabled() {
-		return nil, errors.New("no cgroups")
+		return nil, nil // said once at start; the subreaper stands in
 	}
 	g, err := t.New(name)
 	if err != nil {

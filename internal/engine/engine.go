@@ -69,6 +69,10 @@ type Options struct {
 	// itself is killed (see reaper.go): nubo's own binary and its hidden
 	// reaper command. Empty runs no reaper.
 	ReaperArgv []string
+	// NoCgroups gives replicas and function instances no cgroups, as on a
+	// machine where none is writable: nubo becomes a child subreaper
+	// instead (see orphans.go). For tests of that path.
+	NoCgroups bool
 }
 
 // Engine runs one spec. Create it with New, then Run (or Start and Stop).
@@ -84,6 +88,9 @@ type Engine struct {
 	reaper *reaper
 	// cgroups hold the replicas' process trees (see internal/procgroup).
 	cgroups *procgroup.Tree
+	// orphans is the child subreaper where there are no cgroups; nil
+	// otherwise (orphans.go).
+	orphans *orphans
 	lock    *stateLock
 	broker  *brokerComponent
 	admin   *consoleComponent

@@ -69,6 +69,9 @@ func (c *functionsComponent) newFunctions(app *spec.App, vals secrets.Values) (*
 		Events: supervisor.EventFunc(e.out.Event),
 		Notify: func(fn, msg string) { e.out.event(fn, msg) },
 		Track:  e.trackBuild,
+		// Instances' process trees in the engine's cgroups, as replicas'.
+		Cgroups:       replicaCgroups{e},
+		MemoryCgroups: func(dir string) { e.reaper.trackCgroups(dir) },
 		Build: func(ctx context.Context, fn, cmd, dir string, env []string) error {
 			return runBuild(ctx, fmt.Sprintf("function %q", fn), cmd, dir, env, func(l string) { e.out.buildLine(fn, l) }, e.trackBuild)
 		},

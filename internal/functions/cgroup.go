@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"github.com/nubo-dev/nubo/internal/procgroup"
 )
 
 // cgroupManager puts instances of functions with `memory` in cgroups of
@@ -103,54 +104,24 @@ func oomKills(data []byte) int {
 }
 
 // remove kills what is left in the cgroup (a process that left the
-// instance's process group) and removes it, waiting briefly for the
-// processes to be gone.
-func (g *cgroup) remove() error {
-	return removeCgroup(g.dir, g.version)
-}
-
-func removeCgroup(dir string, version int) error {
-	if version == 2 {
-		_ = writeFile(filepath.Join(dir, "cgroup.kill"), "1")
-	}
-	var err error
-	for i := 0; i < 100; i++ {
-		killProcs(dir)
-		if err = os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond) // processes take a moment to leave
-	}
-	return fmt.Errorf("remove cgroup %s: %w", dir, err)
-}
-
-// killProcs sends SIGKILL to every process in a cgroup.
-func killProcs(dir string) {
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return
-	}
-	for _, f := range strings.Fields(string(data)) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
+// instance's process group) and removes it, waiting for the processes to
+// be gone.
+func (g *cgroup) remove() error { return procgroup.KillDir(g.dir) }
 
 // close removes the engine's cgroup, once every instance's is gone.
 func (m *cgroupManager) close() {
 	if !m.enabled() {
 		return
 	}
-	if err := removeCgroup(m.dir, m.version); err != nil {
+	if err := procgroup.KillDir(m.dir); err != nil {
 		m.log.Warn("remove the engine's cgroup", "err", err)
 	}
 }
 
 // removeStale removes the cgroups of engines that died without removing
-// theirs (kill -9): their instances died by Pdeathsig, leaving empty
-// cgroups.
-func removeStale(base string, version int, log *slog.Logger) {
+// theirs (kill -9 of nubo and of its reaper): their instances died by
+// Pdeathsig, but what left an instance's process group may be left.
+func removeStale(base string, log *slog.Logger) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return
@@ -165,14 +136,7 @@ func removeStale(base string, version int, log *slog.Logger) {
 		if err != nil || pid == os.Getpid() || processAlive(pid) {
 			continue
 		}
-		dir := filepath.Join(base, e.Name())
-		children, _ := os.ReadDir(dir)
-		for _, c := range children {
-			if c.IsDir() {
-				_ = removeCgroup(filepath.Join(dir, c.Name()), version)
-			}
-		}
-		if err := removeCgroup(dir, version); err != nil {
+		if err := procgroup.KillDir(filepath.Join(base, e.Name())); err != nil {
 			log.Debug("remove a stale cgroup", "err", err)
 		}
 	}

@@ -1,8 +1,6 @@
 package functions
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/nubo-dev/nubo/internal/procgroup"
 )
 
 // detectCgroups finds where this process may create memory-limited
@@ -33,11 +33,11 @@ func detectCgroupsIn(procSelf string, log *slog.Logger) *cgroupManager {
 		m.reason = "cannot read " + filepath.Join(procSelf, "mountinfo") + ": " + err.Error()
 		return m
 	}
-	paths := parseProcCgroup(own)
-	mounts := parseMountinfo(mi)
+	paths := procgroup.ParseProcCgroup(own)
+	mounts := procgroup.ParseMountinfo(mi)
 	var reasons []string
 
-	if base, ok := cgroupDir(paths, mounts, ""); ok {
+	if base, ok := procgroup.CgroupDir(paths, mounts, ""); ok {
 		dir, err := setupV2(base, log)
 		if err == nil {
 			m.version, m.dir = 2, dir
@@ -45,7 +45,7 @@ func detectCgroupsIn(procSelf string, log *slog.Logger) *cgroupManager {
 		}
 		reasons = append(reasons, "cgroup v2: "+err.Error())
 	}
-	if base, ok := cgroupDir(paths, mounts, "memory"); ok {
+	if base, ok := procgroup.CgroupDir(paths, mounts, "memory"); ok {
 		dir, err := setupV1(base, log)
 		if err == nil {
 			m.version, m.dir = 1, dir
@@ -75,7 +75,7 @@ func setupV2(base string, log *slog.Logger) (string, error) {
 			return "", fmt.Errorf("enable the memory controller for the children of %s: %w (a cgroup that holds processes, as nubo's own does, can only do that at the root: run nubo where its cgroup is the root of a cgroup namespace, as in a container, or as root)", base, err)
 		}
 	}
-	removeStale(base, 2, log)
+	removeStale(base, log)
 	dir, err := mkEngineCgroup(base)
 	if err != nil {
 		return "", err
@@ -92,7 +92,7 @@ func setupV1(base string, log *slog.Logger) (string, error) {
 	if _, err := os.Stat(filepath.Join(base, "memory.limit_in_bytes")); err != nil {
 		return "", fmt.Errorf("%s is not a memory cgroup: %w", base, err)
 	}
-	removeStale(base, 1, log)
+	removeStale(base, log)
 	return mkEngineCgroup(base)
 }
 
@@ -106,99 +106,4 @@ func mkEngineCgroup(base string) (string, error) {
 		return "", fmt.Errorf("create cgroup %s: %w", dir, err)
 	}
 	return dir, nil
-}
-
-// parseProcCgroup reads /proc/self/cgroup: "ID:CONTROLLERS:PATH" lines.
-// The cgroup v2 path is under the key "", each v1 controller under its
-// name.
-func parseProcCgroup(data []byte) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[0] == "0" && parts[1] == "" {
-			out[""] = parts[2]
-			continue
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c != "" {
-				out[c] = parts[2]
-			}
-		}
-	}
-	return out
-}
-
-// mount is a cgroup file system mount from /proc/self/mountinfo.
-type mount struct {
-	root, point, fstype string
-	superOpts           []string
-}
-
-// parseMountinfo reads the cgroup and cgroup2 mounts of
-// /proc/self/mountinfo (proc(5)): "ID PARENT MAJ:MIN ROOT POINT OPTS
-// [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS".
-func parseMountinfo(data []byte) []mount {
-	var out []mount
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := slices.Index(f, "-")
-		if sep < 5 || len(f) < sep+4 {
-			continue
-		}
-		fstype := f[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		out = append(out, mount{root: unescapeMount(f[3]), point: unescapeMount(f[4]), fstype: fstype,
-			superOpts: strings.Split(f[sep+3], ",")})
-	}
-	return out
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// cgroupDir is the directory of this process's cgroup for a controller ("":
-// cgroup v2), on the mount of that hierarchy. A mount whose root is a
-// sub-cgroup (a container's bind mount) maps the path under it.
-func cgroupDir(paths map[string]string, mounts []mount, controller string) (string, bool) {
-	path, ok := paths[controller]
-	if !ok {
-		return "", false
-	}
-	for _, mt := range mounts {
-		if controller == "" && mt.fstype != "cgroup2" {
-			continue
-		}
-		if controller != "" && (mt.fstype != "cgroup" || !slices.Contains(mt.superOpts, controller)) {
-			continue
-		}
-		rel, ok := strings.CutPrefix(path, mt.root)
-		if !ok || (mt.root != "/" && rel != "" && !strings.HasPrefix(rel, "/")) {
-			continue
-		}
-		return filepath.Join(mt.point, rel), true
-	}
-	return "", false
 }

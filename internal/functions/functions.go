@@ -30,7 +30,8 @@
 // has Config.RecoveryGrace to answer after all, or it is killed and
 // replaced. Each instance runs under a supervisor.Supervisor of its own
 // (one replica, restart policy Never), which gives it a process group,
-// Pdeathsig and its output lines.
+// Pdeathsig, its output lines and, with Config.Cgroups, a cgroup that
+// holds what escapes the process group.
 //
 // # Memory
 //
@@ -121,6 +122,16 @@ type Config struct {
 	// Track is told each instance's process group when it starts (true)
 	// and ends (false), for the engine's reaper; nil tracks nothing.
 	Track func(pgid int, alive bool)
+	// Cgroups gives each instance's process tree a cgroup of its own
+	// (internal/procgroup, as the services' replicas), so that what left
+	// the instance's process group (setsid) dies with the instance; nil
+	// gives none.
+	Cgroups supervisor.Cgroups
+	// MemoryCgroups is told the directory of this component's memory
+	// cgroups once Start has made it, for the engine's reaper: on cgroup
+	// v2 an instance with `memory` lives in its memory cgroup, not in its
+	// Cgroups one; nil tells nobody.
+	MemoryCgroups func(dir string)
 	// Build runs a function's build command; nil runs it through sh -c in
 	// dir with env, its output going to Lines as the stream "build".
 	Build func(ctx context.Context, function, command, dir string, env []string) error
@@ -301,6 +312,9 @@ func (f *Functions) Start(ctx context.Context) (err error) {
 	if f.needsCgroups() {
 		cg = detectCgroups(f.log)
 		f.notify("", "function memory limits: "+cg.enforcement())
+		if cg.enabled() && f.cfg.MemoryCgroups != nil {
+			f.cfg.MemoryCgroups(cg.dir)
+		}
 	}
 	f.mu.Lock()
 	f.cgroups = cg

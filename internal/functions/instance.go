@@ -145,6 +145,7 @@ func (in *instance) start() error {
 		supervisor.WithLineSink(supervisor.LineFunc(in.line)),
 		supervisor.WithEventSink(supervisor.EventFunc(in.event)),
 		supervisor.WithSampleInterval(p.f.cfg.App.Local.Supervisor.SampleInterval.Duration),
+		supervisor.WithCgroups(p.f.cfg.Cgroups),
 	)
 	if err != nil {
 		return fmt.Errorf("function %q: %w", p.name, err)

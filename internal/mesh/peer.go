@@ -48,9 +48,9 @@ func peerContext(ctx context.Context, c net.Conn, workloads func() map[int]strin
 }
 
 // refusePeer reports why a request on caller's listener is refused: its
-// connection comes from a replica of another service. A process in no
-// workload's cgroup (nubo itself, a function instance, a shell) is not
-// refused: the local mesh cannot tell it from the caller.
+// connection comes from a replica or function instance of another
+// workload. A process in no workload's cgroup (nubo itself, a shell) is
+// not refused: the local mesh cannot tell it from the caller.
 func refusePeer(ctx context.Context, caller string) string {
 	p, _ := ctx.Value(peerKey{}).(*connPeer)
 	if p == nil || p.err != nil || p.workload == "" || strings.EqualFold(p.workload, caller) {

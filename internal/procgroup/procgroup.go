@@ -19,8 +19,6 @@
 package procgroup
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -28,7 +26,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,6 +77,9 @@ func Open(log *slog.Logger) *Tree {
 	t.reason = strings.Join(reasons, "; ")
 	return t
 }
+
+// Off is a disabled Tree, for a caller that wants none (reason says why).
+func Off(reason string) *Tree { return &Tree{reason: reason} }
 
 // Enabled reports whether replicas get cgroups.
 func (t *Tree) Enabled() bool { return t != nil && t.dir != "" }
@@ -211,8 +211,12 @@ func KillDir(dir string) error {
 			errs = append(errs, KillDir(filepath.Join(dir, e.Name())))
 		}
 	}
-	// cgroup.kill (v2, Linux 5.14) kills at once, forks included.
-	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	// cgroup.kill (v2, Linux 5.14) kills at once, forks included. Opened
+	// without O_CREATE: where it does not exist (v1), nothing is made.
+	if f, err := os.OpenFile(filepath.Join(dir, "cgroup.kill"), os.O_WRONLY, 0); err == nil {
+		_, _ = f.WriteString("1")
+		_ = f.Close()
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pids := procs(dir)
@@ -307,39 +311,16 @@ func sanitize(name string) string {
 // hierarchy, or in the v1 pids hierarchy, from /proc/self/cgroup and
 // /proc/self/mountinfo.
 func ownCgroupDir(procCgroup, mountinfo []byte, v2 bool) (string, bool) {
-	var path string
-	sc := bufio.NewScanner(bytes.NewReader(procCgroup))
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if (v2 && parts[0] == "0" && parts[1] == "") || (!v2 && slices.Contains(strings.Split(parts[1], ","), "pids")) {
-			path = parts[2]
-		}
+	controller := "pids"
+	if v2 {
+		controller = ""
 	}
-	if path == "" {
+	dir, ok := CgroupDir(ParseProcCgroup(procCgroup), ParseMountinfo(mountinfo), controller)
+	if !ok {
 		return "", false
 	}
-	sc = bufio.NewScanner(bytes.NewReader(mountinfo))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := slices.Index(f, "-")
-		if sep < 5 || len(f) < sep+4 {
-			continue
-		}
-		fstype, root, point := f[sep+1], f[3], f[4]
-		if v2 && fstype != "cgroup2" || !v2 && (fstype != "cgroup" || !slices.Contains(strings.Split(f[sep+3], ","), "pids")) {
-			continue
-		}
-		rel, ok := strings.CutPrefix(path, root)
-		if !ok {
-			continue
-		}
-		dir := filepath.Join(point, rel)
-		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err == nil {
-			return dir, true
-		}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+		return "", false
 	}
-	return "", false
+	return dir, true
 }

@@ -14,6 +14,9 @@ type Tree struct{}
 // Open returns a disabled Tree.
 func Open(*slog.Logger) *Tree { return &Tree{} }
 
+// Off returns a disabled Tree.
+func Off(string) *Tree { return &Tree{} }
+
 // Enabled reports false.
 func (t *Tree) Enabled() bool { return false }
 

@@ -26,8 +26,9 @@ func DatabaseGroup(db string) string { return "database:" + db }
 // order: each SLO's recording rules and burn-rate alerts (first, so that
 // alerts written on the SLO series see this pass's values), then
 // observability.alerts, then each database's monitoring.alerts (labelled
-// database=NAME). `nubo render` writes the same groups as PrometheusRule
-// objects.
+// database=NAME), the cost rules, and locally nubo's own alerts
+// (BuiltinGroup). `nubo render` writes the same groups, but nubo's own, as
+// PrometheusRule objects.
 func Build(app *spec.App) ([]rulefmt.RuleGroup, error) { return BuildFor(app, Local) }
 
 // BuildFor is Build for a target: the cost rules read different usage
@@ -67,6 +68,9 @@ func BuildFor(app *spec.App, target Target) ([]rulefmt.RuleGroup, error) {
 			g.QueryOffset = &offset
 		}
 		groups = append(groups, g)
+	}
+	if target == Local {
+		groups = append(groups, rulefmt.RuleGroup{Name: BuiltinGroup, Interval: interval, Rules: builtinRules()})
 	}
 	return groups, nil
 }

@@ -47,7 +47,7 @@ databases:
 	for _, g := range groups {
 		names = append(names, fmt.Sprintf("%s/%s/%d", g.Name, g.Interval, len(g.Rules)))
 	}
-	if got, want := strings.Join(names, " "), "slo:avail/30s/29 alerts/30s/1 database:users-db/30s/1"; got != want {
+	if got, want := strings.Join(names, " "), "slo:avail/30s/29 alerts/30s/1 database:users-db/30s/1 nubo/30s/1"; got != want {
 		t.Errorf("groups %s, want %s", got, want)
 	}
 	want := rulefmt.Rule{
@@ -60,5 +60,15 @@ databases:
 	}
 	if got := groups[2].Rules[0].Labels; fmt.Sprint(got) != fmt.Sprint(map[string]string{"database": "users-db", "severity": "warning"}) {
 		t.Errorf("database alert labels %v", got)
+	}
+	// nubo's own alerts are local: a cluster has no embedded broker.
+	k8s, err := BuildFor(app, Kubernetes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range k8s {
+		if g.Name == BuiltinGroup {
+			t.Errorf("the cluster's rules hold the local group %s", g.Name)
+		}
 	}
 }

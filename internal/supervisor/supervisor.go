@@ -110,6 +110,8 @@ func WithEventSink(es EventSink) Option { return func(s *Supervisor) { s.events 
 // (internal/procgroup), so that what leaves the replica's process group
 // (setsid) is killed with the replica all the same.
 type Cgroups interface {
+	// New makes the cgroup of one instance; nil and no error: none, as
+	// the caller knows already.
 	New(name string) (Cgroup, error)
 }
 

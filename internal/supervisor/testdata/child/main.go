@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -137,6 +138,16 @@ func serveHTTP(delay time.Duration, blockFile, unhealthy, notReady string) {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		// Reads the whole body first, as an upload handler does: a client
+		// that stalls holds the connection open.
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d bytes", n)
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "PORT=%s NUBO_REPLICA=%s NUBO_SERVICE=%s EXTRA=%s",
