@@ -23,7 +23,8 @@ import (
 )
 
 // tracingComponent is the trace store, the OTLP/HTTP receiver on
-// local.otlp (traces into the store, logs into the log records) and the
+// local.otlp (traces into the store, logs into the log records, metrics
+// into the TSDB) and the
 // export of tracing.export.otlp. The mesh and the gateway record their
 // spans into its tracer from the moment they are built; what they record
 // before Start waits in the tracer's bounded queue.
@@ -113,6 +114,9 @@ func (c *tracingComponent) Start(ctx context.Context) error {
 		return nil
 	}
 	rc := &tracing.Receiver{Spans: c.t.Receive, Logs: c.e.out.otlpLogs, Logger: c.e.log}
+	if c.e.obs != nil {
+		rc.Metrics = c.e.obs.metrics.WriteOTLP // into the TSDB, as Prometheus translates them
+	}
 	c.srv = &http.Server{Handler: rc.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	c.bound = ln.Addr().String()
 	c.runs.Add(1)
