@@ -16,6 +16,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/gateway"
 	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/tracing"
@@ -196,9 +197,22 @@ func (c *tracingComponent) Prepare(_ context.Context, next *spec.App) (host.Chan
 	}}, nil
 }
 
-// routes serves Jaeger's query API on the console.
+// routes serves Jaeger's query API on the console, and a trace's log
+// records.
 func (c *tracingComponent) routes() []console.Route {
-	return []console.Route{{Pattern: "/jaeger/api/", Handler: tracing.QueryHandler(c.t, "/jaeger")}}
+	return []console.Route{
+		{Pattern: "/jaeger/api/", Handler: tracing.QueryHandler(c.t, "/jaeger")},
+		{Pattern: "GET /admin/v1/traces/{id}/logs", Handler: tracing.LogsHandler(c.t, c.findLogs)},
+	}
+}
+
+// findLogs searches the log records on disk for a trace's.
+func (c *tracingComponent) findLogs(traceID string, since, until time.Time, limit int) ([]apitype.LogLine, error) {
+	d := c.e.out.disk.Load()
+	if d == nil {
+		return nil, errors.New("the log records on disk are not open")
+	}
+	return d.Find(logs.Search{TraceID: traceID, Since: since, Until: until, Limit: limit})
 }
 
 // env points a workload's OpenTelemetry SDK at the receiver, as every SDK
