@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 	"github.com/nubo-dev/nubo/internal/tracing"
 )
@@ -201,6 +202,16 @@ local: {gateway: "127.0.0.1:0", ingress: {http: "127.0.0.1:0"}}
 	if !deadLettered {
 		t.Errorf("no dead-letter span in the trace")
 	}
+	// The trace's log records are served beside it.
+	resp, err := http.Get("http://" + e.admin.Addr() + "/admin/v1/traces/" + tr.TraceID + "/logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tl apitype.TraceLogs
+	if err := json.NewDecoder(resp.Body).Decode(&tl); err != nil || resp.StatusCode != 200 || tl.TraceID != tr.TraceID || tl.Logs == nil {
+		t.Errorf("the trace's logs: %d %+v %v", resp.StatusCode, tl, err)
+	}
+	resp.Body.Close()
 }
 
 // TestSamplingKeepsWholeTraces sends 2,000 requests that start traces
