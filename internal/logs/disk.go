@@ -29,6 +29,13 @@ type Disk struct {
 	f    *os.File
 	hour string
 	buf  []byte
+	// traces are the hashes of the trace ids of the hour being written,
+	// its trace index once it is closed (traceindex.go).
+	traces []uint64
+	// partial says the hour's file held records before it was opened
+	// (a restart within the hour, a late record of an earlier hour):
+	// traces lack theirs, so the hour gets no trace index.
+	partial bool
 }
 
 // DefaultDiskBytes bounds the log folder when the spec says nothing.
@@ -64,12 +71,22 @@ func (d *Disk) Append(l Line) error {
 		if d.f != nil {
 			_ = d.f.Close()
 			d.f = nil
+			if err := d.writeIndexLocked(); err != nil {
+				return err
+			}
 		}
 		f, err := os.OpenFile(filepath.Join(d.dir, hour+".ndjson"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("logs: %w", err)
 		}
 		d.f, d.hour = f, hour
+		if info, err := f.Stat(); err != nil || info.Size() > 0 {
+			// Its index, if any, no longer covers it.
+			d.partial = true
+			if err := removeIndex(d.dir, hour); err != nil {
+				return err
+			}
+		}
 		// A new hour is the moment to drop what has aged out.
 		if err := d.pruneLocked(); err != nil {
 			return err
@@ -80,8 +97,11 @@ func (d *Disk) Append(l Line) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.f.Write(d.buf)
-	return err
+	if _, err = d.f.Write(d.buf); err != nil {
+		return err
+	}
+	d.noteTrace(l.TraceID)
+	return nil
 }
 
 func appendJSON(buf []byte, l Line) ([]byte, error) {
@@ -104,7 +124,7 @@ func (d *Disk) Close() error {
 	}
 	err := d.f.Close()
 	d.f = nil
-	return err
+	return errors.Join(err, d.writeIndexLocked())
 }
 
 func (d *Disk) prune() error {
@@ -135,6 +155,9 @@ func (d *Disk) pruneLocked() error {
 		}
 		if err := os.Remove(filepath.Join(d.dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("logs: %w", err)
+		}
+		if err := removeIndex(d.dir, f.hour); err != nil {
+			return err
 		}
 		total -= f.size
 	}

@@ -1,11 +1,11 @@
 package logs
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -75,8 +75,11 @@ func (s Search) Match(l Line) bool {
 // decides those), never hold back one that does.
 type prefilter struct {
 	needles [][]byte
-	levels  [][]byte // `"level":"X"` for each level s keeps; nil: any
-	none    bool     // s selects nothing (an unknown level)
+	// groups are alternatives, one of each must be there: the levels s
+	// keeps (`"level":"X"`), a field's value as a number or a string.
+	groups [][][]byte
+	levels [][]byte // the group of levels; nil: any level
+	none   bool     // s selects nothing (an unknown level)
 }
 
 func (s Search) prefilter() prefilter {
@@ -92,10 +95,17 @@ func (s Search) prefilter() prefilter {
 		p.needles = append(p.needles, str("service", s.Service))
 	}
 	for k, v := range s.Where {
-		p.needles = append(p.needles, []byte(`"`+jsonText(k)+`":`))
-		if plainValue(v) {
+		key := `"` + jsonText(k) + `":`
+		if !plainValue(v) {
+			p.needles = append(p.needles, []byte(key))
+			continue
+		}
+		// The value is in the line, after its key, bare (a number, a
+		// boolean, null) or quoted.
+		if v != "" {
 			p.needles = append(p.needles, []byte(jsonText(v)))
 		}
+		p.groups = append(p.groups, [][]byte{[]byte(key + jsonText(v)), []byte(key + `"` + jsonText(v) + `"`)})
 	}
 	if s.Level != "" {
 		want, known := severity[normalLevel(s.Level)]
@@ -107,6 +117,7 @@ func (s Search) prefilter() prefilter {
 				p.levels = append(p.levels, str("level", l))
 			}
 		}
+		p.groups = append(p.groups, p.levels)
 	}
 	return p
 }
@@ -132,11 +143,17 @@ func (p *prefilter) pass(line []byte) bool {
 			return false
 		}
 	}
-	if p.levels == nil {
-		return true
+	for _, g := range p.groups {
+		if !containsAny(line, g) {
+			return false
+		}
 	}
-	for _, l := range p.levels {
-		if bytes.Contains(line, l) {
+	return true
+}
+
+func containsAny(line []byte, alts [][]byte) bool {
+	for _, a := range alts {
+		if bytes.Contains(line, a) {
 			return true
 		}
 	}
@@ -147,7 +164,8 @@ func (p *prefilter) pass(line []byte) bool {
 // first.
 //
 // The hour files are read newest first, as many at once as there are
-// CPUs, and reading stops once Limit records are found. Within a file a
+// CPUs, and reading stops once Limit records are found; a search by trace
+// id skips the files whose trace index says they lack it. Within a file a
 // line is checked on its raw bytes (the text, trace id, service, level
 // and field values as its JSON writes them) and decoded only when it can
 // match.
@@ -164,6 +182,10 @@ func (d *Disk) Find(s Search) ([]Line, error) {
 		return nil, err
 	}
 	var sel []string // oldest first
+	var traceHashed uint64
+	if s.TraceID != "" {
+		traceHashed = traceHash(s.TraceID)
+	}
 	for _, f := range files {
 		// An hour file holds that hour's records only.
 		start, _ := time.Parse(hourLayout, f.hour)
@@ -171,6 +193,9 @@ func (d *Disk) Find(s Search) ([]Line, error) {
 			continue
 		}
 		if !s.Until.IsZero() && start.After(s.Until) {
+			continue
+		}
+		if s.TraceID != "" && !d.mayHoldTrace(f.hour, traceHashed) {
 			continue
 		}
 		sel = append(sel, filepath.Join(d.dir, f.name))
@@ -205,6 +230,13 @@ func (d *Disk) Find(s Search) ([]Line, error) {
 }
 
 // scanFile returns the last s.Limit records of one file that s selects.
+//
+// It reads the file in large blocks and finds the candidate lines in
+// each with one search of the whole block for the prefilter's anchor
+// (its longest needle), checking the rest of the prefilter on the lines
+// the anchor is found in; then it decodes candidates from the newest back
+// until it has Limit records, so a search decodes about Limit lines
+// however many the file holds.
 func scanFile(path string, s Search, p *prefilter) ([]Line, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -214,15 +246,17 @@ func scanFile(path string, s Search, p *prefilter) ([]Line, error) {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	// A record holds a line of up to the supervisor's 64 KiB, escaped, and
-	// its fields again: 4 MiB is more than any record written.
-	sc.Buffer(make([]byte, 256<<10), 4<<20)
-	var out []Line
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !p.pass(line) {
-			continue
+	cands, err := p.scan(f)
+	if err != nil {
+		return nil, fmt.Errorf("logs: %s: %w", filepath.Base(path), err)
+	}
+	var out []Line // newest first
+	var line []byte
+	for i := len(cands) - 1; i >= 0 && len(out) < s.Limit; i-- {
+		c := cands[i]
+		line = slices.Grow(line[:0], c.n)[:c.n]
+		if _, err := f.ReadAt(line, c.off); err != nil {
+			return nil, fmt.Errorf("logs: %s: %w", filepath.Base(path), err)
 		}
 		var l Line
 		if json.Unmarshal(line, &l) != nil {
@@ -230,14 +264,111 @@ func scanFile(path string, s Search, p *prefilter) ([]Line, error) {
 		}
 		if s.Match(l) {
 			out = append(out, l)
-			// Only the last Limit are answered: keep memory bounded.
-			if len(out) >= 2*s.Limit {
-				out = slices.Delete(out, 0, len(out)-s.Limit)
-			}
 		}
 	}
-	if len(out) > s.Limit {
-		out = out[len(out)-s.Limit:]
+	slices.Reverse(out)
+	return out, nil
+}
+
+// candidate is a line of a file that passed the prefilter.
+type candidate struct {
+	off int64
+	n   int
+}
+
+const (
+	scanBlock = 1 << 20
+	// maxRecord bounds a line: a record holds a line of up to the
+	// supervisor's 64 KiB, escaped, and its fields again; 16 MiB is far
+	// more than any record written.
+	maxRecord = 16 << 20
+)
+
+// scan returns the lines of r that pass the prefilter, in order.
+func (p *prefilter) scan(r io.Reader) ([]candidate, error) {
+	anchor := p.anchor()
+	buf := make([]byte, scanBlock)
+	var cands []candidate
+	var base int64 // the file offset of buf[0]
+	keep := 0      // bytes of an unfinished line at the start of buf
+	for {
+		n, err := io.ReadFull(r, buf[keep:])
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return nil, err
+		}
+		data := buf[:keep+n]
+		end := bytes.LastIndexByte(data, '\n') + 1
+		if eof {
+			end = len(data) // a torn last line: its decoding fails
+		}
+		cands = p.lines(data[:end], base, anchor, cands)
+		if eof {
+			return cands, nil
+		}
+		if end == 0 { // a line longer than the buffer
+			if len(buf) >= maxRecord {
+				return nil, fmt.Errorf("a record longer than %d bytes at offset %d", maxRecord, base)
+			}
+			buf = append(buf, make([]byte, len(buf))...)
+			keep = len(data)
+			continue
+		}
+		keep = copy(buf, data[end:])
+		base += int64(end)
 	}
-	return out, sc.Err()
+}
+
+// anchor is the needle searched for in whole blocks: the longest, or the
+// level's when it is the only condition and one level.
+func (p *prefilter) anchor() []byte {
+	var a []byte
+	for _, n := range p.needles {
+		if len(n) > len(a) {
+			a = n
+		}
+	}
+	if a == nil && len(p.levels) == 1 {
+		a = p.levels[0]
+	}
+	return a
+}
+
+// lines appends the lines of block (whole lines, the last maybe without
+// its newline) that pass the prefilter.
+func (p *prefilter) lines(block []byte, base int64, anchor []byte, out []candidate) []candidate {
+	add := func(start, end int) {
+		if end > start && p.pass(block[start:end]) {
+			out = append(out, candidate{off: base + int64(start), n: end - start})
+		}
+	}
+	pos := 0
+	for pos < len(block) {
+		if anchor == nil {
+			end := bytes.IndexByte(block[pos:], '\n')
+			if end < 0 {
+				end = len(block)
+			} else {
+				end += pos
+			}
+			add(pos, end)
+			pos = end + 1
+			continue
+		}
+		j := bytes.Index(block[pos:], anchor)
+		if j < 0 {
+			break
+		}
+		j += pos
+		start := bytes.LastIndexByte(block[:j], '\n') + 1
+		end := bytes.IndexByte(block[j:], '\n')
+		if end < 0 {
+			end = len(block)
+		} else {
+			end += j
+		}
+		add(start, end)
+		pos = end + 1
+	}
+	return out
 }
