@@ -246,16 +246,28 @@ func scanFile(path string, s Search, p *prefilter) ([]Line, error) {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
 	defer f.Close()
-	cands, err := p.scan(f)
-	if err != nil {
-		return nil, fmt.Errorf("logs: %s: %w", filepath.Base(path), err)
+	var cands []candidate
+	var lineAt func(candidate, []byte) ([]byte, error)
+	if data, unmap, ok := mapFile(f); ok {
+		// Mapped: the lines are searched in place, without copying the
+		// file out of the page cache.
+		defer unmap()
+		cands = p.lines(data, 0, p.anchor(), nil)
+		lineAt = func(c candidate, _ []byte) ([]byte, error) { return data[c.off : c.off+int64(c.n)], nil }
+	} else {
+		if cands, err = p.scan(f); err != nil {
+			return nil, fmt.Errorf("logs: %s: %w", filepath.Base(path), err)
+		}
+		lineAt = func(c candidate, buf []byte) ([]byte, error) {
+			buf = slices.Grow(buf[:0], c.n)[:c.n]
+			_, err := f.ReadAt(buf, c.off)
+			return buf, err
+		}
 	}
 	var out []Line // newest first
 	var line []byte
 	for i := len(cands) - 1; i >= 0 && len(out) < s.Limit; i-- {
-		c := cands[i]
-		line = slices.Grow(line[:0], c.n)[:c.n]
-		if _, err := f.ReadAt(line, c.off); err != nil {
+		if line, err = lineAt(cands[i], line); err != nil {
 			return nil, fmt.Errorf("logs: %s: %w", filepath.Base(path), err)
 		}
 		var l Line

@@ -49,6 +49,26 @@ func TestFindAcrossBlocks(t *testing.T) {
 	if got, _ := d.Find(Search{Where: map[string]string{"bytes": "1e+21"}}); len(got) != 1 {
 		t.Errorf("a field written 1e+21 in JSON and by fmt: found %d", len(got))
 	}
+	// Reading in blocks (where files are not mapped) finds the same
+	// lines as searching the whole file at once.
+	files0, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
+	whole, err := os.ReadFile(files0[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []Search{{Level: "error", Grep: "needle"}, {Level: "info"}, {}} {
+		p := s.prefilter()
+		f, err := os.Open(files0[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, err := p.scan(f)
+		f.Close()
+		all := p.lines(whole, 0, p.anchor(), nil)
+		if err != nil || len(blocks) != len(all) || len(all) == 0 || blocks[len(blocks)-1] != all[len(all)-1] {
+			t.Errorf("%+v: %d lines in blocks, %d at once, %v", s, len(blocks), len(all), err)
+		}
+	}
 	// A torn last line (a crash mid-write) is skipped.
 	files, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
 	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
