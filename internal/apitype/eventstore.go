@@ -95,6 +95,9 @@ type RecordedEvent struct {
 	Time     time.Time       `json:"time"`
 	Data     json.RawMessage `json:"data,omitempty"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// Traceparent is the context of the span that appended the event,
+	// which its deliveries to projections continue; not on the wire.
+	Traceparent string `json:"-"`
 }
 
 // ReadResponse is a page of events.

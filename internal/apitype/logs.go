@@ -21,3 +21,10 @@ type LogLine struct {
 	// TraceID links the record to its trace (a trace_id or traceId field).
 	TraceID string `json:"traceId,omitempty"`
 }
+
+// TraceLogs is GET /admin/v1/traces/{id}/logs: the log records that
+// carry one trace's id, oldest first.
+type TraceLogs struct {
+	TraceID string    `json:"traceID"`
+	Logs    []LogLine `json:"logs"`
+}

@@ -90,7 +90,8 @@ func newTraceCmd(std stdio, g *globals) *cobra.Command {
 		Short: "Print one trace as a waterfall",
 		Long: `Trace prints the trace ID as a waterfall: each span under its parent, with
 its service, operation and duration, and a bar where it ran within the trace.
-Failed spans are marked with !.
+Failed spans are marked with !. Under it come the log records that carry the
+trace's id (GET /admin/v1/traces/ID/logs), as nubo logs prints them.
 
 With --output json, stdout holds the query API's document
 (GET /jaeger/api/traces/ID).`,
@@ -105,6 +106,15 @@ With --output json, stdout holds the query API's document
 				return fmt.Errorf("trace %s: not found", args[0])
 			}
 			writeWaterfall(std.out, ts.Data[0], 40)
+			t, err := findEngine(g, addr)
+			if err != nil {
+				return err
+			}
+			var tl apitype.TraceLogs
+			if _, err := newEngineClient(t).getJSON(cmd.Context(), "/admin/v1/traces/"+url.PathEscape(args[0])+"/logs", &tl); err != nil {
+				return fmt.Errorf("trace %s: its logs: %w", args[0], err)
+			}
+			writeTraceLogs(std.out, tl.Logs)
 			return nil
 		},
 	}
@@ -224,4 +234,17 @@ func writeWaterfall(w io.Writer, t apitype.JaegerTrace, width int) {
 		walk(r, 0)
 	}
 	tw.Flush()
+}
+
+// writeTraceLogs prints a trace's log records under its waterfall.
+func writeTraceLogs(w io.Writer, lines []apitype.LogLine) {
+	if len(lines) == 0 {
+		fmt.Fprintln(w, "\nNo log records carry this trace's id.")
+		return
+	}
+	fmt.Fprintf(w, "\nlogs: %d records\n\n", len(lines))
+	p := newLinePrinter(w, false)
+	for _, l := range lines {
+		p.print(l)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nubo-dev/nubo/internal/tracing"
 )
 
 // The network allow-list (security.network.ingress). Locally every process
@@ -114,17 +116,19 @@ func (a *allowList) serve(wl *workloadListener) {
 		if err != nil {
 			return // closed
 		}
+		span := a.db.connSpan(wl.workload)
 		if !a.allowed[wl.workload] {
 			c.Close()
 			a.refused.WithLabelValues(a.db.name, wl.workload).Inc()
 			a.onRefuse(wl.workload)
+			a.db.endConnSpan(span, 0, 0, errRefused)
 			continue
 		}
 		if !a.track(c) {
 			c.Close()
 			return
 		}
-		a.wg.Go(func() { a.forward(c) })
+		a.wg.Go(func() { a.forward(c, span) })
 	}
 }
 
@@ -140,7 +144,7 @@ func (a *allowList) track(c net.Conn) bool {
 
 // forward copies both ways between the workload and the server until one
 // side closes.
-func (a *allowList) forward(c net.Conn) {
+func (a *allowList) forward(c net.Conn, span *tracing.Span) {
 	defer func() {
 		a.mu.Lock()
 		delete(a.conns, c)
@@ -149,26 +153,29 @@ func (a *allowList) forward(c net.Conn) {
 	}()
 	s, err := net.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(a.db.port)))
 	if err != nil {
+		a.db.endConnSpan(span, 0, 0, err)
 		return
 	}
 	defer s.Close()
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
+	var sent, received int64
+	pipe := func(dst, src net.Conn, n *int64) {
 		// Plain reads and writes: a database's messages are small, and
 		// splice(2), which io.Copy picks between two TCP connections,
 		// costs two system calls and a pipe per message.
 		buf := make([]byte, 32<<10)
-		_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
+		*n, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 		// Half-close, so the other side sees the end of this one.
 		if tc, ok := dst.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go pipe(s, c)
-	go pipe(c, s)
+	go pipe(s, c, &sent)
+	go pipe(c, s, &received)
 	<-done
 	<-done
+	a.db.endConnSpan(span, sent, received, nil)
 }
 
 // close closes the listeners and every forwarded connection, and waits.

@@ -85,6 +85,9 @@ type Config struct {
 	CADir string
 	// Metrics registers the databases' metrics; nil registers nowhere.
 	Metrics prometheus.Registerer
+	// Tracer records a span per connection through an allow-list
+	// listener; nil makes none.
+	Tracer Tracer
 }
 
 // Databases runs the spec's databases. Its methods are safe for concurrent

@@ -23,6 +23,12 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 	if e.opts.ConsoleAddr != "" {
 		consoleAddr = e.opts.ConsoleAddr
 	}
+	// Tracing first: the databases, the mesh, the gateway, events and
+	// functions record their spans into its tracer.
+	var err error
+	if e.tracing, err = newTracingComponent(e, app); err != nil {
+		return nil, err
+	}
 	dbs, err := newDatabasesComponent(e, app, vals)
 	if err != nil {
 		return nil, err
@@ -43,9 +49,6 @@ func (e *Engine) build(app *spec.App, vals secrets.Values) ([]host.Component, er
 		return nil, err
 	}
 	e.broker = bc
-	if e.tracing, err = newTracingComponent(e, app); err != nil {
-		return nil, err
-	}
 	e.services = newServicesComponent(e, app, vals, env)
 	mc, err := newMeshComponent(e, app, e.services)
 	if err != nil {

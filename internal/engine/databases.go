@@ -42,6 +42,7 @@ func newDatabasesComponent(e *Engine, app *spec.App, vals secrets.Values) (*data
 		Secret:   secretLookup(vals).Get,
 		Metrics:  e.metrics.reg,
 		CADir:    CADir(app),
+		Tracer:   e.tracing.t,
 	})
 	if err != nil {
 		return nil, err

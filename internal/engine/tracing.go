@@ -16,6 +16,7 @@ import (
 	"github.com/nubo-dev/nubo/internal/console"
 	"github.com/nubo-dev/nubo/internal/gateway"
 	"github.com/nubo-dev/nubo/internal/host"
+	"github.com/nubo-dev/nubo/internal/logs"
 	"github.com/nubo-dev/nubo/internal/mesh"
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/tracing"
@@ -23,7 +24,8 @@ import (
 )
 
 // tracingComponent is the trace store, the OTLP/HTTP receiver on
-// local.otlp (traces into the store, logs into the log records) and the
+// local.otlp (traces into the store, logs into the log records, metrics
+// into the TSDB) and the
 // export of tracing.export.otlp. The mesh and the gateway record their
 // spans into its tracer from the moment they are built; what they record
 // before Start waits in the tracer's bounded queue.
@@ -113,6 +115,9 @@ func (c *tracingComponent) Start(ctx context.Context) error {
 		return nil
 	}
 	rc := &tracing.Receiver{Spans: c.t.Receive, Logs: c.e.out.otlpLogs, Logger: c.e.log}
+	if c.e.obs != nil {
+		rc.Metrics = c.e.obs.metrics.WriteOTLP // into the TSDB, as Prometheus translates them
+	}
 	c.srv = &http.Server{Handler: rc.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	c.bound = ln.Addr().String()
 	c.runs.Add(1)
@@ -192,9 +197,22 @@ func (c *tracingComponent) Prepare(_ context.Context, next *spec.App) (host.Chan
 	}}, nil
 }
 
-// routes serves Jaeger's query API on the console.
+// routes serves Jaeger's query API on the console, and a trace's log
+// records.
 func (c *tracingComponent) routes() []console.Route {
-	return []console.Route{{Pattern: "/jaeger/api/", Handler: tracing.QueryHandler(c.t, "/jaeger")}}
+	return []console.Route{
+		{Pattern: "/jaeger/api/", Handler: tracing.QueryHandler(c.t, "/jaeger")},
+		{Pattern: "GET /admin/v1/traces/{id}/logs", Handler: tracing.LogsHandler(c.t, c.findLogs)},
+	}
+}
+
+// findLogs searches the log records on disk for a trace's.
+func (c *tracingComponent) findLogs(traceID string, since, until time.Time, limit int) ([]apitype.LogLine, error) {
+	d := c.e.out.disk.Load()
+	if d == nil {
+		return nil, errors.New("the log records on disk are not open")
+	}
+	return d.Find(logs.Search{TraceID: traceID, Since: since, Until: until, Limit: limit})
 }
 
 // env points a workload's OpenTelemetry SDK at the receiver, as every SDK

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 	"github.com/nubo-dev/nubo/internal/tracing"
 )
@@ -48,11 +49,13 @@ func tag(s tracing.JaegerSpan, key string) any {
 }
 
 // TestTraceAcrossEveryHop sends one request through the ingress, the
-// gateway, two services (through the mesh), a publish into a queue and the
-// function its trigger invokes, none of them with tracing code but for
-// passing traceparent on, and finds one trace with a span per hop, each
-// parented by the one before, with OpenTelemetry's attribute names. The
-// services got the OTLP environment.
+// gateway, two services (through the mesh), a publish to the bus, a rule
+// that matches it and delivers it into a queue, and the function the
+// queue's trigger invokes, none of them with tracing code but for passing
+// traceparent on, and finds one trace with a span per hop, each parented
+// by the one before, with OpenTelemetry's attribute names; a second rule
+// whose transform fails dead-letters the event, an error span under its
+// rule's span. The services got the OTLP environment.
 func TestTraceAcrossEveryHop(t *testing.T) {
 	dir := t.TempDir()
 	app := writeSpec(t, dir, `
@@ -67,9 +70,12 @@ services:
   back:
     run: HOPBIN
     port: 8080
-    env: {QUEUE: jobs}
+    env: {PUBLISH: /v1/events}
 queues:
   jobs: {}
+rules:
+  work: {filter: {exact: {type: hop.done}}, target: "queue:jobs"}
+  broken: {filter: {exact: {type: hop.done}}, transform: 'error("no transform today")', target: "queue:jobs"}
 functions:
   worker:
     run: FUNCTION
@@ -106,10 +112,11 @@ local: {gateway: "127.0.0.1:0", ingress: {http: "127.0.0.1:0"}}
 			return fmt.Errorf("no trace of the function yet")
 		}
 		tr = got.Data[0]
-		// The gateway's, two mesh hops, the publish and the invocation;
-		// earlier tries may have failed after some hops, in their own
-		// traces.
-		if len(tr.Spans) < 5 {
+		// The gateway's, two mesh hops, the publish, the rule, its
+		// delivery, the receive, the invocation and the broken rule's
+		// two; earlier tries may have failed after some hops, in their
+		// own traces.
+		if len(tr.Spans) < 10 {
 			return fmt.Errorf("%d spans so far", len(tr.Spans))
 		}
 		return nil
@@ -145,7 +152,7 @@ local: {gateway: "127.0.0.1:0", ingress: {http: "127.0.0.1:0"}}
 		}
 		s = p
 	}
-	want := "gateway:server gateway:client front:client events:producer worker:server"
+	want := "gateway:server gateway:client front:client events:producer events:consumer events:producer events:consumer worker:server"
 	st := e.Status()
 	if st.Traces == nil || st.Traces.Spans < 5 || st.Traces.DiskBytes == 0 || st.Addresses["otlp"] == "" {
 		t.Errorf("status: traces %+v, addresses %v", st.Traces, st.Addresses)
@@ -156,19 +163,55 @@ local: {gateway: "127.0.0.1:0", ingress: {http: "127.0.0.1:0"}}
 	if tag(fn, "faas.invoked_name") != "worker" || tag(fn, "faas.trigger") != "pubsub" || tag(fn, "faas.coldstart") == nil {
 		t.Errorf("function span tags %+v", fn.Tags)
 	}
+	deadLettered := false
 	for _, s := range tr.Spans {
 		if service(s) == "front" {
 			if tag(s, "server.address") != "back" || tag(s, "http.request.method") != "GET" || tag(s, "http.response.status_code") != float64(200) {
 				t.Errorf("mesh span tags %+v", s.Tags)
 			}
 		}
-		if service(s) == "events" && (tag(s, "messaging.system") != "nats" || tag(s, "messaging.destination.name") != "jobs") {
-			t.Errorf("publish span tags %+v", s.Tags)
+		switch s.OperationName {
+		case "publish bus":
+			if tag(s, "messaging.system") != "nats" || tag(s, "messaging.operation.type") != "send" {
+				t.Errorf("publish span tags %+v", s.Tags)
+			}
+		case "process rule work":
+			if tag(s, "nubo.events.rule") != "work" || tag(s, "messaging.operation.type") != "process" {
+				t.Errorf("rule span tags %+v", s.Tags)
+			}
+		case "deliver queue:jobs":
+			if tag(s, "messaging.destination.name") != "jobs" || tag(s, "span.kind") != "producer" {
+				t.Errorf("delivery span tags %+v", s.Tags)
+			}
+		case "receive jobs":
+			if tag(s, "messaging.operation.type") != "receive" {
+				t.Errorf("receive span tags %+v", s.Tags)
+			}
+		case "dead-letter rule broken":
+			p := byID[s.References[0].SpanID]
+			if p.OperationName != "process rule broken" || tag(s, "error") != true ||
+				!strings.Contains(fmt.Sprint(tag(s, "otel.status_description")), "no transform today") {
+				t.Errorf("dead-letter span %+v under %q", s.Tags, p.OperationName)
+			}
+			deadLettered = true
 		}
 		if tag(s, "team") != "shop" {
 			t.Errorf("span %q lacks the baggage: %+v", s.OperationName, s.Tags)
 		}
 	}
+	if !deadLettered {
+		t.Errorf("no dead-letter span in the trace")
+	}
+	// The trace's log records are served beside it.
+	resp, err := http.Get("http://" + e.admin.Addr() + "/admin/v1/traces/" + tr.TraceID + "/logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tl apitype.TraceLogs
+	if err := json.NewDecoder(resp.Body).Decode(&tl); err != nil || resp.StatusCode != 200 || tl.TraceID != tr.TraceID || tl.Logs == nil {
+		t.Errorf("the trace's logs: %d %+v %v", resp.StatusCode, tl, err)
+	}
+	resp.Body.Close()
 }
 
 // TestSamplingKeepsWholeTraces sends 2,000 requests that start traces

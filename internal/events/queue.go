@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/tracing"
 )
 
 // fifoPoll bounds one wait of a fifo receiver on JetStream, so that it
@@ -241,12 +243,29 @@ func (q *queue) deliver(msg jetstream.Msg, meta *jetstream.MsgMetadata) *Deliver
 	if meta.NumDelivered > 1 {
 		m.redelivered.Inc()
 	}
+	q.receiveSpan(ev, meta)
 	return &Delivery{
 		ID:         encodeReceipt(msg.Reply(), msg.Subject()),
 		Attempt:    int(meta.NumDelivered),
 		Event:      ev,
 		DeadLetter: deadLetterInfo(msg.Headers()),
 	}
+}
+
+// receiveSpan records the receive of an event as a CONSUMER span under
+// its publish, and gives the event the span's context: what the receiver
+// (a function's invocation, a service's SDK) records is its child.
+func (q *queue) receiveSpan(ev *event.Event, meta *jetstream.MsgMetadata) {
+	sp := q.d.startEventSpan(eventParent(ev, nil), "receive "+q.name, tracing.KindConsumer)
+	if sp == nil {
+		return
+	}
+	sp.Attrs = append(eventAttrs(sp.Attrs, ev),
+		tracing.String("messaging.operation.type", "receive"),
+		tracing.String("messaging.destination.name", q.name),
+		tracing.Int("nubo.events.attempt", int64(meta.NumDelivered)))
+	ev.SetExtension(traceparentExt, traceparent(sp))
+	q.d.endSpan(sp, nil)
 }
 
 // isHead reports whether seq is the first event of subject still in the
@@ -452,6 +471,16 @@ func (q *queue) deadLetter(ctx context.Context, hdr nats.Header, data []byte, se
 		return fmt.Errorf("queue %q: dead-letter event %d: ack: %w", q.name, seq, err)
 	}
 	q.d.metrics.forQueue(q.name).deadLettered.Inc()
+	if sp := q.d.startEventSpan(headerValue(hdr, cePrefix+traceparentExt), "dead-letter queue "+q.name, tracing.KindProducer); sp != nil {
+		sp.Attrs = append(sp.Attrs,
+			tracing.String("messaging.system", "nats"),
+			tracing.String("messaging.operation.type", "send"),
+			tracing.String("messaging.destination.name", q.dlq.name),
+			tracing.String("messaging.message.id", headerValue(hdr, "ce-id")),
+			tracing.Int("nubo.events.attempts", int64(attempts)),
+			tracing.String("error.type", "dead_lettered"))
+		q.d.endSpan(sp, errors.New("dead-lettered: "+reason))
+	}
 	q.d.log.Info("event dead-lettered", "queue", q.name, "to", q.dlq.name, "seq", seq, "id", headerValue(hdr, "ce-id"), "attempts", attempts, "error", reason)
 	if q.fifo {
 		q.release(ctx, subject)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nubo-dev/nubo/internal/spec"
+	"github.com/nubo-dev/nubo/internal/tracing"
 )
 
 // route delivers the events of a stream to a target: one per topic
@@ -238,6 +239,7 @@ type pending struct {
 	meta    *jetstream.MsgMetadata
 	attempt int
 	ev      *event.Event
+	span    *tracing.Span // the route's span of the event; nil when not traced
 }
 
 // handle filters, transforms and delivers a batch, then acknowledges,
@@ -270,6 +272,7 @@ func (r *route) handle(ctx context.Context, msgs []jetstream.Msg, received time.
 		if r.match != nil {
 			ok, err := r.match(ctx, doc)
 			if err != nil {
+				p.span = r.startSpan(p, ev)
 				r.deadLetter(ctx, p, err.Error())
 				continue
 			}
@@ -279,6 +282,7 @@ func (r *route) handle(ctx context.Context, msgs []jetstream.Msg, received time.
 				continue
 			}
 		}
+		p.span = r.startSpan(p, ev)
 		if r.transform != nil {
 			tev, err := r.transform.apply(ctx, doc)
 			if err != nil {
@@ -288,6 +292,10 @@ func (r *route) handle(ctx context.Context, msgs []jetstream.Msg, received time.
 			if tev == nil {
 				r.m.filtered.Inc()
 				_ = msg.Ack()
+				if p.span != nil {
+					p.span.Attrs = append(p.span.Attrs, tracing.Bool("nubo.events.dropped_by_transform", true))
+				}
+				r.d.endSpan(p.span, nil)
 				continue
 			}
 			ev = tev
@@ -299,16 +307,21 @@ func (r *route) handle(ctx context.Context, msgs []jetstream.Msg, received time.
 		return
 	}
 	evs := make([]*event.Event, len(out))
+	deliveries := r.startDeliverySpans(out)
 	for i, p := range out {
 		evs[i] = p.ev
 	}
 	err := r.send(ctx, evs)
+	for _, s := range deliveries {
+		r.d.endSpan(s, err)
+	}
 	if err == nil {
 		now := time.Now()
 		for _, p := range out {
 			_ = p.msg.Ack()
 			r.m.acked.Inc()
 			r.m.latency.Observe(now.Sub(p.meta.Timestamp).Seconds())
+			r.d.endSpan(p.span, nil)
 		}
 		return
 	}
@@ -316,6 +329,7 @@ func (r *route) handle(ctx context.Context, msgs []jetstream.Msg, received time.
 		// Stopping: not the target's failure.
 		for _, p := range out {
 			_ = p.msg.Nak()
+			r.d.endSpan(p.span, ctx.Err())
 		}
 		return
 	}
@@ -327,7 +341,61 @@ func (r *route) handle(ctx context.Context, msgs []jetstream.Msg, received time.
 		delay := r.d.cfg.Retry.delay(p.attempt)
 		r.d.log.Debug("delivery failed; retrying", "route", r.what, "id", p.ev.ID(), "attempt", p.attempt, "in", delay, "err", err)
 		_ = p.msg.NakWithDelay(delay)
+		if p.span != nil {
+			p.span.Events = append(p.span.Events, tracing.Event{Time: time.Now().UnixNano(), Name: "retry scheduled",
+				Attrs: []tracing.Attr{tracing.Int("nubo.events.retry_in_ms", delay.Milliseconds())}})
+		}
+		r.d.endSpan(p.span, err)
 	}
+}
+
+// startSpan begins the route's CONSUMER span of an event it matched
+// (for a rule, the match), parented by the event's publish; nil when not
+// traced.
+func (r *route) startSpan(p pending, ev *event.Event) *tracing.Span {
+	s := r.d.startEventSpan(eventParent(ev, nil), "process "+r.what, tracing.KindConsumer)
+	if s == nil {
+		return nil
+	}
+	s.Attrs = append(eventAttrs(s.Attrs, ev),
+		tracing.String("messaging.operation.type", "process"),
+		tracing.String("messaging.destination.name", p.meta.Stream),
+		tracing.String("messaging.consumer.group.name", p.meta.Consumer),
+		tracing.String("nubo.events.route", r.what),
+		tracing.Int("nubo.events.attempt", int64(p.attempt)))
+	if r.kind == "rule" {
+		s.Attrs = append(s.Attrs, tracing.String("nubo.events.rule", r.name), tracing.Bool("nubo.events.matched", true))
+	}
+	return s
+}
+
+// startDeliverySpans begins the delivery span of each traced event and
+// gives the event its context, so that what the target records is its
+// child.
+func (r *route) startDeliverySpans(out []pending) []*tracing.Span {
+	var spans []*tracing.Span
+	kind := tracing.KindClient
+	if r.target.Kind == spec.TargetQueue || r.target.Kind == spec.TargetTopic {
+		kind = tracing.KindProducer
+	}
+	for _, p := range out {
+		s := childSpan(p.span, "deliver "+r.target.Text, kind)
+		if s == nil {
+			continue
+		}
+		s.Attrs = append(s.Attrs, tracing.String("nubo.events.target", r.target.Text),
+			tracing.String("messaging.message.id", p.ev.ID()))
+		if kind == tracing.KindProducer {
+			s.Attrs = append(s.Attrs, tracing.String("messaging.system", "nats"),
+				tracing.String("messaging.operation.type", "send"), tracing.String("messaging.destination.name", r.target.Name))
+		}
+		if len(out) > 1 {
+			s.Attrs = append(s.Attrs, tracing.Int("messaging.batch.message_count", int64(len(out))))
+		}
+		p.ev.SetExtension(traceparentExt, traceparent(s))
+		spans = append(spans, s)
+	}
+	return spans
 }
 
 // deadLetter moves an event that failed for good to the app's dead-letter
@@ -351,9 +419,35 @@ func (r *route) deadLetter(ctx context.Context, p pending, reason string) {
 	if _, err := r.d.js.PublishMsg(pubCtx, msg); err != nil {
 		r.d.log.Error("dead-letter failed; retrying the event", "route", r.what, "err", err)
 		_ = p.msg.NakWithDelay(r.d.cfg.Retry.MaxBackoff)
+		r.d.endSpan(p.span, err)
 		return
 	}
 	_ = p.msg.Ack()
 	r.m.deadLettered.Inc()
+	r.deadLetterSpan(p, msg.Subject, reason)
 	r.d.log.Warn("event dead-lettered", "route", r.what, "id", headerValue(p.msg.Headers(), "ce-id"), "attempts", p.attempt, "error", reason)
+}
+
+// deadLetterSpan records the dead-lettering of an event as an error span
+// under the route's span of it (or, for an event that did not decode,
+// under its publish), and ends the route's span.
+func (r *route) deadLetterSpan(p pending, subject, reason string) {
+	var s *tracing.Span
+	if p.span != nil {
+		s = childSpan(p.span, "dead-letter "+r.what, tracing.KindProducer)
+	} else {
+		s = r.d.startEventSpan(eventParent(nil, p.msg.Headers()), "dead-letter "+r.what, tracing.KindProducer)
+	}
+	if s != nil {
+		s.Attrs = append(s.Attrs,
+			tracing.String("messaging.system", "nats"),
+			tracing.String("messaging.operation.type", "send"),
+			tracing.String("messaging.destination.name", subject),
+			tracing.String("nubo.events.route", r.what),
+			tracing.Int("nubo.events.attempts", int64(p.attempt)),
+			tracing.String("error.type", "dead_lettered"))
+	}
+	err := errors.New("dead-lettered: " + reason)
+	r.d.endSpan(s, err)
+	r.d.endSpan(p.span, err)
 }

@@ -127,6 +127,13 @@ func (d *Dispatcher) post(ctx context.Context, url string, evs []*event.Event) e
 		return fmt.Errorf("POST %s: %w", url, err)
 	}
 	cebinding.EncodeHeaders(req.Header)
+	if len(evs) == 1 {
+		// The delivery's trace context as the request's too, so that the
+		// mesh's hop and the service's own spans join the event's trace.
+		if tp, ok := evs[0].Extensions()[traceparentExt].(string); ok {
+			req.Header.Set("Traceparent", tp)
+		}
+	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		var uerr interface{ Unwrap() error }

@@ -58,7 +58,9 @@ func (s *Store) apiAppend(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query().Get("expectedVersion"); q != "" && req.ExpectedVersion == "" {
 		req.ExpectedVersion = apitype.ExpectedVersion(q)
 	}
-	res, err := s.Append(r.Context(), r.PathValue("stream"), req.ExpectedVersion, req.Events)
+	ctx, span := s.appendSpan(r.Context(), r.Header.Get("Traceparent"), r.PathValue("stream"), len(req.Events))
+	res, err := s.Append(ctx, r.PathValue("stream"), req.ExpectedVersion, req.Events)
+	s.endAppendSpan(span, res, err)
 	if err != nil {
 		writeStoreError(w, err)
 		return

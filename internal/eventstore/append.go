@@ -126,6 +126,11 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.
 				return apitype.AppendResponse{}, fmt.Errorf("stream %q: encode event %s: %w", stream, ev.ID, err)
 			}
 		}
+		if tp := traceparentFrom(ctx); tp != "" {
+			for _, m := range msgs {
+				m.Header[hdrTraceparent] = []string{tp}
+			}
+		}
 		msgs[0].Header[hdrExpLastSubjSeq] = []string{strconv.FormatUint(h.seq, 10)}
 		ack, err := publishBatch(ctx, s.nc, msgs)
 		switch code := apiCode(err); {

@@ -117,6 +117,7 @@ func (s *Store) decode(subject string, seq uint64, ts time.Time, h nats.Header, 
 		return ev, fmt.Errorf("event at position %d: no version header", seq)
 	}
 	ev.Version = v
+	ev.Traceparent = h.Get(hdrTraceparent)
 	switch enc := h.Get(hdrEncrypted); enc {
 	case "":
 	case encAESGCM:

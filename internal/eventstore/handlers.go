@@ -75,10 +75,14 @@ func (s *Store) deliver(ctx context.Context, target spec.Target, evs []apitype.R
 	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
 	ces := make([]*event.Event, len(evs))
+	tp := traceparentFrom(ctx) // the delivery's span, for the handler's
 	for i, ev := range evs {
 		ce, err := cloudEvent(ev)
 		if err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+		if tp != "" {
+			ce.SetExtension("traceparent", tp)
 		}
 		ces[i] = ce
 	}
@@ -111,6 +115,9 @@ func (s *Store) postService(ctx context.Context, target spec.Target, header http
 		return nil, nil, err
 	}
 	req.Header = header
+	if tp := traceparentFrom(ctx); tp != "" {
+		req.Header.Set("Traceparent", tp)
+	}
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("POST %s: %w", target, err)

@@ -291,7 +291,9 @@ func (p *projection) follow(ctx context.Context) error {
 func (p *projection) deliver(ctx context.Context, batch []apitype.RecordedEvent) bool {
 	wait := retryMin
 	for {
-		err := p.ps.s.deliver(ctx, p.spec.Handler, batch)
+		dctx, span := p.deliverySpan(ctx, batch)
+		err := p.ps.s.deliver(dctx, p.spec.Handler, batch)
+		p.ps.s.endSpan(span, err)
 		if err == nil {
 			p.ps.s.metrics.deliveries.WithLabelValues(p.name, "ok").Inc()
 			p.mu.Lock()

@@ -44,6 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics registers the store's metrics; nil registers none.
 	Metrics prometheus.Registerer
+	// Tracer records spans of appends and projection deliveries; nil
+	// makes none.
+	Tracer Tracer
 }
 
 // dupWindow is the JetStream deduplication window of the events stream:

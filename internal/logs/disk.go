@@ -1,14 +1,12 @@
 package logs
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +29,13 @@ type Disk struct {
 	f    *os.File
 	hour string
 	buf  []byte
+	// traces are the hashes of the trace ids of the hour being written,
+	// its trace index once it is closed (traceindex.go).
+	traces []uint64
+	// partial says the hour's file held records before it was opened
+	// (a restart within the hour, a late record of an earlier hour):
+	// traces lack theirs, so the hour gets no trace index.
+	partial bool
 }
 
 // DefaultDiskBytes bounds the log folder when the spec says nothing.
@@ -66,12 +71,22 @@ func (d *Disk) Append(l Line) error {
 		if d.f != nil {
 			_ = d.f.Close()
 			d.f = nil
+			if err := d.writeIndexLocked(); err != nil {
+				return err
+			}
 		}
 		f, err := os.OpenFile(filepath.Join(d.dir, hour+".ndjson"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("logs: %w", err)
 		}
 		d.f, d.hour = f, hour
+		if info, err := f.Stat(); err != nil || info.Size() > 0 {
+			// Its index, if any, no longer covers it.
+			d.partial = true
+			if err := removeIndex(d.dir, hour); err != nil {
+				return err
+			}
+		}
 		// A new hour is the moment to drop what has aged out.
 		if err := d.pruneLocked(); err != nil {
 			return err
@@ -82,8 +97,11 @@ func (d *Disk) Append(l Line) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.f.Write(d.buf)
-	return err
+	if _, err = d.f.Write(d.buf); err != nil {
+		return err
+	}
+	d.noteTrace(l.TraceID)
+	return nil
 }
 
 func appendJSON(buf []byte, l Line) ([]byte, error) {
@@ -106,7 +124,7 @@ func (d *Disk) Close() error {
 	}
 	err := d.f.Close()
 	d.f = nil
-	return err
+	return errors.Join(err, d.writeIndexLocked())
 }
 
 func (d *Disk) prune() error {
@@ -137,6 +155,9 @@ func (d *Disk) pruneLocked() error {
 		}
 		if err := os.Remove(filepath.Join(d.dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("logs: %w", err)
+		}
+		if err := removeIndex(d.dir, f.hour); err != nil {
+			return err
 		}
 		total -= f.size
 	}
@@ -171,124 +192,6 @@ func (d *Disk) files() ([]segment, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].hour < out[j].hour })
 	return out, nil
-}
-
-// Search selects records on disk; the zero value matches every record.
-type Search struct {
-	Service string
-	Since   time.Time
-	Until   time.Time
-	// Level keeps records of this level or more severe (debug < info <
-	// warn < error); records without a level pass only an empty Level.
-	Level string
-	// Grep keeps records whose text contains it.
-	Grep string
-	// Where keeps records whose fields have these values (as text).
-	Where map[string]string
-	// TraceID keeps the records of one trace.
-	TraceID string
-	// Limit keeps the last N matches; 0 keeps 1000.
-	Limit int
-}
-
-var severity = map[string]int{"debug": 0, "info": 1, "warn": 2, "error": 3}
-
-// KnownLevel reports whether a level can be searched for.
-func KnownLevel(l string) bool {
-	_, ok := severity[normalLevel(l)]
-	return ok
-}
-
-// Match reports whether l is selected by s.
-func (s Search) Match(l Line) bool {
-	switch {
-	case s.Service != "" && l.Service != s.Service,
-		!s.Since.IsZero() && l.Time.Before(s.Since),
-		!s.Until.IsZero() && l.Time.After(s.Until),
-		s.Grep != "" && !strings.Contains(l.Text, s.Grep),
-		s.TraceID != "" && l.TraceID != s.TraceID:
-		return false
-	}
-	if s.Level != "" {
-		want, known := severity[normalLevel(s.Level)]
-		got, ok := severity[l.Level]
-		if !known || !ok || got < want {
-			return false
-		}
-	}
-	for k, v := range s.Where {
-		f, ok := l.Fields[k]
-		if !ok || fmt.Sprint(f) != v {
-			return false
-		}
-	}
-	return true
-}
-
-// Find returns the last s.Limit records on disk that s selects, oldest
-// first.
-func (d *Disk) Find(s Search) ([]Line, error) {
-	if s.Limit <= 0 {
-		s.Limit = 1000
-	}
-	files, err := d.files()
-	if err != nil {
-		return nil, err
-	}
-	var out []Line
-	for _, f := range files {
-		// An hour file holds that hour's records only.
-		end, _ := time.Parse(hourLayout, f.hour)
-		if !s.Since.IsZero() && end.Add(time.Hour).Before(s.Since) {
-			continue
-		}
-		if !s.Until.IsZero() && end.After(s.Until) {
-			continue
-		}
-		if out, err = d.scan(filepath.Join(d.dir, f.name), s, out); err != nil {
-			return nil, err
-		}
-		if len(out) > 4*s.Limit {
-			out = slices.Delete(out, 0, len(out)-s.Limit)
-		}
-	}
-	if len(out) > s.Limit {
-		out = out[len(out)-s.Limit:]
-	}
-	return out, nil
-}
-
-func (d *Disk) scan(path string, s Search, out []Line) ([]Line, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil // pruned meanwhile
-	}
-	if err != nil {
-		return out, fmt.Errorf("logs: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	// A record holds a line of up to the supervisor's 64 KiB, escaped, and
-	// its fields again: 4 MiB is more than any record written.
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		// Cheap checks on the raw line first: most searches are by text.
-		if s.Grep != "" && !strings.Contains(sc.Text(), jsonText(s.Grep)) {
-			continue
-		}
-		var l Line
-		if json.Unmarshal(sc.Bytes(), &l) != nil {
-			continue // a torn line
-		}
-		if s.Match(l) {
-			out = append(out, l)
-			// Only the last Limit are answered: keep memory bounded.
-			if len(out) >= 2*s.Limit {
-				out = slices.Delete(out, 0, len(out)-s.Limit)
-			}
-		}
-	}
-	return out, sc.Err()
 }
 
 // jsonText is s as it appears inside a JSON string.

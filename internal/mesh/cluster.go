@@ -192,37 +192,39 @@ func (c *cluster) publishLocked() {
 
 // report records the result of one attempt on ep for outlier detection: a
 // failure is a 5xx or an error the proxy answers with one (connect
-// failure, reset, timeout), as Envoy counts consecutive_5xx.
-func (c *cluster) report(ep *endpoint, failure bool) {
+// failure, reset, timeout), as Envoy counts consecutive_5xx. It says
+// whether this attempt got ep ejected.
+func (c *cluster) report(ep *endpoint, failure bool) (ejected bool) {
 	od := c.od.Load()
 	if od == nil {
-		return
+		return false
 	}
 	if !failure {
 		// Loading first keeps the cache line shared on the common path.
 		if ep.consecutive.Load() != 0 {
 			ep.consecutive.Store(0)
 		}
-		return
+		return false
 	}
 	if int(ep.consecutive.Add(1)) >= od.consecutive {
-		c.eject(ep)
+		return c.eject(ep)
 	}
+	return false
 }
 
 // eject ejects ep unless that would eject more than maxPercent of the
 // replicas: Envoy's check is (ejected+1)/replicas <= max_ejection_percent.
-func (c *cluster) eject(ep *endpoint) {
+func (c *cluster) eject(ep *endpoint) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	od := c.pol.outlier
 	if od == nil || ep.ejected || c.members[ep.id] != ep {
-		return
+		return false
 	}
 	ep.consecutive.Store(0)
 	if 100*(c.nEjected+1) > od.maxPercent*len(c.members) {
 		c.log.Debug("mesh: not ejecting replica: max ejection percent reached", "replica", ep.id, "addr", ep.addr, "ejected", c.nEjected, "replicas", len(c.members))
-		return
+		return false
 	}
 	now := time.Now()
 	ep.ejected, ep.ejectedAt = true, now
@@ -232,6 +234,7 @@ func (c *cluster) eject(ep *endpoint) {
 	c.nEjected++
 	c.publishLocked()
 	c.log.Info("mesh: replica ejected", "replica", ep.id, "addr", ep.addr, "for", ejectionTime(od, ep.ejectBackoff))
+	return true
 }
 
 func ejectionTime(od *outlierPolicy, backoff int) time.Duration {

@@ -26,6 +26,24 @@ const (
 	outCanceled                      // the caller went away
 )
 
+// String names the outcome for a span's retry event, as Envoy's
+// retry_on words them; "" for a response (its status says the rest).
+func (o outcome) String() string {
+	switch o {
+	case outConnectFailure:
+		return "connect-failure"
+	case outReset:
+		return "reset"
+	case outPerTryTimeout:
+		return "per-try-timeout"
+	case outTimeout:
+		return "timeout"
+	case outCanceled:
+		return "canceled"
+	}
+	return ""
+}
+
 // forward sends the request to a replica of svc, retrying as its policy
 // says, and copies the response back.
 func (m *Mesh) forward(w http.ResponseWriter, r *http.Request, c *compiled, caller string, svc *service, proto uint8) result {
@@ -54,11 +72,14 @@ func (m *Mesh) forward(w http.ResponseWriter, r *http.Request, c *compiled, call
 	}
 	var triedBuf [4]*endpoint
 	avoid := triedBuf[:0]
+	// events are the retries and ejections of this request, for its span;
+	// nil on the common path, where neither happens.
+	var events []SpanEvent
 	for attempt := 0; ; attempt++ {
 		ep := svc.cl.current().pick(svc.lb.alg, &svc.cl.rr, key, hasKey, avoid)
 		if ep == nil {
 			writeText(w, http.StatusServiceUnavailable, "no healthy upstream: service \""+svc.name+"\" has no ready replica")
-			return result{status: http.StatusServiceUnavailable, flags: "UH"}
+			return result{status: http.StatusServiceUnavailable, flags: "UH", events: events}
 		}
 		avoid = append(avoid, ep)
 		tryCtx, tryCancel := ctx, context.CancelFunc(nil)
@@ -74,9 +95,16 @@ func (m *Mesh) forward(w http.ResponseWriter, r *http.Request, c *compiled, call
 		t0 := time.Now()
 		resp, err := tr.RoundTrip(out)
 		oc := classify(err, r.Context(), ctx, tryCtx)
-		svc.cl.report(ep, (err != nil && oc != outCanceled) || (resp != nil && resp.StatusCode >= 500))
+		if svc.cl.report(ep, (err != nil && oc != outCanceled) || (resp != nil && resp.StatusCode >= 500)) {
+			events = append(events, SpanEvent{Time: time.Now(), Name: "outlier ejection", Replica: ep.addr, Attempt: attempt + 1})
+		}
 		wantRetry := pol.retriable(oc, resp)
 		if wantRetry && attempt < pol.attempts && ctx.Err() == nil && canReplay(r, replay) {
+			ev := SpanEvent{Time: time.Now(), Name: "retry", Replica: ep.addr, Attempt: attempt + 1, Reason: oc.String()}
+			if resp != nil {
+				ev.Status = resp.StatusCode
+			}
+			events = append(events, ev)
 			if resp != nil {
 				m.observeUpstream(c, caller, svc, proto, resp.StatusCode, t0)
 				discard(resp.Body)
@@ -86,7 +114,9 @@ func (m *Mesh) forward(w http.ResponseWriter, r *http.Request, c *compiled, call
 				tryCancel()
 			}
 			if !sleepCtx(ctx, backoff(attempt+1)) {
-				return m.upstreamError(w, r, outTimeout, svc, "")
+				res := m.upstreamError(w, r, outTimeout, svc, "")
+				res.events = events
+				return res
 			}
 			continue
 		}
@@ -100,11 +130,11 @@ func (m *Mesh) forward(w http.ResponseWriter, r *http.Request, c *compiled, call
 				tryCancel()
 			}
 			res := m.upstreamError(w, r, oc, svc, exhausted)
-			res.upstream = ep.addr
+			res.upstream, res.events = ep.addr, events
 			return res
 		}
 		res := m.copyResponse(w, r, resp, setCookie)
-		res.upstream = ep.addr
+		res.upstream, res.events = ep.addr, events
 		if res.flags == "" {
 			res.flags = exhausted
 		}

@@ -100,6 +100,8 @@ type result struct {
 	grpc     string // grpc-status of the response
 	upstream string // replica address
 	abort    bool   // the response broke after its headers: abort it
+	denied   string // the policy that denied the request
+	events   []SpanEvent
 }
 
 func joinFlags(a, b string) string {
@@ -122,7 +124,7 @@ func (m *Mesh) serveService(w http.ResponseWriter, r *http.Request, c *compiled,
 		src: caller, srcNS: peerNamespace(c, caller), dst: svc.name, dstNS: c.ns,
 		flags: res.flags, grpc: res.grpc, security: unknown,
 	}, msSince(start, end))
-	m.endSpan(span, res.status, res.flags, res.upstream, end)
+	m.endSpan(span, &res, end)
 	if res.abort {
 		// The status line is out: only breaking the connection (or the
 		// HTTP/2 stream) tells the client the response is incomplete.
@@ -170,7 +172,7 @@ func (m *Mesh) handle(w http.ResponseWriter, r *http.Request, c *compiled, calle
 					reporter: reporterDestination, proto: proto, code: http.StatusForbidden,
 					src: caller, srcNS: peerNamespace(c, caller), dst: svc.name, dstNS: c.ns, security: c.peerSecurity,
 				}, 0)
-				return result{status: http.StatusForbidden, flags: flags}
+				return result{status: http.StatusForbidden, flags: flags, denied: denyingPolicy(d)}
 			}
 			m.logger().Warn("mesh: request would be denied (enforcement: audit)", "policy", denyingPolicy(d),
 				"source", caller, "destination", svc.name, "method", r.Method, "path", r.URL.Path)

@@ -51,6 +51,25 @@ type Span struct {
 	Flags string
 	// Upstream is the replica's address, when one was reached.
 	Upstream string
+	// Denied names the authorization policy that denied the request (403).
+	Denied string
+	// Events are the hop's retries and the ejections it caused.
+	Events []SpanEvent
+}
+
+// SpanEvent is a retry of a hop or an outlier ejection it caused.
+type SpanEvent struct {
+	Time time.Time
+	// Name is "retry" or "outlier ejection".
+	Name string
+	// Replica is the address of the replica the attempt went to; Attempt
+	// counts from 1.
+	Replica string
+	Attempt int
+	// Status is the failed attempt's response status, 0 without one;
+	// Reason its outcome (connect failure, reset, per-try timeout, ...).
+	Status int
+	Reason string
 }
 
 // TraceIDString is the trace ID in hex, as W3C writes it.
@@ -91,7 +110,7 @@ func (m *Mesh) startSpan(r *http.Request, src, dst, name string, start time.Time
 	return s
 }
 
-func (m *Mesh) endSpan(s *hopSpan, status int, flags, upstream string, end time.Time) {
+func (m *Mesh) endSpan(s *hopSpan, res *result, end time.Time) {
 	if s == nil || !s.sampled {
 		return
 	}
@@ -99,9 +118,11 @@ func (m *Mesh) endSpan(s *hopSpan, status int, flags, upstream string, end time.
 	if th == nil || th.t == nil {
 		return
 	}
+	flags := res.flags
 	if flags == "" {
 		flags = "-"
 	}
-	s.End, s.Status, s.Flags, s.Upstream = end, status, flags, upstream
+	s.End, s.Status, s.Flags, s.Upstream = end, res.status, flags, res.upstream
+	s.Denied, s.Events = res.denied, res.events
 	th.t.ExportSpan(s.Span)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/nubo-dev/nubo/internal/alerting"
 )
@@ -73,6 +74,7 @@ type Metrics struct {
 	store   *Store
 	scraper *Scraper
 	eval    *Evaluator
+	otlp    *otlpWriter
 	rules   []rulefmt.RuleGroup
 	started bool
 	stopped bool
@@ -147,6 +149,7 @@ func (m *Metrics) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.store, m.scraper, m.eval, m.cancel, m.started = store, scraper, eval, cancel, true
+	m.otlp = newOTLPWriter(store, m.cfg.Labels)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -192,6 +195,29 @@ func (m *Metrics) Stop(ctx context.Context) error {
 	}
 	errs = append(errs, store.Close())
 	return errors.Join(errs...)
+}
+
+// WriteOTLP stores OTLP metrics (what the OTLP receiver's /v1/metrics
+// takes) in the TSDB, translated as Prometheus translates them. rejected
+// counts the data points not stored; err says why. Before Start and after
+// Stop nothing is stored.
+func (m *Metrics) WriteOTLP(ctx context.Context, md pmetric.Metrics) (rejected int, err error) {
+	m.mu.Lock()
+	w := m.otlp
+	if m.stopped {
+		w = nil
+	}
+	// The write counts in wg, which Stop waits for before it closes the
+	// TSDB; it is added under mu before Stop can see stopped.
+	if w != nil {
+		m.wg.Add(1)
+	}
+	m.mu.Unlock()
+	if w == nil {
+		return md.DataPointCount(), errors.New("metrics: the TSDB is not open")
+	}
+	defer m.wg.Done()
+	return w.write(ctx, md)
 }
 
 // Handler serves the Prometheus-compatible API under /api/v1/; before Start

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,8 +35,9 @@ type Receiver struct {
 	Spans func([]Span)
 	// Logs takes the received log records; nil answers 404 on /v1/logs.
 	Logs func(plog.Logs) (rejected int, err error)
-	// Metrics takes the received metrics; nil answers 404 on /v1/metrics.
-	Metrics func(pmetric.Metrics) (rejected int, err error)
+	// Metrics takes the received metrics (with the request's context);
+	// nil answers 404 on /v1/metrics.
+	Metrics func(context.Context, pmetric.Metrics) (rejected int, err error)
 	// MaxBody bounds a request; default DefaultMaxBody.
 	MaxBody int64
 	Logger  *slog.Logger
@@ -232,7 +234,7 @@ func (rc *Receiver) metrics(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, ct, http.StatusBadRequest, "metrics: "+err.Error())
 		return
 	}
-	rejected, err := rc.Metrics(req.Metrics())
+	rejected, err := rc.Metrics(r.Context(), req.Metrics())
 	resp := pmetricotlp.NewExportResponse()
 	if rejected > 0 || err != nil {
 		resp.PartialSuccess().SetRejectedDataPoints(int64(rejected))

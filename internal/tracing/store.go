@@ -210,11 +210,7 @@ func (s *Store) Add(spans []Span) error {
 	offs := make([]int, 0, len(spans)+1)
 	for i := range spans {
 		offs = append(offs, len(s.buf))
-		b, err := json.Marshal(&spans[i])
-		if err != nil {
-			return fmt.Errorf("traces: %w", err)
-		}
-		s.buf = append(append(s.buf, b...), '\n')
+		s.buf = append(appendSpanJSON(s.buf, &spans[i]), '\n')
 	}
 	offs = append(offs, len(s.buf))
 	if _, err := seg.f.Write(s.buf); err != nil {

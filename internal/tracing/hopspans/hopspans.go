@@ -43,6 +43,28 @@ func (m meshSpans) ExportSpan(s mesh.Span) {
 		sp.Status = tracing.StatusError
 		sp.StatusMessage = "HTTP " + strconv.Itoa(s.Status) + " (" + s.Flags + ")"
 	}
+	if s.Denied != "" {
+		sp.StatusMessage = "RBAC: access denied by " + s.Denied
+		sp.Attrs = append(sp.Attrs, tracing.String("nubo.mesh.denied_by", s.Denied), tracing.String("error.type", "policy_denied"))
+	}
+	retries := 0
+	for _, e := range s.Events {
+		if e.Name == "retry" {
+			retries++
+		}
+		ev := tracing.Event{Time: e.Time.UnixNano(), Name: e.Name, Attrs: make([]tracing.Attr, 0, 4)}
+		ev.Attrs = append(ev.Attrs, tracing.String("network.peer.address", e.Replica), tracing.Int("nubo.mesh.attempt", int64(e.Attempt)))
+		if e.Status != 0 {
+			ev.Attrs = append(ev.Attrs, tracing.Int("http.response.status_code", int64(e.Status)))
+		}
+		if e.Reason != "" {
+			ev.Attrs = append(ev.Attrs, tracing.String("error.type", e.Reason))
+		}
+		sp.Events = append(sp.Events, ev)
+	}
+	if retries > 0 {
+		sp.Attrs = append(sp.Attrs, tracing.Int("http.request.resend_count", int64(retries)))
+	}
 	m.t.Record(sp)
 }
 

@@ -1,7 +1,8 @@
 // Command hop is a service of a traced request with no tracing code of
 // its own: it passes the traceparent it got on, as any instrumentation
 // would, to the service $NEXT (through the mesh, by HTTP_PROXY) and to a
-// publish into the queue $QUEUE through the platform API ($NUBO_API).
+// publish into the queue $QUEUE, or to the platform API's path $PUBLISH
+// (/v1/events: the bus), through the platform API ($NUBO_API).
 package main
 
 import (
@@ -25,9 +26,13 @@ func main() {
 				return
 			}
 		}
+		path := os.Getenv("PUBLISH")
 		if q := os.Getenv("QUEUE"); q != "" {
+			path = "/v1/queues/" + q
+		}
+		if path != "" {
 			id := strconv.FormatInt(time.Now().UnixNano(), 10)
-			req, _ := http.NewRequest(http.MethodPost, os.Getenv("NUBO_API")+"/v1/queues/"+q,
+			req, _ := http.NewRequest(http.MethodPost, os.Getenv("NUBO_API")+path,
 				strings.NewReader(`{"specversion":"1.0","id":"`+id+`","source":"hop","type":"hop.done","data":{}}`))
 			req.Header.Set("Content-Type", "application/cloudevents+json")
 			req.Header.Set("Traceparent", tp)
