@@ -38,6 +38,7 @@ type conn struct {
 	ctx    context.Context
 	state  atomic.Int32
 	w      response
+	date   dateCache
 	body   reqBody
 	head   *[]byte // the bytes of the request being read, from headPool
 	// lastPOST is set when the last request was a POST.

@@ -47,8 +47,20 @@ type response struct {
 	err           error
 }
 
+// maxReusedHeader is how many fields a response's header map may hold and
+// still be cleared for the connection's next response rather than dropped.
+const maxReusedHeader = 32
+
 func (w *response) reset(c *conn, req *http.Request) {
-	*w = response{c: c, req: req, contentLength: -1, held: w.heldBuf[:0]}
+	h := w.header
+	if len(h) > maxReusedHeader {
+		h = nil
+	}
+	// The map is cleared, not made again: a proxy fills it with the same
+	// few fields request after request. As in net/http, a handler may not
+	// use its ResponseWriter, nor its Header, after it returned.
+	clear(h)
+	*w = response{c: c, req: req, header: h, contentLength: -1, held: w.heldBuf[:0]}
 	w.closeAfter = req.Close
 	w.wants10Keep = !req.ProtoAtLeast(1, 1) && httpguts.HeaderValuesContainsToken(req.Header["Connection"], "keep-alive")
 }
@@ -295,7 +307,7 @@ func (w *response) sendHeader(first []byte) {
 	// net/http's order, so that both servers write the same bytes.
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(w.scratch[:0], http.TimeFormat))
+		bw.Write(w.c.date.now())
 		bw.WriteString("\r\n")
 	}
 	writeField(bw, "Content-Length", setCL)
@@ -306,6 +318,24 @@ func (w *response) sendHeader(first []byte) {
 	held := w.held
 	w.held = nil
 	w.writeBody(held)
+}
+
+// dateCache is a connection's Date header value, formatted once a second
+// rather than for every response.
+type dateCache struct {
+	sec int64
+	buf []byte
+	arr [len(http.TimeFormat)]byte
+}
+
+// now is the Date value of the current second.
+func (d *dateCache) now() []byte {
+	t := time.Now()
+	if sec := t.Unix(); sec != d.sec || d.buf == nil {
+		d.sec = sec
+		d.buf = t.UTC().AppendFormat(d.arr[:0], http.TimeFormat)
+	}
+	return d.buf
 }
 
 func writeField(bw *bufio.Writer, k, v string) {
