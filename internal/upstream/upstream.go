@@ -209,6 +209,18 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 		if _, err := pc.br.Peek(1); err != nil {
 			return fail(fmt.Errorf("%w: %w", errNoResponse, err))
 		}
+		if pr := readPlainHead(pc.br, r.Method); pr != nil {
+			resp := &pr.resp
+			resp.Request = r
+			if resp.ContentLength == 0 {
+				resp.Body = http.NoBody
+				pc.release(true, stop)
+				return resp, nil
+			}
+			pr.body = upBody{pc: pc, remain: resp.ContentLength, keep: true, stop: stop}
+			resp.Body = &pr.body
+			return resp, nil
+		}
 		resp, err := http.ReadResponse(pc.br, r)
 		if err != nil {
 			return fail(err)
@@ -236,24 +248,54 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 var aLongTimeAgo = time.Unix(1, 0)
 
 // upBody is a response body that gives its connection back once read to
-// the end; closed before that, the connection is closed.
+// the end; closed before that, the connection is closed. It reads body,
+// the body http.ReadResponse made, or without it the next remain bytes of
+// the connection (a plain head's Content-Length).
 type upBody struct {
-	pc   *upConn
-	body io.ReadCloser
-	keep bool
-	stop func() bool
-	done bool
+	pc     *upConn
+	body   io.ReadCloser
+	remain int64
+	keep   bool
+	stop   func() bool
+	done   bool
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
+	if b.body == nil {
+		return b.readLength(p)
+	}
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		b.done = true
 		b.pc.release(b.keep, b.stop)
 	} else if err != nil {
+		b.done = true
+		b.pc.release(false, b.stop)
+	}
+	return n, err
+}
+
+// readLength reads the rest of a body of known length from the
+// connection, and gives the connection back with its last byte (with
+// io.EOF, as net/http's body does).
+func (b *upBody) readLength(p []byte) (int, error) {
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.pc.br.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case b.remain == 0:
+		b.done = true
+		b.pc.release(b.keep, b.stop)
+		return n, io.EOF
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		b.done = true
 		b.pc.release(false, b.stop)
 	}
