@@ -178,6 +178,8 @@ type pipeWriter struct {
 	ready     chan struct{}
 	wroteHead bool
 	committed bool
+	shared    bool          // resp.Header is header, not a copy
+	respv     http.Response // resp, when made
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }
@@ -186,33 +188,57 @@ func (w *pipeWriter) WriteHeader(code int) {
 	if w.wroteHead || code < 200 && code != http.StatusSwitchingProtocols {
 		return // informational answers are dropped, as the upstream client does
 	}
-	w.wroteHead = true
 	w.status = code
-	w.head()
+	w.freeze()
 }
 
-// head builds the response from the status and headers. The headers are
-// copied: the handler may set trailers in its map later.
-func (w *pipeWriter) head() {
-	if w.resp != nil {
+// freeze marks the status and headers written. They become the response
+// when it is handed over: copied then if the handler is still running
+// (streaming), taken as they are if it has returned. A response that
+// declares trailers is copied at once, the handler setting them in its map
+// later. The mesh's handler changes no other header after WriteHeader;
+// trailers set with http.TrailerPrefix are moved out of the map at the end.
+func (w *pipeWriter) freeze() {
+	if w.wroteHead {
 		return
 	}
 	w.wroteHead = true
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	h := w.header.Clone()
-	resp := &http.Response{
+	if _, ok := w.header["Trailer"]; ok {
+		w.head(true)
+	}
+}
+
+// head builds the response from the status and headers, copying them
+// when the handler may still change the map (copy set).
+func (w *pipeWriter) head(copy bool) {
+	if w.resp != nil {
+		return
+	}
+	w.freeze()
+	if w.resp != nil {
+		return // copied by freeze
+	}
+	h := w.header
+	if copy {
+		h = h.Clone()
+	} else {
+		w.shared = true
+	}
+	resp := &w.respv
+	*resp = http.Response{
 		Status: statusLine(w.status), StatusCode: w.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: -1, Request: w.req,
 	}
-	if cl := h.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+	if cl := h["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n
 		}
 	}
-	if names := h["Trailer"]; len(names) > 0 {
+	if names := h["Trailer"]; len(names) > 0 && copy {
 		resp.Trailer = http.Header{}
 		for _, v := range names {
 			for _, k := range strings.Split(v, ",") {
@@ -221,8 +247,9 @@ func (w *pipeWriter) head() {
 				}
 			}
 		}
-		delete(h, "Trailer")
 	}
+	// Declared after WriteHeader, trailers are not declared.
+	delete(h, "Trailer")
 	w.resp = resp
 }
 
@@ -232,7 +259,7 @@ func (w *pipeWriter) stream() error {
 	if w.committed {
 		return nil
 	}
-	w.head()
+	w.head(true)
 	w.committed = true
 	pr, pw := io.Pipe()
 	w.pw, w.resp.Body = pw, pr
@@ -247,7 +274,7 @@ func (w *pipeWriter) stream() error {
 }
 
 func (w *pipeWriter) Write(p []byte) (int, error) {
-	w.head()
+	w.freeze()
 	if w.req.Method == http.MethodHead {
 		return len(p), nil
 	}
@@ -268,7 +295,7 @@ func (w *pipeWriter) Flush() { _ = w.stream() }
 // body that fails at once.
 func (w *pipeWriter) abort(err error) {
 	if !w.committed {
-		w.head()
+		w.head(false)
 		w.committed = true
 		w.resp.Body = io.NopCloser(&failingReader{err})
 		close(w.ready)
@@ -284,7 +311,7 @@ func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
 // finish ends the response after the handler returned, with the trailers
 // it set: a response not yet handed over goes with its whole body.
 func (w *pipeWriter) finish() {
-	w.head()
+	w.head(false)
 	w.setTrailers()
 	if !w.committed {
 		w.committed = true
@@ -308,6 +335,9 @@ func (w *pipeWriter) setTrailers() {
 				w.resp.Trailer = http.Header{}
 			}
 			w.resp.Trailer[http.CanonicalHeaderKey(strings.TrimPrefix(k, http.TrailerPrefix))] = vv
+			if w.shared {
+				delete(w.header, k)
+			}
 		case w.resp.Trailer != nil:
 			if _, declared := w.resp.Trailer[k]; declared {
 				w.resp.Trailer[k] = vv
