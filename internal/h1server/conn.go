@@ -40,7 +40,8 @@ type conn struct {
 	w      response
 	date   dateCache
 	body   reqBody
-	head   *[]byte // the bytes of the request being read, from headPool
+	head   *[]byte   // the bytes of the request being read, from headPool
+	plain  plainBody // the body of a request readPlainRequest read
 	// lastPOST is set when the last request was a POST.
 	lastPOST bool
 }
@@ -250,6 +251,15 @@ func (c *conn) readRequest() (*http.Request, error) {
 		}
 		_, _ = c.br.Discard(n)
 	}
+	if req, host := readPlainRequest(c.br, &c.plain); req != nil {
+		// The head was within the limit; the body is not bounded by it.
+		c.lr.remain = math.MaxInt64
+		c.lastPOST = req.Method == http.MethodPost
+		if !validHost(host) {
+			return nil, statusError{http.StatusBadRequest, "malformed Host header"}
+		}
+		return c.checkRequest(req)
+	}
 	// http.ReadRequest drops the Host headers, which net/http's server
 	// checks first: the bytes it reads are kept to count them.
 	if c.head == nil {
@@ -281,6 +291,12 @@ func (c *conn) readRequest() (*http.Request, error) {
 	case nHosts == 1 && !validHost(host):
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
+	return c.checkRequest(req)
+}
+
+// checkRequest makes net/http's server's checks of header names and
+// values, and gives req the connection's address and context.
+func (c *conn) checkRequest(req *http.Request) (*http.Request, error) {
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return nil, statusError{http.StatusBadRequest, "invalid header name"}
