@@ -62,7 +62,7 @@ func (w *response) reset(c *conn, req *http.Request) {
 	clear(h)
 	*w = response{c: c, req: req, header: h, contentLength: -1, held: w.heldBuf[:0]}
 	w.closeAfter = req.Close
-	w.wants10Keep = !req.ProtoAtLeast(1, 1) && httpguts.HeaderValuesContainsToken(req.Header["Connection"], "keep-alive")
+	w.wants10Keep = !req.ProtoAtLeast(1, 1) && hasToken(req.Header.Get("Connection"), "keep-alive")
 }
 
 // Header returns the response's headers.
@@ -510,3 +510,27 @@ var _ interface {
 	http.Flusher
 	http.Hijacker
 } = (*response)(nil)
+
+// hasToken is net/http's test of a token in a header value (for
+// "Connection: keep-alive" from an HTTP/1.0 client): a case-insensitive
+// match bounded by spaces, tabs, commas or the ends, so that
+// "0 keep-Alive" has it as net/http's server sees it.
+func hasToken(v, token string) bool {
+	if len(token) > len(v) || token == "" {
+		return false
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
