@@ -38,10 +38,15 @@ type conn struct {
 	ctx    context.Context
 	state  atomic.Int32
 	w      response
-	date   dateCache
-	body   reqBody
-	head   *[]byte   // the bytes of the request being read, from headPool
-	plain  plainBody // the body of a request readPlainRequest read
+	// heldBuf holds the first bytes of a response body of unknown length;
+	// scratch is for formatting numbers. They are the connection's, so
+	// that resetting the response for each request does not clear them.
+	heldBuf [bufferBeforeChunking]byte
+	scratch [64]byte
+	date    dateCache
+	body    reqBody
+	head    *[]byte   // the bytes of the request being read, from headPool
+	plain   plainBody // the body of a request readPlainRequest read
 	// lastPOST is set when the last request was a POST.
 	lastPOST bool
 }

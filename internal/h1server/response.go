@@ -42,8 +42,6 @@ type response struct {
 	wants10Keep   bool
 	trailers      []string
 	held          []byte
-	heldBuf       [bufferBeforeChunking]byte
-	scratch       [64]byte
 	err           error
 }
 
@@ -60,7 +58,7 @@ func (w *response) reset(c *conn, req *http.Request) {
 	// few fields request after request. As in net/http, a handler may not
 	// use its ResponseWriter, nor its Header, after it returned.
 	clear(h)
-	*w = response{c: c, req: req, header: h, contentLength: -1, held: w.heldBuf[:0]}
+	*w = response{c: c, req: req, header: h, contentLength: -1, held: c.heldBuf[:0]}
 	w.closeAfter = req.Close
 	w.wants10Keep = !req.ProtoAtLeast(1, 1) && hasToken(req.Header.Get("Connection"), "keep-alive")
 }
@@ -155,7 +153,7 @@ func (w *response) writeBody(p []byte) {
 	}
 	bw := w.c.bw
 	if w.chunking {
-		bw.Write(strconv.AppendInt(w.scratch[:0], int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(len(p)), 16))
 		bw.WriteString("\r\n")
 		bw.Write(p)
 		_, w.err = bw.WriteString("\r\n")
@@ -354,13 +352,13 @@ func (w *response) writeStatusLine(code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	bw.Write(strconv.AppendInt(w.scratch[:0], int64(code), 10))
+	bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(code), 10))
 	if text := http.StatusText(code); text != "" {
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 	} else {
 		bw.WriteString(" status code ")
-		bw.Write(strconv.AppendInt(w.scratch[:0], int64(code), 10))
+		bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(code), 10))
 	}
 	bw.WriteString("\r\n")
 }
