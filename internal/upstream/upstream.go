@@ -63,6 +63,9 @@ type upConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	idled time.Time
+	// interrupt makes the connection's pending I/O return, when the
+	// context of its round trip ends; made once per connection.
+	interrupt func()
 }
 
 var (
@@ -182,7 +185,10 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	// a deadline in the past is what interrupts them when ctx ends.
 	var stop func() bool
 	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
+		if pc.interrupt == nil {
+			pc.interrupt = func() { pc.conn.SetDeadline(aLongTimeAgo) }
+		}
+		stop = context.AfterFunc(ctx, pc.interrupt)
 	}
 	fail := func(err error) (*http.Response, error) {
 		if stop != nil {
