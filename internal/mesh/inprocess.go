@@ -288,6 +288,13 @@ func (w *pipeWriter) Write(p []byte) (int, error) {
 	return w.pw.Write(p)
 }
 
+// SetReadDeadline reports that an in-process request has no connection to
+// set a deadline on (the caller's own server bounds its body's reads), for
+// http.ResponseController: without the method, each call would walk the
+// writer and format a new error (3.7 allocations a request with a body,
+// from netguard's body timeout).
+func (w *pipeWriter) SetReadDeadline(time.Time) error { return http.ErrNotSupported }
+
 // Flush hands the response over and streams its body from now on.
 func (w *pipeWriter) Flush() { _ = w.stream() }
 
