@@ -75,6 +75,9 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 		}
 		name := l[:colon]
 		switch {
+		case !specialLen[len(name)&63]:
+			// Not one of the names below: the usual case, at the cost of
+			// a length check.
 		case bytes.EqualFold(name, []byte("Host")):
 			hosts++
 		case bytes.EqualFold(name, []byte("Content-Length")):
@@ -123,7 +126,7 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 		value := text[start : start+len(trimOWS(v))]
 		off += i + 2
 		rest = rest[i+2:]
-		if bytes.EqualFold(l[:colon], []byte("Host")) {
+		if colon == 4 && bytes.EqualFold(l[:colon], []byte("Host")) {
 			hostField = trimOWS(v)
 			if req.Host == "" {
 				req.Host = value
@@ -181,6 +184,11 @@ func (b *plainBody) Read(p []byte) (int, error) {
 }
 
 func (b *plainBody) Close() error { return nil }
+
+// specialLen marks the lengths of the field names readPlainRequest looks
+// at: Host, Content-Length, Transfer-Encoding, Connection, Expect, Pragma,
+// Trailer, Upgrade.
+var specialLen = [64]bool{4: true, 14: true, 17: true, 10: true, 6: true, 7: true}
 
 var (
 	crlf     = []byte("\r\n")

@@ -73,6 +73,9 @@ func readPlainHead(br *bufio.Reader, method string) *plainResponse {
 		}
 		name := l[:colon]
 		switch {
+		case !specialLen[len(name)&63]:
+			// Not one of the names below: the usual case, at the cost of
+			// a length check.
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			v := trimOWS(l[colon+1:])
 			if length >= 0 || len(v) == 0 || len(v) > 18 {
@@ -128,6 +131,10 @@ func readPlainHead(br *bufio.Reader, method string) *plainResponse {
 	_, _ = br.Discard(end + 4)
 	return pr
 }
+
+// specialLen marks the lengths of the field names readPlainHead looks at:
+// Content-Length, Transfer-Encoding, Trailer, Connection, Pragma.
+var specialLen = [64]bool{14: true, 17: true, 7: true, 10: true, 6: true}
 
 var (
 	crlf     = []byte("\r\n")
