@@ -167,9 +167,14 @@ func (c *conn) serve() {
 		}
 		first = false
 		c.state.Store(stateActive)
-		if s.ReadHeaderTimeout > 0 {
+		// The header's deadline bounds the reads of the rest of the head;
+		// with the whole head read already there are none (the body's
+		// reads get their own deadline), and the timer is left alone.
+		switch {
+		case c.headBuffered():
+		case s.ReadHeaderTimeout > 0:
 			_ = c.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
-		} else if s.IdleTimeout > 0 {
+		case s.IdleTimeout > 0:
 			_ = c.rwc.SetReadDeadline(time.Time{})
 		}
 		if c.fallbackProtocol() {
@@ -189,6 +194,13 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// headBuffered reports whether a whole request head (up to an empty line
+// ended by CRLF) is in the read buffer.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf)
 }
 
 // fallbackProtocol reports whether the next bytes start what Fallback
