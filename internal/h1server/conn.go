@@ -333,9 +333,13 @@ func (c *conn) checkRequest(req *http.Request) (*http.Request, error) {
 
 // scanHosts counts the Host fields of a request's head and returns the
 // first one's value. Lines are split as textproto splits them (CRLF or
-// bare LF); a field name with space before the colon never gets here.
+// bare LF); a field name with space before the colon never gets here. A
+// first Host folded onto more lines is joined as textproto joins it (each
+// line trimmed, a space between), which is what net/http's server checks.
 func scanHosts(head []byte) (n int, first []byte) {
 	line := 0 // the request line is not a field
+	lastHost := false
+	var joined []byte
 	for len(head) > 0 {
 		i := bytes.IndexByte(head, '\n')
 		l := head
@@ -351,12 +355,27 @@ func scanHosts(head []byte) (n int, first []byte) {
 		if line++; line == 1 {
 			continue
 		}
+		if l[0] == ' ' || l[0] == '\t' {
+			// A continuation of the field before.
+			if lastHost && n == 1 {
+				if joined == nil {
+					joined = append([]byte{}, first...)
+				}
+				joined = append(append(joined, ' '), bytes.Trim(l, " \t")...)
+			}
+			continue
+		}
+		lastHost = false
 		if len(l) >= 5 && l[4] == ':' && bytes.EqualFold(l[:4], []byte("host")) {
 			if n == 0 {
 				first = bytes.Trim(l[5:], " \t")
 			}
 			n++
+			lastHost = true
 		}
+	}
+	if joined != nil {
+		first = bytes.TrimLeft(joined, " \t")
 	}
 	return n, first
 }
