@@ -143,7 +143,10 @@ func (x *exchange) stream(a *answer) {
 		return
 	}
 	flush := a.length < 0
-	rc := http.NewResponseController(x.w)
+	var rc *http.ResponseController
+	if flush {
+		rc = http.NewResponseController(x.w)
+	}
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp

@@ -38,8 +38,15 @@ type conn struct {
 	ctx    context.Context
 	state  atomic.Int32
 	w      response
-	body   reqBody
-	head   *[]byte // the bytes of the request being read, from headPool
+	// heldBuf holds the first bytes of a response body of unknown length;
+	// scratch is for formatting numbers. They are the connection's, so
+	// that resetting the response for each request does not clear them.
+	heldBuf [bufferBeforeChunking]byte
+	scratch [64]byte
+	date    dateCache
+	body    reqBody
+	head    *[]byte   // the bytes of the request being read, from headPool
+	plain   plainBody // the body of a request readPlainRequest read
 	// lastPOST is set when the last request was a POST.
 	lastPOST bool
 }
@@ -160,9 +167,14 @@ func (c *conn) serve() {
 		}
 		first = false
 		c.state.Store(stateActive)
-		if s.ReadHeaderTimeout > 0 {
+		// The header's deadline bounds the reads of the rest of the head;
+		// with the whole head read already there are none (the body's
+		// reads get their own deadline), and the timer is left alone.
+		switch {
+		case c.headBuffered():
+		case s.ReadHeaderTimeout > 0:
 			_ = c.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
-		} else if s.IdleTimeout > 0 {
+		case s.IdleTimeout > 0:
 			_ = c.rwc.SetReadDeadline(time.Time{})
 		}
 		if c.fallbackProtocol() {
@@ -182,6 +194,13 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// headBuffered reports whether a whole request head (up to an empty line
+// ended by CRLF) is in the read buffer.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf)
 }
 
 // fallbackProtocol reports whether the next bytes start what Fallback
@@ -249,6 +268,15 @@ func (c *conn) readRequest() (*http.Request, error) {
 		}
 		_, _ = c.br.Discard(n)
 	}
+	if req, host := readPlainRequest(c.br, &c.plain); req != nil {
+		// The head was within the limit; the body is not bounded by it.
+		c.lr.remain = math.MaxInt64
+		c.lastPOST = req.Method == http.MethodPost
+		if !validHost(host) {
+			return nil, statusError{http.StatusBadRequest, "malformed Host header"}
+		}
+		return c.checkRequest(req)
+	}
 	// http.ReadRequest drops the Host headers, which net/http's server
 	// checks first: the bytes it reads are kept to count them.
 	if c.head == nil {
@@ -280,6 +308,12 @@ func (c *conn) readRequest() (*http.Request, error) {
 	case nHosts == 1 && !validHost(host):
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
+	return c.checkRequest(req)
+}
+
+// checkRequest makes net/http's server's checks of header names and
+// values, and gives req the connection's address and context.
+func (c *conn) checkRequest(req *http.Request) (*http.Request, error) {
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return nil, statusError{http.StatusBadRequest, "invalid header name"}
@@ -299,9 +333,13 @@ func (c *conn) readRequest() (*http.Request, error) {
 
 // scanHosts counts the Host fields of a request's head and returns the
 // first one's value. Lines are split as textproto splits them (CRLF or
-// bare LF); a field name with space before the colon never gets here.
+// bare LF); a field name with space before the colon never gets here. A
+// first Host folded onto more lines is joined as textproto joins it (each
+// line trimmed, a space between), which is what net/http's server checks.
 func scanHosts(head []byte) (n int, first []byte) {
 	line := 0 // the request line is not a field
+	lastHost := false
+	var joined []byte
 	for len(head) > 0 {
 		i := bytes.IndexByte(head, '\n')
 		l := head
@@ -317,12 +355,27 @@ func scanHosts(head []byte) (n int, first []byte) {
 		if line++; line == 1 {
 			continue
 		}
+		if l[0] == ' ' || l[0] == '\t' {
+			// A continuation of the field before.
+			if lastHost && n == 1 {
+				if joined == nil {
+					joined = append([]byte{}, first...)
+				}
+				joined = append(append(joined, ' '), bytes.Trim(l, " \t")...)
+			}
+			continue
+		}
+		lastHost = false
 		if len(l) >= 5 && l[4] == ':' && bytes.EqualFold(l[:4], []byte("host")) {
 			if n == 0 {
 				first = bytes.Trim(l[5:], " \t")
 			}
 			n++
+			lastHost = true
 		}
+	}
+	if joined != nil {
+		first = bytes.TrimLeft(joined, " \t")
 	}
 	return n, first
 }

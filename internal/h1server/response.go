@@ -42,15 +42,25 @@ type response struct {
 	wants10Keep   bool
 	trailers      []string
 	held          []byte
-	heldBuf       [bufferBeforeChunking]byte
-	scratch       [64]byte
 	err           error
 }
 
+// maxReusedHeader is how many fields a response's header map may hold and
+// still be cleared for the connection's next response rather than dropped.
+const maxReusedHeader = 32
+
 func (w *response) reset(c *conn, req *http.Request) {
-	*w = response{c: c, req: req, contentLength: -1, held: w.heldBuf[:0]}
+	h := w.header
+	if len(h) > maxReusedHeader {
+		h = nil
+	}
+	// The map is cleared, not made again: a proxy fills it with the same
+	// few fields request after request. As in net/http, a handler may not
+	// use its ResponseWriter, nor its Header, after it returned.
+	clear(h)
+	*w = response{c: c, req: req, header: h, contentLength: -1, held: c.heldBuf[:0]}
 	w.closeAfter = req.Close
-	w.wants10Keep = !req.ProtoAtLeast(1, 1) && httpguts.HeaderValuesContainsToken(req.Header["Connection"], "keep-alive")
+	w.wants10Keep = !req.ProtoAtLeast(1, 1) && hasToken(req.Header.Get("Connection"), "keep-alive")
 }
 
 // Header returns the response's headers.
@@ -143,7 +153,7 @@ func (w *response) writeBody(p []byte) {
 	}
 	bw := w.c.bw
 	if w.chunking {
-		bw.Write(strconv.AppendInt(w.scratch[:0], int64(len(p)), 16))
+		bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(len(p)), 16))
 		bw.WriteString("\r\n")
 		bw.Write(p)
 		_, w.err = bw.WriteString("\r\n")
@@ -295,7 +305,7 @@ func (w *response) sendHeader(first []byte) {
 	// net/http's order, so that both servers write the same bytes.
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.Write(time.Now().UTC().AppendFormat(w.scratch[:0], http.TimeFormat))
+		bw.Write(w.c.date.now())
 		bw.WriteString("\r\n")
 	}
 	writeField(bw, "Content-Length", setCL)
@@ -306,6 +316,24 @@ func (w *response) sendHeader(first []byte) {
 	held := w.held
 	w.held = nil
 	w.writeBody(held)
+}
+
+// dateCache is a connection's Date header value, formatted once a second
+// rather than for every response.
+type dateCache struct {
+	sec int64
+	buf []byte
+	arr [len(http.TimeFormat)]byte
+}
+
+// now is the Date value of the current second.
+func (d *dateCache) now() []byte {
+	t := time.Now()
+	if sec := t.Unix(); sec != d.sec || d.buf == nil {
+		d.sec = sec
+		d.buf = t.UTC().AppendFormat(d.arr[:0], http.TimeFormat)
+	}
+	return d.buf
 }
 
 func writeField(bw *bufio.Writer, k, v string) {
@@ -324,13 +352,13 @@ func (w *response) writeStatusLine(code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	bw.Write(strconv.AppendInt(w.scratch[:0], int64(code), 10))
+	bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(code), 10))
 	if text := http.StatusText(code); text != "" {
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 	} else {
 		bw.WriteString(" status code ")
-		bw.Write(strconv.AppendInt(w.scratch[:0], int64(code), 10))
+		bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(code), 10))
 	}
 	bw.WriteString("\r\n")
 }
@@ -480,3 +508,27 @@ var _ interface {
 	http.Flusher
 	http.Hijacker
 } = (*response)(nil)
+
+// hasToken is net/http's test of a token in a header value (for
+// "Connection: keep-alive" from an HTTP/1.0 client): a case-insensitive
+// match bounded by spaces, tabs, commas or the ends, so that
+// "0 keep-Alive" has it as net/http's server sees it.
+func hasToken(v, token string) bool {
+	if len(token) > len(v) || token == "" {
+		return false
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }

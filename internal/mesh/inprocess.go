@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Transport returns an http.RoundTripper that carries caller's requests to
@@ -19,12 +20,13 @@ import (
 // The gateway's service integrations use it, so that a request from the
 // ingress crosses one TCP connection after the ingress, to the replica.
 func (m *Mesh) Transport(caller string) http.RoundTripper {
-	return &inProcess{m: m, caller: caller}
+	return &inProcess{m: m, caller: caller, work: make(chan *inFlight)}
 }
 
 type inProcess struct {
 	m      *Mesh
 	caller string
+	work   chan *inFlight // to an idle worker
 	mu     sync.RWMutex
 	byHost map[string]http.Handler // listener address -> its handler
 }
@@ -56,9 +58,9 @@ func (t *inProcess) handler(host string) http.Handler {
 	return h
 }
 
-// RoundTrip serves req with its listener's handler on a goroutine of its
-// own and returns the response when the handler returns, or, for a body
-// that is long or flushed, as soon as it starts (it then streams).
+// RoundTrip serves req with its listener's handler on a worker goroutine
+// and returns the response when the handler returns, or, for a body that
+// is long or flushed, as soon as it starts (it then streams).
 func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.handler(req.URL.Host)
 	if h == nil {
@@ -68,10 +70,13 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("mesh: %s has no service listener at %s", t.caller, req.URL.Host)
 	}
 	// The request as the listener's server would have read it. The
-	// handler edits headers (hop-by-hop, identity): it gets a copy.
-	in := new(http.Request)
+	// handler edits headers (hop-by-hop, identity): it gets a copy. The
+	// request, its URL and the writer take one allocation.
+	x := &inFlight{h: h}
+	in := &x.req
 	*in = *req
-	in.URL = &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	x.url = url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	in.URL = &x.url
 	in.RequestURI = in.URL.RequestURI()
 	if in.Host == "" {
 		in.Host = req.URL.Host
@@ -86,22 +91,70 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	in.GetBody, in.Close, in.TLS, in.Trailer, in.TransferEncoding = nil, false, nil, nil, nil
 	in.RemoteAddr = "127.0.0.1:0"
-	w := &pipeWriter{req: req, header: http.Header{}, ready: make(chan struct{})}
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				if v != http.ErrAbortHandler {
-					t.m.logger().Error("mesh: in-process handler panicked", "caller", t.caller, "panic", v)
-				}
-				w.abort(fmt.Errorf("mesh: in-process request aborted: %v", v))
-				return
-			}
-			w.finish()
-		}()
-		h.ServeHTTP(w, in)
-	}()
+	w := &x.w
+	*w = pipeWriter{req: req, header: http.Header{}, ready: make(chan struct{})}
+	w.held = w.heldArr[:0]
+	t.run(x)
 	<-w.ready
 	return w.resp, nil
+}
+
+// inFlight is one in-process request: what the handler reads and writes.
+type inFlight struct {
+	h   http.Handler
+	req http.Request
+	url url.URL
+	w   pipeWriter
+}
+
+// workerIdle is how long a worker goroutine waits for another request
+// before it ends.
+const workerIdle = 5 * time.Second
+
+// run serves x on an idle worker, or on a new one. A worker serves request
+// after request: a new goroutine would grow its stack to the depth of the
+// mesh's handler every time (runtime.newstack and copystack were 4.5% of
+// the CPU of the gateway's service route).
+func (t *inProcess) run(x *inFlight) {
+	select {
+	case t.work <- x:
+	default:
+		go t.worker(x)
+	}
+}
+
+func (t *inProcess) worker(x *inFlight) {
+	var idle *time.Timer
+	for {
+		t.serve(x)
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case x = <-t.work:
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// serve runs the handler; a panic aborts the response, as the listener's
+// server would break the connection.
+func (t *inProcess) serve(x *inFlight) {
+	w := &x.w
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				t.m.logger().Error("mesh: in-process handler panicked", "caller", t.caller, "panic", v)
+			}
+			w.abort(fmt.Errorf("mesh: in-process request aborted: %v", v))
+			return
+		}
+		w.finish()
+	}()
+	x.h.ServeHTTP(w, &x.req)
 }
 
 // maxHeldBody is how much of an answer's body is held until the handler
@@ -118,11 +171,15 @@ type pipeWriter struct {
 	header    http.Header
 	status    int
 	held      []byte
+	heldArr   [512]byte // held's first bytes, a short answer's whole body
+	body      heldBody
 	pw        *io.PipeWriter // set once streaming
 	resp      *http.Response
 	ready     chan struct{}
 	wroteHead bool
 	committed bool
+	shared    bool          // resp.Header is header, not a copy
+	respv     http.Response // resp, when made
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }
@@ -131,33 +188,57 @@ func (w *pipeWriter) WriteHeader(code int) {
 	if w.wroteHead || code < 200 && code != http.StatusSwitchingProtocols {
 		return // informational answers are dropped, as the upstream client does
 	}
-	w.wroteHead = true
 	w.status = code
-	w.head()
+	w.freeze()
 }
 
-// head builds the response from the status and headers. The headers are
-// copied: the handler may set trailers in its map later.
-func (w *pipeWriter) head() {
-	if w.resp != nil {
+// freeze marks the status and headers written. They become the response
+// when it is handed over: copied then if the handler is still running
+// (streaming), taken as they are if it has returned. A response that
+// declares trailers is copied at once, the handler setting them in its map
+// later. The mesh's handler changes no other header after WriteHeader;
+// trailers set with http.TrailerPrefix are moved out of the map at the end.
+func (w *pipeWriter) freeze() {
+	if w.wroteHead {
 		return
 	}
 	w.wroteHead = true
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	h := w.header.Clone()
-	resp := &http.Response{
-		Status: strconv.Itoa(w.status) + " " + http.StatusText(w.status), StatusCode: w.status,
+	if _, ok := w.header["Trailer"]; ok {
+		w.head(true)
+	}
+}
+
+// head builds the response from the status and headers, copying them
+// when the handler may still change the map (copy set).
+func (w *pipeWriter) head(copy bool) {
+	if w.resp != nil {
+		return
+	}
+	w.freeze()
+	if w.resp != nil {
+		return // copied by freeze
+	}
+	h := w.header
+	if copy {
+		h = h.Clone()
+	} else {
+		w.shared = true
+	}
+	resp := &w.respv
+	*resp = http.Response{
+		Status: statusLine(w.status), StatusCode: w.status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: -1, Request: w.req,
 	}
-	if cl := h.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+	if cl := h["Content-Length"]; len(cl) > 0 && cl[0] != "" {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			resp.ContentLength = n
 		}
 	}
-	if names := h["Trailer"]; len(names) > 0 {
+	if names := h["Trailer"]; len(names) > 0 && copy {
 		resp.Trailer = http.Header{}
 		for _, v := range names {
 			for _, k := range strings.Split(v, ",") {
@@ -166,8 +247,9 @@ func (w *pipeWriter) head() {
 				}
 			}
 		}
-		delete(h, "Trailer")
 	}
+	// Declared after WriteHeader, trailers are not declared.
+	delete(h, "Trailer")
 	w.resp = resp
 }
 
@@ -177,7 +259,7 @@ func (w *pipeWriter) stream() error {
 	if w.committed {
 		return nil
 	}
-	w.head()
+	w.head(true)
 	w.committed = true
 	pr, pw := io.Pipe()
 	w.pw, w.resp.Body = pw, pr
@@ -192,7 +274,7 @@ func (w *pipeWriter) stream() error {
 }
 
 func (w *pipeWriter) Write(p []byte) (int, error) {
-	w.head()
+	w.freeze()
 	if w.req.Method == http.MethodHead {
 		return len(p), nil
 	}
@@ -206,6 +288,13 @@ func (w *pipeWriter) Write(p []byte) (int, error) {
 	return w.pw.Write(p)
 }
 
+// SetReadDeadline reports that an in-process request has no connection to
+// set a deadline on (the caller's own server bounds its body's reads), for
+// http.ResponseController: without the method, each call would walk the
+// writer and format a new error (3.7 allocations a request with a body,
+// from netguard's body timeout).
+func (w *pipeWriter) SetReadDeadline(time.Time) error { return http.ErrNotSupported }
+
 // Flush hands the response over and streams its body from now on.
 func (w *pipeWriter) Flush() { _ = w.stream() }
 
@@ -213,7 +302,7 @@ func (w *pipeWriter) Flush() { _ = w.stream() }
 // body that fails at once.
 func (w *pipeWriter) abort(err error) {
 	if !w.committed {
-		w.head()
+		w.head(false)
 		w.committed = true
 		w.resp.Body = io.NopCloser(&failingReader{err})
 		close(w.ready)
@@ -229,11 +318,12 @@ func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
 // finish ends the response after the handler returned, with the trailers
 // it set: a response not yet handed over goes with its whole body.
 func (w *pipeWriter) finish() {
-	w.head()
+	w.head(false)
 	w.setTrailers()
 	if !w.committed {
 		w.committed = true
-		w.resp.Body = io.NopCloser(bytes.NewReader(w.held))
+		w.body.Reader.Reset(w.held)
+		w.resp.Body = &w.body
 		if w.resp.ContentLength < 0 && w.req.Method != http.MethodHead {
 			w.resp.ContentLength = int64(len(w.held))
 		}
@@ -252,10 +342,38 @@ func (w *pipeWriter) setTrailers() {
 				w.resp.Trailer = http.Header{}
 			}
 			w.resp.Trailer[http.CanonicalHeaderKey(strings.TrimPrefix(k, http.TrailerPrefix))] = vv
+			if w.shared {
+				delete(w.header, k)
+			}
 		case w.resp.Trailer != nil:
 			if _, declared := w.resp.Trailer[k]; declared {
 				w.resp.Trailer[k] = vv
 			}
 		}
 	}
+}
+
+// heldBody is a short answer's body, handed over whole.
+type heldBody struct{ bytes.Reader }
+
+func (*heldBody) Close() error { return nil }
+
+// statusLines are the Status of the responses with a known code.
+var statusLines = func() map[int]string {
+	m := map[int]string{}
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			m[code] = strconv.Itoa(code) + " " + text
+		}
+	}
+	return m
+}()
+
+// statusLine is an http.Response's Status for code, as net/http's client
+// sets it.
+func statusLine(code int) string {
+	if s, ok := statusLines[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }

@@ -131,3 +131,51 @@ func TestTransportInProcessStreams(t *testing.T) {
 		t.Fatalf("second event: %q", rest)
 	}
 }
+
+// TestTransportInProcessShortAnswers: a short answer handed over whole
+// (its headers taken as the handler left them, not copied) has the
+// replica's headers, answers in turn on the same warm worker do not share
+// them, and a streamed one's undeclared trailers are in Trailer only.
+func TestTransportInProcessShortAnswers(t *testing.T) {
+	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.URL.Path)
+		io.WriteString(w, "short")
+		if r.URL.Path == "/trailer" {
+			// Chunked, so that the replica sends the trailer.
+			w.(http.Flusher).Flush()
+			w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+		}
+	})
+	eps := newFakeEndpoints()
+	eps.set("users", srv...)
+	m := startMesh(t, baseConfig(t, "users"), eps)
+	u, err := m.ServiceURL("gateway", "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := m.Transport("gateway")
+	for _, path := range []string{"/trailer", "/a", "/b"} {
+		req, _ := http.NewRequest("GET", u+path, nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "short" || resp.Header.Get("X-Path") != path {
+			t.Fatalf("%s: %q, X-Path %q", path, b, resp.Header.Get("X-Path"))
+		}
+		for k := range resp.Header {
+			if strings.HasPrefix(k, http.TrailerPrefix) || k == "X-Late" || k == "Trailer" {
+				t.Errorf("%s: header %s: a trailer among the headers", path, k)
+			}
+		}
+		want := ""
+		if path == "/trailer" {
+			want = "yes"
+		}
+		if got := resp.Trailer.Get("X-Late"); got != want {
+			t.Errorf("%s: trailer X-Late %q, want %q", path, got, want)
+		}
+	}
+}

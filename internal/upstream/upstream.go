@@ -13,7 +13,9 @@
 // response types, which a proxy would have to convert from and to
 // net/http's, losing what it saves. A proxy's common request has no body,
 // so the two ends of a round trip can happen in turn on one goroutine,
-// with net/http's own ReadResponse parsing the answer.
+// with net/http's own ReadResponse parsing the answer (a plain answer,
+// HTTP/1.1 with a Content-Length, is parsed by readPlainHead to the same
+// result with fewer allocations; head.go).
 package upstream
 
 import (
@@ -63,6 +65,9 @@ type upConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	idled time.Time
+	// interrupt makes the connection's pending I/O return, when the
+	// context of its round trip ends; made once per connection.
+	interrupt func()
 }
 
 var (
@@ -182,7 +187,10 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	// a deadline in the past is what interrupts them when ctx ends.
 	var stop func() bool
 	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
+		if pc.interrupt == nil {
+			pc.interrupt = func() { pc.conn.SetDeadline(aLongTimeAgo) }
+		}
+		stop = context.AfterFunc(ctx, pc.interrupt)
 	}
 	fail := func(err error) (*http.Response, error) {
 		if stop != nil {
@@ -208,6 +216,18 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	for {
 		if _, err := pc.br.Peek(1); err != nil {
 			return fail(fmt.Errorf("%w: %w", errNoResponse, err))
+		}
+		if pr := readPlainHead(pc.br, r.Method); pr != nil {
+			resp := &pr.resp
+			resp.Request = r
+			if resp.ContentLength == 0 {
+				resp.Body = http.NoBody
+				pc.release(true, stop)
+				return resp, nil
+			}
+			pr.body = upBody{pc: pc, remain: resp.ContentLength, keep: true, stop: stop}
+			resp.Body = &pr.body
+			return resp, nil
 		}
 		resp, err := http.ReadResponse(pc.br, r)
 		if err != nil {
@@ -236,24 +256,54 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 var aLongTimeAgo = time.Unix(1, 0)
 
 // upBody is a response body that gives its connection back once read to
-// the end; closed before that, the connection is closed.
+// the end; closed before that, the connection is closed. It reads body,
+// the body http.ReadResponse made, or without it the next remain bytes of
+// the connection (a plain head's Content-Length).
 type upBody struct {
-	pc   *upConn
-	body io.ReadCloser
-	keep bool
-	stop func() bool
-	done bool
+	pc     *upConn
+	body   io.ReadCloser
+	remain int64
+	keep   bool
+	stop   func() bool
+	done   bool
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
+	if b.body == nil {
+		return b.readLength(p)
+	}
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		b.done = true
 		b.pc.release(b.keep, b.stop)
 	} else if err != nil {
+		b.done = true
+		b.pc.release(false, b.stop)
+	}
+	return n, err
+}
+
+// readLength reads the rest of a body of known length from the
+// connection, and gives the connection back with its last byte (with
+// io.EOF, as net/http's body does).
+func (b *upBody) readLength(p []byte) (int, error) {
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.pc.br.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case b.remain == 0:
+		b.done = true
+		b.pc.release(b.keep, b.stop)
+		return n, io.EOF
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		b.done = true
 		b.pc.release(false, b.stop)
 	}

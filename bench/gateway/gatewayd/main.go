@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	ingress := flag.String("ingress", "127.0.0.1:9115", "address of the mesh's ingress, in front of the gateway")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	memprofile := flag.String("memprofile", "", "write a profile of every allocation (sampled every 4 KiB) to this file on exit")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -66,6 +68,10 @@ func main() {
 			log.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer writeMemProfile(*memprofile)
 	}
 	dir, err := os.MkdirTemp("", "nubo-bench-gateway-")
 	if err != nil {
@@ -159,4 +165,18 @@ func writeKeys(dir string) (string, error) {
 	}
 	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), key))
 	return string(signed), err
+}
+
+// writeMemProfile writes the allocations made since the start (go tool
+// pprof -sample_index=alloc_objects) to file.
+func writeMemProfile(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -28,6 +29,7 @@ func main() {
 	backend := flag.String("backend", "127.0.0.1:9101", "address of the replica")
 	ingress := flag.String("ingress", "127.0.0.1:9104", "address of the ingress, in front of the replica")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	memprofile := flag.String("memprofile", "", "write a profile of every allocation (sampled every 4 KiB) to this file on exit")
 	traceDir := flag.String("trace-dir", "", "record a span per request (sample rate 1) into a trace store in this folder")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -39,6 +41,10 @@ func main() {
 			log.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		defer writeMemProfile(*memprofile)
 	}
 	cfg := mesh.Config{
 		Namespace: "bench",
@@ -85,4 +91,18 @@ func main() {
 	fmt.Println("http://" + *ingress)
 	<-ctx.Done()
 	_ = m.Stop(context.Background())
+}
+
+// writeMemProfile writes the allocations made since the start (go tool
+// pprof -sample_index=alloc_objects) to file.
+func writeMemProfile(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
 }
