@@ -8,9 +8,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,9 +133,18 @@ func run(duration time.Duration, clients, runs int) error {
 	if _, err := bench(direct, "-i", "-s", "1", "-q"); err != nil {
 		return err
 	}
+	paths := []struct{ name, port string }{{"direct", direct}, {"allow-list listener", listener}}
+	// The peer: haproxy as a plain TCP proxy in front of the same server,
+	// what any user-space hop costs on this machine.
+	if peer, stopPeer, err := startHAProxy(direct); err != nil {
+		fmt.Printf("haproxy peer: %v\n", err)
+	} else {
+		defer stopPeer()
+		paths = append(paths, struct{ name, port string }{"haproxy (tcp mode)", peer})
+	}
 	tpsRE := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
-	var tps [2]float64
-	for i, p := range []struct{ name, port string }{{"direct", direct}, {"allow-list listener", listener}} {
+	tps := make([]float64, len(paths))
+	for i, p := range paths {
 		out, err := bench(p.port, "-S", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(int(duration.Seconds())))
 		if err != nil {
 			return err
@@ -146,7 +157,49 @@ func run(duration time.Duration, clients, runs int) error {
 		fmt.Printf("pgbench -S -c %d, %s: %.0f tps\n", clients, p.name, tps[i])
 	}
 	fmt.Printf("listener / direct: %.2f\n", tps[1]/tps[0])
+	if len(tps) > 2 {
+		fmt.Printf("haproxy / direct: %.2f; listener / haproxy: %.2f\n", tps[2]/tps[0], tps[1]/tps[2])
+	}
 	return nil
+}
+
+// startHAProxy runs haproxy (Debian's package) in TCP mode on a free
+// loopback port, forwarding to the server's port, with one thread per core
+// as its default; it returns the port and how to stop it.
+func startHAProxy(server string) (string, func(), error) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		return "", nil, errors.New("not installed (apt-get install haproxy)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	dir, err := os.MkdirTemp("", "haproxy")
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	conf := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nlisten pg\n  bind 127.0.0.1:%s\n  server pg 127.0.0.1:%s\n", port, server)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-f", cfg)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); os.RemoveAll(dir) }
+	for range 50 {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			return port, stop, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	return "", nil, errors.New("haproxy did not listen")
 }
 
 func roundAll(ds []time.Duration) []time.Duration {
