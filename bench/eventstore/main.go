@@ -56,6 +56,9 @@ func main() {
 	checks := flag.Bool("checks", false, "also run raw publishes with each of JetStream's checks alone")
 	cpuprofile := flag.String("cpuprofile", "", "write CPU profiles of the first round's runs to this file name with .0, .1, ... (numbered as the medians are listed)")
 	flag.Parse()
+	if *rounds < 1 {
+		log.Fatalf("-rounds %d: at least one round of the throughput runs", *rounds)
+	}
 	dir, err := os.MkdirTemp("", "nubo-eventstore-bench")
 	if err != nil {
 		log.Fatal(err)
