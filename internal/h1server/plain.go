@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+
+	"github.com/nubo-dev/nubo/internal/h1lex"
 )
 
 // A proxy's common request is an HTTP/1.1 request with a path (or, on the
@@ -44,7 +46,7 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 	eol := bytes.Index(head, crlf)
 	line := head[:eol]
 	sp1 := bytes.IndexByte(line, ' ')
-	if sp1 <= 0 || !tokens(line[:sp1]) {
+	if sp1 <= 0 || !h1lex.Tokens(line[:sp1]) {
 		return nil, nil
 	}
 	method := line[:sp1]
@@ -56,7 +58,7 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 		return nil, nil
 	}
 	target := line[sp1+1 : sp2]
-	if len(target) == 0 || !plainValue(target) ||
+	if len(target) == 0 || !h1lex.PlainValue(target) ||
 		target[0] != '/' && !bytes.HasPrefix(target, []byte("http://")) {
 		return nil, nil
 	}
@@ -67,7 +69,7 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 		l := rest[:i]
 		rest = rest[i+2:]
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !tokens(l[:colon]) || !plainValue(l[colon+1:]) {
+		if colon <= 0 || !h1lex.Tokens(l[:colon]) || !h1lex.PlainValue(l[colon+1:]) {
 			return nil, nil
 		}
 		if n++; n > maxPlainFields {
@@ -81,7 +83,7 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 		case bytes.EqualFold(name, []byte("Host")):
 			hosts++
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			v := trimOWS(l[colon+1:])
+			v := h1lex.TrimOWS(l[colon+1:])
 			if length >= 0 || len(v) == 0 || len(v) > 18 {
 				return nil, nil
 			}
@@ -121,20 +123,20 @@ func readPlainRequest(br *bufio.Reader, body *plainBody) (req *http.Request, hos
 		l := rest[:i]
 		colon := bytes.IndexByte(l, ':')
 		v := l[colon+1:]
-		lead := len(v) - len(trimLeftOWS(v))
+		lead := len(v) - len(h1lex.TrimLeftOWS(v))
 		start := off + colon + 1 + lead
-		value := text[start : start+len(trimOWS(v))]
+		value := text[start : start+len(h1lex.TrimOWS(v))]
 		off += i + 2
 		rest = rest[i+2:]
 		if colon == 4 && bytes.EqualFold(l[:colon], []byte("Host")) {
-			hostField = trimOWS(v)
+			hostField = h1lex.TrimOWS(v)
 			if req.Host == "" {
 				req.Host = value
 			}
 			continue // http.ReadRequest drops it
 		}
 		key := text[off-i-2 : off-i-2+colon]
-		if !isCanonical(l[:colon]) {
+		if !h1lex.IsCanonical(l[:colon]) {
 			key = textproto.CanonicalMIMEHeaderKey(key)
 		}
 		if vv, ok := h[key]; ok {
@@ -194,67 +196,3 @@ var (
 	crlf     = []byte("\r\n")
 	crlfcrlf = []byte("\r\n\r\n")
 )
-
-// tokens reports whether b is made of RFC 9110 token bytes.
-func tokens(b []byte) bool {
-	for _, c := range b {
-		if !isTokenByte[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// plainValue reports whether b has no byte net/http refuses in a value
-// (controls but HTAB, DEL) and no CR or LF.
-func plainValue(b []byte) bool {
-	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isCanonical reports whether a token name is in textproto's canonical
-// form already: upper case at the start and after each '-', lower case
-// elsewhere.
-func isCanonical(b []byte) bool {
-	upper := true
-	for _, c := range b {
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
-}
-
-func trimLeftOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
-}
-
-// trimOWS trims spaces and tabs at both ends, as textproto does.
-func trimOWS(b []byte) []byte {
-	b = trimLeftOWS(b)
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// isTokenByte is RFC 9110's tchar.
-var isTokenByte = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-			t[c] = true
-		default:
-			t[c] = c < 128 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
-		}
-	}
-	return t
-}()

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/textproto"
+
+	"github.com/nubo-dev/nubo/internal/h1lex"
 )
 
 // The common answer of a service to a proxy is an HTTP/1.1 response with a
@@ -49,7 +51,7 @@ func readPlainHead(br *bufio.Reader, method string) *plainResponse {
 	eol := bytes.Index(head, crlf)
 	line := head[:eol]
 	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || !isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) ||
-		len(line) > 12 && line[12] != ' ' || !plainValue(line[12:]) {
+		len(line) > 12 && line[12] != ' ' || !h1lex.PlainValue(line[12:]) {
 		return nil
 	}
 	code := int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
@@ -65,7 +67,7 @@ func readPlainHead(br *bufio.Reader, method string) *plainResponse {
 		l := rest[:i]
 		rest = rest[i+2:]
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !plainName(l[:colon]) || !plainValue(l[colon+1:]) {
+		if colon <= 0 || !h1lex.Tokens(l[:colon]) || !h1lex.PlainValue(l[colon+1:]) {
 			return nil
 		}
 		if n++; n > maxPlainFields {
@@ -77,7 +79,7 @@ func readPlainHead(br *bufio.Reader, method string) *plainResponse {
 			// Not one of the names below: the usual case, at the cost of
 			// a length check.
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			v := trimOWS(l[colon+1:])
+			v := h1lex.TrimOWS(l[colon+1:])
 			if length >= 0 || len(v) == 0 || len(v) > 18 {
 				return nil
 			}
@@ -112,11 +114,11 @@ func readPlainHead(br *bufio.Reader, method string) *plainResponse {
 		l := rest[:i]
 		colon := bytes.IndexByte(l, ':')
 		key := text[off : off+colon]
-		if !isCanonical(l[:colon]) {
+		if !h1lex.IsCanonical(l[:colon]) {
 			key = textproto.CanonicalMIMEHeaderKey(key)
 		}
-		v := trimOWS(l[colon+1:])
-		start := off + colon + 1 + (len(l[colon+1:]) - len(trimLeftOWS(l[colon+1:])))
+		v := h1lex.TrimOWS(l[colon+1:])
+		start := off + colon + 1 + (len(l[colon+1:]) - len(h1lex.TrimLeftOWS(l[colon+1:])))
 		value := text[start : start+len(v)]
 		if vv, ok := h[key]; ok {
 			h[key] = append(vv, value)
@@ -142,69 +144,3 @@ var (
 )
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// plainName reports whether b is a field name of token bytes.
-func plainName(b []byte) bool {
-	for _, c := range b {
-		if !isTokenByte[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// plainValue reports whether b has no byte textproto refuses in a value
-// (controls but HTAB, DEL) and no CR or LF.
-func plainValue(b []byte) bool {
-	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isCanonical reports whether a token name is already in textproto's
-// canonical form: upper case after the start and each '-', lower case
-// elsewhere.
-func isCanonical(b []byte) bool {
-	upper := true
-	for _, c := range b {
-		switch {
-		case upper && 'a' <= c && c <= 'z', !upper && 'A' <= c && c <= 'Z':
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
-}
-
-func trimLeftOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
-}
-
-// trimOWS trims spaces and tabs at both ends, as textproto does to a
-// field's line.
-func trimOWS(b []byte) []byte {
-	b = trimLeftOWS(b)
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// isTokenByte is RFC 9110's tchar.
-var isTokenByte = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-			t[c] = true
-		default:
-			t[c] = c < 128 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
-		}
-	}
-	return t
-}()
