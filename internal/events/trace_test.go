@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,44 +11,8 @@ import (
 	"github.com/nubo-dev/nubo/internal/nubotest"
 	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"github.com/nubo-dev/nubo/internal/tracing"
+	"github.com/nubo-dev/nubo/internal/tracing/tracingtest"
 )
-
-// spanRecorder is an events.Tracer that keeps every span and samples
-// every trace.
-type spanRecorder struct {
-	mu    sync.Mutex
-	spans []tracing.Span
-}
-
-func (r *spanRecorder) Record(s tracing.Span) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.spans = append(r.spans, s)
-}
-
-func (r *spanRecorder) Sample([16]byte) bool { return true }
-
-// named returns the spans called name.
-func (r *spanRecorder) named(name string) []tracing.Span {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []tracing.Span
-	for _, s := range r.spans {
-		if s.Name == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func attr(s tracing.Span, key string) string {
-	for _, a := range s.Attrs {
-		if a.Key == key {
-			return a.Value
-		}
-	}
-	return ""
-}
 
 // TestEventSpans publishes one event with a traceparent to the bus, where
 // one rule delivers it to a target that takes it, one to a target that
@@ -69,7 +32,7 @@ func TestEventSpans(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	rec := &spanRecorder{}
+	rec := &tracingtest.Recorder{}
 	e := newEnv(t, parseSpec(t, `
 name: traced
 rules:
@@ -89,25 +52,25 @@ queues:
 	}
 	var dead []tracing.Span
 	nubotest.WaitFor(t, 20*time.Second, func() error {
-		if dead = rec.named("dead-letter rule broken"); len(dead) == 0 {
+		if dead = rec.Named("dead-letter rule broken"); len(dead) == 0 {
 			return fmt.Errorf("no dead-letter span yet")
 		}
 		return nil
 	})
-	pub := rec.named("publish bus")
+	pub := rec.Named("publish bus")
 	if len(pub) != 1 || pub[0].Parent.String() != caller || pub[0].Kind != tracing.KindProducer {
 		t.Fatalf("publish spans %+v", pub)
 	}
 	traceID := pub[0].TraceID
 
-	good := rec.named("process rule good")
+	good := rec.Named("process rule good")
 	if len(good) != 1 || good[0].TraceID != traceID || good[0].Parent != pub[0].SpanID || good[0].Kind != tracing.KindConsumer ||
-		attr(good[0], "nubo.events.rule") != "good" || attr(good[0], "nubo.events.matched") != "true" ||
-		attr(good[0], "messaging.system") != "nats" || attr(good[0], "messaging.operation.type") != "process" ||
-		attr(good[0], "cloudevents.event_id") != "o-1" || good[0].Status != tracing.StatusUnset {
+		tracingtest.Attr(good[0], "nubo.events.rule") != "good" || tracingtest.Attr(good[0], "nubo.events.matched") != "true" ||
+		tracingtest.Attr(good[0], "messaging.system") != "nats" || tracingtest.Attr(good[0], "messaging.operation.type") != "process" ||
+		tracingtest.Attr(good[0], "cloudevents.event_id") != "o-1" || good[0].Status != tracing.StatusUnset {
 		t.Fatalf("rule good spans %+v", good)
 	}
-	deliver := rec.named("deliver " + s.url + "/good")
+	deliver := rec.Named("deliver " + s.url + "/good")
 	if len(deliver) != 1 || deliver[0].Parent != good[0].SpanID || deliver[0].Kind != tracing.KindClient || deliver[0].Status != tracing.StatusUnset {
 		t.Fatalf("delivery spans %+v", deliver)
 	}
@@ -117,12 +80,12 @@ queues:
 		t.Errorf("target got traceparent %q, ce-traceparent %q, want %q", reqs[0].header.Get("Traceparent"), reqs[0].header.Get("Ce-Traceparent"), want)
 	}
 
-	broken := rec.named("process rule broken")
+	broken := rec.Named("process rule broken")
 	if len(broken) != 3 {
 		t.Fatalf("%d spans of the broken rule, want one per attempt (3)", len(broken))
 	}
 	for i, b := range broken {
-		if b.Parent != pub[0].SpanID || b.Status != tracing.StatusError || attr(b, "nubo.events.attempt") != fmt.Sprint(i+1) {
+		if b.Parent != pub[0].SpanID || b.Status != tracing.StatusError || tracingtest.Attr(b, "nubo.events.attempt") != fmt.Sprint(i+1) {
 			t.Errorf("broken rule attempt %d: %+v", i+1, b)
 		}
 	}
@@ -130,10 +93,10 @@ queues:
 		t.Errorf("first attempt's events %+v", broken[0].Events)
 	}
 	if len(dead) != 1 || dead[0].Parent != broken[2].SpanID || dead[0].Status != tracing.StatusError ||
-		!strings.Contains(dead[0].StatusMessage, "500") || attr(dead[0], "nubo.events.attempts") != "3" || dead[0].Kind != tracing.KindProducer {
+		!strings.Contains(dead[0].StatusMessage, "500") || tracingtest.Attr(dead[0], "nubo.events.attempts") != "3" || dead[0].Kind != tracing.KindProducer {
 		t.Errorf("dead-letter span %+v, last attempt %s", dead, broken[2].SpanID)
 	}
-	if n := len(rec.named("process rule other")); n != 0 {
+	if n := len(rec.Named("process rule other")); n != 0 {
 		t.Errorf("the rule that did not match has %d spans", n)
 	}
 
@@ -147,9 +110,9 @@ queues:
 	if len(ds) != 1 {
 		t.Fatalf("received %d events", len(ds))
 	}
-	qpub, recv := rec.named("publish queue jobs"), rec.named("receive jobs")
+	qpub, recv := rec.Named("publish queue jobs"), rec.Named("receive jobs")
 	if len(qpub) != 1 || len(recv) != 1 || recv[0].Parent != qpub[0].SpanID || recv[0].Kind != tracing.KindConsumer ||
-		attr(recv[0], "messaging.operation.type") != "receive" || attr(recv[0], "messaging.destination.name") != "jobs" {
+		tracingtest.Attr(recv[0], "messaging.operation.type") != "receive" || tracingtest.Attr(recv[0], "messaging.destination.name") != "jobs" {
 		t.Fatalf("queue publish %+v, receive %+v", qpub, recv)
 	}
 	if got := ds[0].Event.Extensions()["traceparent"]; got != tracecontext.Format(traceID, recv[0].SpanID, 1) {

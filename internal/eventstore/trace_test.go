@@ -14,33 +14,8 @@ import (
 	"github.com/nubo-dev/nubo/internal/spec"
 	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"github.com/nubo-dev/nubo/internal/tracing"
+	"github.com/nubo-dev/nubo/internal/tracing/tracingtest"
 )
-
-// spanRecorder is a Tracer that keeps every span and samples every trace.
-type spanRecorder struct {
-	mu    sync.Mutex
-	spans []tracing.Span
-}
-
-func (r *spanRecorder) Record(s tracing.Span) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.spans = append(r.spans, s)
-}
-
-func (r *spanRecorder) Sample([16]byte) bool { return true }
-
-func (r *spanRecorder) named(name string) []tracing.Span {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []tracing.Span
-	for _, s := range r.spans {
-		if s.Name == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 // TestAppendAndProjectionSpans appends through the API with a
 // traceparent: the append is a PRODUCER span under the caller's, the
@@ -59,7 +34,7 @@ func TestAppendAndProjectionSpans(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(handler.Close)
-	rec := &spanRecorder{}
+	rec := &tracingtest.Recorder{}
 	b := startBroker(t, t.TempDir())
 	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: projectionSpec(1, 1)}, Broker: b,
 		Handlers: serviceHandlers{"users": handler.URL}, Logger: testLogger(), Tracer: rec})
@@ -93,12 +68,12 @@ func TestAppendAndProjectionSpans(t *testing.T) {
 	}
 	var deliveries []tracing.Span
 	nubotest.WaitFor(t, 20*time.Second, func() error {
-		if deliveries = rec.named("deliver projection user-summary"); len(deliveries) == 0 {
+		if deliveries = rec.Named("deliver projection user-summary"); len(deliveries) == 0 {
 			return fmt.Errorf("no delivery span yet")
 		}
 		return nil
 	})
-	appends := rec.named("append")
+	appends := rec.Named("append")
 	if len(appends) != 1 || appends[0].Parent.String() != caller || appends[0].Kind != tracing.KindProducer ||
 		appends[0].Service != "eventstore" || appends[0].Status != tracing.StatusUnset {
 		t.Fatalf("append spans %+v", appends)
@@ -116,7 +91,7 @@ func TestAppendAndProjectionSpans(t *testing.T) {
 	if code := appendReq("no_stream"); code != http.StatusConflict {
 		t.Fatalf("second append with no_stream: %d", code)
 	}
-	appends = rec.named("append")
+	appends = rec.Named("append")
 	if len(appends) != 2 || appends[1].Status != tracing.StatusError {
 		t.Errorf("refused append span %+v", appends)
 	}
