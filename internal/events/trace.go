@@ -33,13 +33,7 @@ func (d *Dispatcher) startPublishSpan(r *http.Request, to Destination, evs []*ev
 	if t == nil {
 		return nil
 	}
-	tc, ok := tracecontext.Parse(r.Header.Get("Traceparent"))
-	if !ok {
-		tc = tracecontext.Context{TraceID: tracecontext.NewTraceID()}
-		if t.Sample(tc.TraceID) {
-			tc.Flags = 1
-		}
-	}
+	tc := tracecontext.Continue(r.Header.Get("Traceparent"), t.Sample)
 	s := &tracing.Span{TraceID: tc.TraceID, SpanID: tracecontext.NewSpanID(), Parent: tc.SpanID,
 		Name: publishSpanName(to), Kind: tracing.KindProducer, Service: "events", Start: time.Now().UnixNano()}
 	parent := tracecontext.Format(tc.TraceID, s.SpanID, tc.Flags)
@@ -114,13 +108,7 @@ func (d *Dispatcher) startEventSpan(parent, name string, kind tracing.Kind) *tra
 	if t == nil {
 		return nil
 	}
-	tc, ok := tracecontext.Parse(parent)
-	if !ok {
-		tc = tracecontext.Context{TraceID: tracecontext.NewTraceID()}
-		if t.Sample(tc.TraceID) {
-			tc.Flags = 1
-		}
-	}
+	tc := tracecontext.Continue(parent, t.Sample)
 	if !tc.Sampled() {
 		return nil
 	}

@@ -48,13 +48,7 @@ func (s *Store) startSpan(parent, name string, kind tracing.Kind) *tracing.Span 
 	if t == nil {
 		return nil
 	}
-	tc, ok := tracecontext.Parse(parent)
-	if !ok {
-		tc = tracecontext.Context{TraceID: tracecontext.NewTraceID()}
-		if t.Sample(tc.TraceID) {
-			tc.Flags = 1
-		}
-	}
+	tc := tracecontext.Continue(parent, t.Sample)
 	if !tc.Sampled() {
 		return nil
 	}

@@ -43,13 +43,7 @@ func (p *pool) startSpan(pl payload) (payload, *invocationSpan) {
 	} else if pl.header.Get("Ce-Id") != "" || strings.HasPrefix(pl.header.Get("Content-Type"), "application/cloudevents") {
 		trigger = "pubsub"
 	}
-	tc, ok := tracecontext.Parse(parent)
-	if !ok {
-		tc = tracecontext.Context{TraceID: tracecontext.NewTraceID()}
-		if t.Sample(tc.TraceID) {
-			tc.Flags = 1
-		}
-	}
+	tc := tracecontext.Continue(parent, t.Sample)
 	if !tc.Sampled() {
 		return pl, nil
 	}

@@ -46,6 +46,21 @@ func Parse(v string) (c Context, ok bool) {
 	return c, true
 }
 
+// Continue reads the traceparent v, or, when there is none or it is
+// invalid, starts a trace that sample decides about: parent-based
+// sampling, where the first hop nubo sees decides and every later hop
+// keeps that decision.
+func Continue(v string, sample func(traceID [16]byte) bool) Context {
+	c, ok := Parse(v)
+	if !ok {
+		c = Context{TraceID: NewTraceID()}
+		if sample(c.TraceID) {
+			c.Flags = 1
+		}
+	}
+	return c
+}
+
 func isLowerHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
