@@ -303,7 +303,7 @@ func TestConsolePages(t *testing.T) {
 		loads["traces"] = b.open("traces")
 		// The events service's spans: the test events published above.
 		b.waitFor("the search", 10*time.Second, func() error {
-			if s := b.text("#trace-results"); !strings.Contains(s, `publish queue "jobs"`) {
+			if s := b.text("#trace-results"); !strings.Contains(s, "publish queue jobs") {
 				return fmt.Errorf("page: %q", b.text("main"))
 			}
 			return nil
@@ -323,28 +323,26 @@ func TestConsolePages(t *testing.T) {
 
 	t.Run("cost shows each service at the spec's prices", func(t *testing.T) {
 		b.t = t
-		loads["cost"] = b.open("cost")
-		b.waitFor("web and api priced", 30*time.Second, func() error {
-			for _, sel := range []string{`tr[data-cost="service/web"]`, `tr[data-cost="service/api"]`, `tr[data-cost="total"]`} {
-				if err := b.has(sel)(); err != nil {
-					b.open("cost")
-					return err
+		// The engine's report, the one nubo cost prints: a service that
+		// runs costs something now, once its usage has been sampled.
+		var web apitype.CostRow
+		b.waitFor("web priced by the engine", 30*time.Second, func() error {
+			var rep apitype.CostReport
+			getJSON(t, sys.API()+"/admin/v1/cost?since=24h", &rep)
+			for _, r := range rep.Rows {
+				if r.Kind == "service" && r.Name == "web" && r.PerHour > 0 {
+					web = r
+					return nil
 				}
 			}
-			return nil
+			return fmt.Errorf("report: %+v", rep.Rows)
 		})
-		// The page draws the engine's report, the one nubo cost prints: a
-		// service that runs costs something now.
-		var rep apitype.CostReport
-		getJSON(t, sys.API()+"/admin/v1/cost?since=24h", &rep)
-		var web *apitype.CostRow
-		for i, r := range rep.Rows {
-			if r.Kind == "service" && r.Name == "web" {
-				web = &rep.Rows[i]
-			}
+		if web.Month != web.PerHour*730 {
+			t.Errorf("web's month %g is not 730 hours of %g", web.Month, web.PerHour)
 		}
-		if web == nil || web.PerHour <= 0 || web.Month != web.PerHour*730 {
-			t.Errorf("the engine's report for web: %+v", web)
+		loads["cost"] = b.open("cost")
+		for _, sel := range []string{`tr[data-cost="service/web"]`, `tr[data-cost="service/api"]`, `tr[data-cost="total"]`} {
+			b.waitFor(sel, 10*time.Second, b.has(sel))
 		}
 		if row := b.text(`tr[data-cost="service/web"]`); strings.Count(row, "USD") != 3 {
 			t.Errorf("web's row: %q, want three amounts in USD", row)
