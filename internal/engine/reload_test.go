@@ -65,9 +65,15 @@ services:
 	if pidOf(e, "keep") != keepPID {
 		t.Fatalf("the unchanged service was restarted:\n%s", strings.Join(e.events(), "\n"))
 	}
-	if err := processGone(changePID); err != nil {
-		t.Fatalf("the old version of change still runs: %v", err)
-	}
+	// The roll stops the old version once the new one is ready, so the
+	// status can show the new pid while the old one is still stopping; the
+	// reload ends when it has stopped.
+	nubotest.WaitFor(t, 30*time.Second, func() error {
+		if err := processGone(changePID); err != nil {
+			return fmt.Errorf("the old version of change still runs: %w", err)
+		}
+		return nil
+	})
 }
 
 func TestWatchRebuildsAndRolls(t *testing.T) {
