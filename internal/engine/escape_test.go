@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,14 +85,7 @@ services:
   api: {run: CHILD -serve -escape %s, port: 8080}
 local: {console: "127.0.0.1:0"}
 `, escaped))
-	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
-	out := &nubotest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := upProcess(t, dir)
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		if readPID(t, escaped) == 0 || !strings.Contains(out.String(), "api ready") {
 			return fmt.Errorf("not started yet:\n%s", out)
@@ -108,10 +100,7 @@ local: {console: "127.0.0.1:0"}
 	if !strings.Contains(cgroupOf(), "nubo-procs-") {
 		t.Errorf("the escaped process is in no cgroup of the engine:\n%s", cgroupOf())
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill9(t, cmd)
 	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
 }
 
@@ -171,14 +160,7 @@ func TestEscapedFunctionProcessDiesWithKill9(t *testing.T) {
 	escaped := filepath.Join(dir, "escaped.pid")
 	killLater(t, escaped)
 	writeSpec(t, dir, escapingFunction("fnescape9", escaped))
-	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
-	out := &nubotest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := upProcess(t, dir)
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		if readPID(t, escaped) == 0 || !strings.Contains(out.String(), "functions ready") {
 			return fmt.Errorf("not started yet:\n%s", out)
@@ -186,10 +168,7 @@ func TestEscapedFunctionProcessDiesWithKill9(t *testing.T) {
 		return nil
 	})
 	pid := readPID(t, escaped)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill9(t, cmd)
 	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
 }
 
@@ -257,14 +236,7 @@ services:
   api: {run: CHILD -serve -escape %s, port: 8080}
 local: {console: "127.0.0.1:0"}
 `, escaped))
-	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
-	out := &nubotest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"), "NUBO_NO_CGROUPS=1")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := upProcess(t, dir, "NUBO_NO_CGROUPS=1")
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		pid := readPID(t, escaped)
 		if pid == 0 || !strings.Contains(out.String(), fmt.Sprintf("adopted process group %d", pid)) {
@@ -276,9 +248,6 @@ local: {console: "127.0.0.1:0"}
 	if p := parentOf(pid); p != cmd.Process.Pid {
 		t.Errorf("the escaped process %d has parent %d, want nubo up (%d)", pid, p, cmd.Process.Pid)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill9(t, cmd)
 	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
 }

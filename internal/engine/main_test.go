@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,4 +146,29 @@ func readPID(t *testing.T, path string) int {
 	var pid int
 	fmt.Sscan(string(data), &pid)
 	return pid
+}
+
+// upProcess runs nubo up on dir's nubo.yaml as a real child process, with
+// env added to the test's environment; its output is in the buffer. It is
+// killed when the test ends.
+func upProcess(t *testing.T, dir string, env ...string) (*exec.Cmd, *nubotest.Buffer) {
+	t.Helper()
+	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
+	out := &nubotest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt")), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, out
+}
+
+// kill9 kills a nubo up process with SIGKILL and reaps it.
+func kill9(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
 }

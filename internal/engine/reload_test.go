@@ -5,10 +5,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,14 +117,7 @@ services:
   api: {run: CHILD -serve -pidfile %s -grandchild %s, port: 8080}
 local: {console: "127.0.0.1:0"}
 `, pidFile, grandchild))
-	cmd := exec.Command(nuboBin, "up", "--no-watch", "-f", filepath.Join(dir, "nubo.yaml"))
-	out := &nubotest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "NUBO_AGE_IDENTITY="+filepath.Join(dir, "id.txt"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := upProcess(t, dir)
 	nubotest.WaitFor(t, 60*time.Second, func() error {
 		if readPID(t, pidFile) == 0 || readPID(t, grandchild) == 0 {
 			return fmt.Errorf("processes not started yet:\n%s", out)
@@ -137,10 +128,7 @@ local: {console: "127.0.0.1:0"}
 		return nil
 	})
 	child, gc := readPID(t, pidFile), readPID(t, grandchild)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	kill9(t, cmd)
 	nubotest.WaitFor(t, 30*time.Second, func() error {
 		if err := processGone(child); err != nil {
 			return fmt.Errorf("replica: %w", err)
