@@ -4,7 +4,9 @@
 //   - appends/s with an expected version: 8 writers, each appending one
 //     event at a time to its own stream, expecting the version it wrote
 //     last, against raw JetStream synchronous publishes (8 publishers, one
-//     subject each) on the same server, alternating rounds;
+//     subject each) on the same server, alternating rounds; the store as
+//     nubo up runs it (a sole writer, checking versions and ids itself)
+//     and as nubo serve eventstore does (JetStream's checks);
 //   - projection lag at a steady rate: events appended at -rate/s to
 //     streams a projection follows, delivered to an HTTP service; the lag
 //     of an event is from its acknowledged append to its arrival at the
@@ -97,11 +99,20 @@ func main() {
 	}))
 	// The throughput runs have no projection: a projection's consumer
 	// reads every appended event, which is the lag run's business.
-	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "bench", EventStore: &spec.EventStore{}}, Broker: b})
+	s, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "bench", EventStore: &spec.EventStore{}}, Broker: b, SoleWriter: true})
 	if err != nil {
 		log.Fatal(err)
 	}
 	if err := s.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// The same store as the replicas of nubo serve eventstore run it:
+	// JetStream checks versions and ids. Its own app, so its own stream.
+	shared, err := eventstore.New(eventstore.Config{App: &spec.App{Name: "shared", EventStore: &spec.EventStore{}}, Broker: b})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := shared.Start(ctx); err != nil {
 		log.Fatal(err)
 	}
 	js := b.JetStream()
@@ -115,8 +126,8 @@ func main() {
 		name string
 		op   func(r int) func(w, i int) error
 	}
-	variants := []variant{
-		{"nubo append, expected version", func(r int) func(w, i int) error {
+	appendTo := func(s *eventstore.Store) func(r int) func(w, i int) error {
+		return func(r int) func(w, i int) error {
 			return func(w, i int) error {
 				exp := apitype.ExpectNoStream
 				if i > 0 {
@@ -125,7 +136,10 @@ func main() {
 				_, err := s.Append(ctx, fmt.Sprintf("w%d-%d", w, r), exp, []apitype.EventData{{Type: "Counted", Data: []byte(`{"n":1}`)}})
 				return err
 			}
-		}},
+		}
+	}
+	variants := []variant{
+		{"nubo append, expected version (sole writer, as nubo up)", appendTo(s)},
 		{"raw JetStream sync publish", func(r int) func(w, i int) error {
 			return func(w, i int) error {
 				_, err := js.Publish(ctx, fmt.Sprintf("raw.w%d", w), []byte(`{"d":{"n":1}}`))
@@ -144,6 +158,7 @@ func main() {
 			}
 		}},
 	}
+	variants = append(variants, variant{"nubo append, expected version (JetStream's checks, as nubo serve eventstore)", appendTo(shared)})
 	if *checks {
 		variants = append(variants,
 			variant{"raw JetStream sync publish, msg id and expected subject sequence, 1 s duplicates window", func(r int) func(w, i int) error {
@@ -231,12 +246,15 @@ func main() {
 	if err := s.Stop(ctx); err != nil {
 		log.Fatal(err)
 	}
+	if err := shared.Stop(ctx); err != nil {
+		log.Fatal(err)
+	}
 	es := &spec.EventStore{Projections: map[string]*spec.Projection{"lag": {
 		Query:     spec.ProjectionQuery{Streams: "lag-*"},
 		Handler:   spec.Target{Kind: spec.TargetService, Name: "sink", Path: "/", Text: "service:sink/"},
 		BatchSize: 100, Checkpoint: 100,
 	}}}
-	s, err = eventstore.New(eventstore.Config{App: &spec.App{Name: "bench", EventStore: es}, Broker: b, Handlers: sink{"http://" + ln.Addr().String()}})
+	s, err = eventstore.New(eventstore.Config{App: &spec.App{Name: "bench", EventStore: es}, Broker: b, Handlers: sink{"http://" + ln.Addr().String()}, SoleWriter: true})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,6 +23,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,7 +72,21 @@ type Config struct {
 	// Metrics registers the broker's health series (metrics.go); nil
 	// registers nothing.
 	Metrics prometheus.Registerer
+	// Reserved are subjects (wildcards allowed) on which only the
+	// engine's own connection may publish: the embedded server refuses
+	// them to every other client, user processes included. Unused with
+	// URL, whose server nubo does not configure.
+	Reserved []string
 }
+
+// The embedded server's users when Config.Reserved is set: the engine's
+// connection authenticates with a password made at each start; every
+// other client connects without credentials, as before, and is
+// clientUser (the server's no_auth_user).
+const (
+	engineUser = "nubo-engine"
+	clientUser = "nubo-client"
+)
 
 // Broker is a started NATS server, or a connection to one. Create it with
 // New, then Start; Stop ends it. Methods are safe for concurrent use.
@@ -183,6 +198,18 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 		// Events carry up to the console's 1 MiB body plus attributes.
 		MaxPayload: 8 << 20,
 	}
+	var auth []nats.Option
+	if len(b.cfg.Reserved) > 0 {
+		pass := rand.Text()
+		opts.Users = []*server.User{
+			{Username: engineUser, Password: pass},
+			{Username: clientUser, Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Deny: b.cfg.Reserved},
+			}},
+		}
+		opts.NoAuthUser = clientUser
+		auth = append(auth, nats.UserInfo(engineUser, pass))
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("broker: embedded server: %w", err)
@@ -201,8 +228,8 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 	if a, ok := srv.Addr().(*net.TCPAddr); ok {
 		b.opts.Port = a.Port // a restart keeps the port
 	}
-	nc, err := nats.Connect(b.url, nats.Name(b.cfg.Name), nats.InProcessServer(inProcess{b}), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(b.url, append(auth, nats.Name(b.cfg.Name), nats.InProcessServer(inProcess{b}), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("broker: connect to the embedded server: %w", err)
 	}

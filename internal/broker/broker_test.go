@@ -182,3 +182,53 @@ func TestExternalServerDown(t *testing.T) {
 		t.Errorf("Start = %v, want it to wrap nats.ErrNoServers", err)
 	}
 }
+
+// TestReservedSubjects: a client connecting as user processes do (no
+// credentials) cannot publish on a reserved subject, even through
+// JetStream, while it can elsewhere; the engine's connection can.
+func TestReservedSubjects(t *testing.T) {
+	t.Parallel()
+	b := start(t, broker.Config{StateDir: t.TempDir(), Reserved: []string{"shop.eventstore.>", "$JS.API.STREAM.DELETE.EVENTS"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := b.JetStream()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"shop.eventstore.>", "shop.other.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "shop.eventstore.user-1", []byte("engine")); err != nil {
+		t.Fatalf("the engine's publish on a reserved subject: %v", err)
+	}
+
+	nc, err := nats.Connect(b.ClientURL(), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("connect as a user process: %v", err)
+	}
+	defer nc.Close()
+	ujs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if _, err := ujs.Publish(short, "shop.eventstore.user-1", []byte("forged")); err == nil {
+		t.Fatal("a user process published on a reserved subject")
+	}
+	if err := ujs.DeleteStream(short, "EVENTS"); err == nil {
+		t.Fatal("a user process deleted a reserved stream")
+	}
+	if _, err := ujs.Publish(ctx, "shop.other.x", []byte("fine")); err != nil {
+		t.Fatalf("a user process's publish elsewhere: %v", err)
+	}
+	// Reading stays open to everyone.
+	if _, err := ujs.Stream(ctx, "EVENTS"); err != nil {
+		t.Fatalf("stream info for a user process: %v", err)
+	}
+
+	str, err := js.Stream(ctx, "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := str.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("the stream holds %d messages, want the engine's and the unreserved one", n)
+	}
+}

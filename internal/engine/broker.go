@@ -9,6 +9,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/broker"
+	"github.com/nubo-dev/nubo/internal/eventstore"
 	"github.com/nubo-dev/nubo/internal/spec"
 )
 
@@ -17,18 +18,33 @@ import (
 // events live in it, so a changed local.broker needs a restart of nubo up.
 type brokerComponent struct {
 	b *broker.Broker
+	// reservedFor is the app whose event store subjects the embedded
+	// server refuses to every client but the engine ("": none, as with
+	// an external server).
+	reservedFor string
 }
 
 func newBrokerComponent(app *spec.App, log *slog.Logger, reg prometheus.Registerer) (*brokerComponent, error) {
 	cfg := broker.Config{StateDir: app.StatePath(), Logger: log, Metrics: reg}
+	reservedFor := ""
 	if app.Local.Broker.Embedded != nil && !*app.Local.Broker.Embedded {
 		cfg.URL = app.Local.Broker.URL
+	} else {
+		// Whether or not the spec has an eventStore yet: a reload may
+		// add one, and nothing else publishes there.
+		cfg.Reserved, reservedFor = eventstore.ReservedSubjects(app.Name), app.Name
 	}
 	b, err := broker.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	return &brokerComponent{b: b}, nil
+	return &brokerComponent{b: b, reservedFor: reservedFor}, nil
+}
+
+// soleWriter reports whether the event store of app is the only writer to
+// its subjects: the embedded server reserves them to the engine.
+func (c *brokerComponent) soleWriter(app string) bool {
+	return c.reservedFor != "" && c.reservedFor == app
 }
 
 func (c *brokerComponent) Name() string                    { return "broker" }

@@ -83,6 +83,7 @@ func (c *eventStoreComponent) newStore(app *spec.App, vals secrets.Values) (*eve
 	s, err := eventstore.New(eventstore.Config{
 		App: app, Broker: c.broker.b, Handlers: c.h, Key: key,
 		Logger: c.e.log, Metrics: c.e.metrics.reg, Tracer: c.e.tracing.t,
+		SoleWriter: c.broker.soleWriter(app.Name),
 	})
 	if err != nil {
 		return nil, err // eventstore.New names the store

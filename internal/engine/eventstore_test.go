@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/nubo-dev/nubo/internal/apitype"
 	"github.com/nubo-dev/nubo/internal/nubotest"
 )
@@ -81,6 +83,19 @@ eventStore:
 		}
 		return nil
 	})
+	// A user process reaches the broker (NUBO_NATS_URL) but cannot write
+	// into the store behind its back: the store is the sole writer.
+	nc, err := nats.Connect(e.broker.clientURL(), nats.Timeout(5*time.Second), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Request("es.eventstore.user-1", []byte("forged"), 2*time.Second); err == nil {
+		t.Fatal("a user process published into the event store's stream")
+	}
+	if st := e.Status().EventStore; st == nil || st.Events != 1 {
+		t.Fatalf("after a forged publish the store holds %+v, want 1 event", st)
+	}
 	for _, s := range e.Status().Skipped {
 		if s.Section == "eventStore" {
 			t.Fatalf("status still says nubo up skips the event store: %+v", s)

@@ -83,15 +83,20 @@ func (e expectation) holds(h head) bool {
 // A retried append is recognised, and answered with what the first one
 // stored (Duplicate set), in two ways: with a version expected (a number
 // or no_stream) by comparing the ids of the events that follow that
-// version; with any or exists by JetStream's message-id window (2 minutes).
+// version; with any or exists by the ids of the last 2 minutes (dupWindow).
+//
+// A sole writer (Config.SoleWriter) checks the version and the ids itself,
+// holding the stream's lock across the publish; otherwise JetStream checks
+// them (expected last subject sequence, message-id window), so that the
+// replicas of `nubo serve eventstore` can share a stream.
 func (s *Store) Append(ctx context.Context, stream string, expected apitype.ExpectedVersion, evs []apitype.EventData) (apitype.AppendResponse, error) {
 	start := time.Now()
-	res, err := s.appendOnce(ctx, stream, expected, evs)
+	res, err := s.appendChecked(ctx, stream, expected, evs)
 	s.metrics.observeAppend(start, len(evs), res.Duplicate, err)
 	return res, err
 }
 
-func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.ExpectedVersion, in []apitype.EventData) (apitype.AppendResponse, error) {
+func (s *Store) appendChecked(ctx context.Context, stream string, expected apitype.ExpectedVersion, in []apitype.EventData) (apitype.AppendResponse, error) {
 	if err := checkStreamName(stream); err != nil {
 		return apitype.AppendResponse{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -103,10 +108,28 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.
 	if err != nil {
 		return apitype.AppendResponse{}, err
 	}
+	// Stop waits for the appends under way: a sole writer's successor
+	// must not start while this one still publishes.
+	s.appending.RLock()
+	defer s.appending.RUnlock()
+	if !s.running.Load() {
+		return apitype.AppendResponse{}, errNotRunning
+	}
+	if s.cfg.SoleWriter {
+		return s.appendSole(ctx, stream, exp, expected, evs)
+	}
+	return s.appendShared(ctx, stream, exp, expected, evs)
+}
+
+// appendShared is an append that JetStream checks: the expected last
+// subject sequence on the first message, each event's id as its message
+// id. A stale cached head costs a retry.
+func (s *Store) appendShared(ctx context.Context, stream string, exp expectation, expected apitype.ExpectedVersion, evs []outgoing) (apitype.AppendResponse, error) {
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
 		h, cached := s.heads.get(stream)
 		if !cached {
-			if h, err = s.readHead(ctx, stream); err != nil {
+			var err error
+			if h, _, err = s.readHead(ctx, stream); err != nil {
 				return apitype.AppendResponse{}, err
 			}
 		}
@@ -120,16 +143,12 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.
 			}
 			return apitype.AppendResponse{}, &WrongVersionError{Stream: stream, Expected: expected, Current: h.version}
 		}
-		msgs := make([]*nats.Msg, len(evs))
-		for i, ev := range evs {
-			if msgs[i], err = s.encode(stream, h.version+1+int64(i), ev); err != nil {
-				return apitype.AppendResponse{}, fmt.Errorf("stream %q: encode event %s: %w", stream, ev.ID, err)
-			}
+		msgs, err := s.encodeAll(ctx, stream, h, evs)
+		if err != nil {
+			return apitype.AppendResponse{}, err
 		}
-		if tp := traceparentFrom(ctx); tp != "" {
-			for _, m := range msgs {
-				m.Header[hdrTraceparent] = []string{tp}
-			}
+		for i, m := range msgs {
+			m.Header = nats.Header{hdrMsgID: {stream + "/" + evs[i].ID}}
 		}
 		msgs[0].Header[hdrExpLastSubjSeq] = []string{strconv.FormatUint(h.seq, 10)}
 		ack, err := publishBatch(ctx, s.nc, msgs)
@@ -138,13 +157,7 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.
 			// One event, stored before within the window.
 			return s.duplicateOf(ctx, stream, ack.Seq)
 		case err == nil:
-			n := uint64(len(evs))
-			last := head{seq: ack.Seq, version: h.version + int64(n)}
-			s.heads.set(stream, last)
-			return apitype.AppendResponse{
-				Stream: stream, FirstVersion: h.version + 1, LastVersion: last.version,
-				FirstPosition: ack.Seq - n + 1, LastPosition: ack.Seq,
-			}, nil
+			return s.appendedAt(stream, h, ack.Seq, len(evs)), nil
 		case code == errCodeWrongLastSeq:
 			// Another writer appended since h: read the head again.
 			s.heads.drop(stream)
@@ -158,16 +171,41 @@ func (s *Store) appendOnce(ctx context.Context, stream string, expected apitype.
 	return apitype.AppendResponse{}, fmt.Errorf("stream %q: append: the stream moved %d times in a row under this append", stream, maxAppendAttempts)
 }
 
+// encodeAll makes the messages of evs appended after h.
+func (s *Store) encodeAll(ctx context.Context, stream string, h head, evs []outgoing) ([]*nats.Msg, error) {
+	tp := traceparentFrom(ctx)
+	msgs := make([]*nats.Msg, len(evs))
+	for i, ev := range evs {
+		m, err := s.encode(stream, h.version+1+int64(i), ev, tp)
+		if err != nil {
+			return nil, fmt.Errorf("stream %q: encode event %s: %w", stream, ev.ID, err)
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
+// appendedAt records the head after n events appended after h, the last
+// at JetStream sequence seq, and answers the append.
+func (s *Store) appendedAt(stream string, h head, seq uint64, n int) apitype.AppendResponse {
+	last := head{seq: seq, version: h.version + int64(n)}
+	s.heads.set(stream, last)
+	return apitype.AppendResponse{
+		Stream: stream, FirstVersion: h.version + 1, LastVersion: last.version,
+		FirstPosition: seq - uint64(n) + 1, LastPosition: seq,
+	}
+}
+
 // checkEvents validates the events of an append and gives ids to those
 // without.
-func checkEvents(stream string, in []apitype.EventData) ([]apitype.EventData, error) {
+func checkEvents(stream string, in []apitype.EventData) ([]outgoing, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("%w: stream %q: no events to append", ErrInvalid, stream)
 	}
 	if len(in) > maxAppend {
 		return nil, fmt.Errorf("%w: stream %q: %d events in one append, at most %d", ErrInvalid, stream, len(in), maxAppend)
 	}
-	evs := make([]apitype.EventData, len(in))
+	evs := make([]outgoing, len(in))
 	var seen map[string]bool // only for batches: one event cannot repeat itself
 	if len(in) > 1 {
 		seen = make(map[string]bool, len(in))
@@ -176,7 +214,8 @@ func checkEvents(stream string, in []apitype.EventData) ([]apitype.EventData, er
 		if ev.Type == "" {
 			return nil, fmt.Errorf("%w: stream %q: event %d has no type", ErrInvalid, stream, i)
 		}
-		if ev.ID == "" {
+		given := ev.ID != ""
+		if !given {
 			ev.ID = uuid.NewString()
 		}
 		if len(ev.ID) > 200 {
@@ -194,33 +233,35 @@ func checkEvents(stream string, in []apitype.EventData) ([]apitype.EventData, er
 		if len(ev.Metadata) > 0 && !json.Valid(ev.Metadata) {
 			return nil, fmt.Errorf("%w: stream %q: event %s: metadata is not JSON", ErrInvalid, stream, ev.ID)
 		}
-		evs[i] = ev
+		evs[i] = outgoing{EventData: ev, idGiven: given}
 	}
 	return evs, nil
 }
 
-// readHead reads a stream's last event from the broker.
-func (s *Store) readHead(ctx context.Context, stream string) (head, error) {
+// readHead reads a stream's last event from the broker; at is when it was
+// stored.
+func (s *Store) readHead(ctx context.Context, stream string) (h head, at time.Time, err error) {
 	msgs, err := getBatch(ctx, s.nc, s.n.stream(), directGet{MultiFor: []string{s.n.subject(stream)}, Batch: 1})
 	if err != nil {
-		return head{}, fmt.Errorf("stream %q: read head: %w", stream, err)
+		return head{}, time.Time{}, fmt.Errorf("stream %q: read head: %w", stream, err)
 	}
 	if len(msgs) == 0 {
-		return head{version: -1}, nil
+		return head{version: -1}, time.Time{}, nil
 	}
-	v, err := strconv.ParseInt(msgs[0].header.Get(hdrVersion), 10, 64)
+	m := msgs[0]
+	st, err := s.readStored(m.subject, m.seq, m.header, m.data)
 	if err != nil {
-		return head{}, fmt.Errorf("stream %q: event at position %d has no version", stream, msgs[0].seq)
+		return head{}, time.Time{}, err
 	}
-	h := head{seq: msgs[0].seq, version: v}
+	h = head{seq: m.seq, version: st.version}
 	s.heads.set(stream, h)
-	return h, nil
+	return h, m.time, nil
 }
 
 // storedAfter reports whether evs are stored right after the version exp
 // expected: the same ids, in the same order. Then the append was made
 // before (a retry after a lost answer) and its result is returned.
-func (s *Store) storedAfter(ctx context.Context, stream string, exp expectation, evs []apitype.EventData) (apitype.AppendResponse, bool, error) {
+func (s *Store) storedAfter(ctx context.Context, stream string, exp expectation, evs []outgoing) (apitype.AppendResponse, bool, error) {
 	var from int64
 	switch exp.kind {
 	case apitype.ExpectNoStream:
@@ -276,7 +317,7 @@ const findWindow = 10 * maxAppend
 // findAppended answers an atomic batch JetStream refused because some of
 // its ids are stored: if all of them are, contiguous and in order, it is a
 // retried append; otherwise the ids conflict.
-func (s *Store) findAppended(ctx context.Context, stream string, evs []apitype.EventData) (apitype.AppendResponse, error) {
+func (s *Store) findAppended(ctx context.Context, stream string, evs []outgoing) (apitype.AppendResponse, error) {
 	got, _, err := s.ReadStream(ctx, stream, -1, true, findWindow)
 	if err != nil {
 		return apitype.AppendResponse{}, err

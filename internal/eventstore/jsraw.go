@@ -138,6 +138,9 @@ func publishBatch(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) (*pubAck
 	if len(msgs) > 1 {
 		id := uuid.NewString()
 		for i, m := range msgs {
+			if m.Header == nil {
+				m.Header = nats.Header{}
+			}
 			m.Header.Set(hdrBatchID, id)
 			m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
 		}

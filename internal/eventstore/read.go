@@ -2,10 +2,8 @@ package eventstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
@@ -26,7 +24,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, backw
 	if limit <= 0 || limit > maxRead {
 		limit = maxRead
 	}
-	h, err := s.readHead(ctx, stream)
+	h, _, err := s.readHead(ctx, stream)
 	if err != nil || h.version < 0 {
 		return nil, -1, err
 	}
@@ -103,11 +101,11 @@ func (s *Store) seqOfVersion(ctx context.Context, stream string, v int64, h head
 		if len(msgs) == 0 {
 			return hi, nil
 		}
-		mv, err := strconv.ParseInt(msgs[0].header.Get(hdrVersion), 10, 64)
+		st, err := s.readStored(msgs[0].subject, msgs[0].seq, msgs[0].header, msgs[0].data)
 		if err != nil {
-			return 0, fmt.Errorf("stream %q: event at position %d has no version", stream, msgs[0].seq)
+			return 0, fmt.Errorf("stream %q: find version %d: %w", stream, v, err)
 		}
-		if mv >= v {
+		if st.version >= v {
 			hi = mid
 		} else {
 			lo = msgs[0].seq + 1
@@ -137,12 +135,12 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, streams string, types 
 		}
 		for _, m := range msgs {
 			from = m.seq + 1
-			if !f.matchStream(s.n.streamName(m.subject)) || !f.matchType(m.header.Get(hdrEventType)) {
-				continue
-			}
-			ev, err := s.decodeRaw(m)
+			ev, ok, err := s.decodeMatching(m, f)
 			if err != nil {
 				return nil, 0, err
+			}
+			if !ok {
+				continue
 			}
 			evs = append(evs, ev)
 			if len(evs) == limit {
@@ -167,8 +165,11 @@ func (s *Store) Streams(ctx context.Context) (apitype.StreamsResponse, error) {
 	}
 	out := apitype.StreamsResponse{Streams: make([]apitype.StreamInfo, 0, len(msgs))}
 	for _, m := range msgs {
-		v, _ := strconv.ParseInt(m.header.Get(hdrVersion), 10, 64)
-		out.Streams = append(out.Streams, apitype.StreamInfo{Name: s.n.streamName(m.subject), Version: v, Position: m.seq, Updated: m.time.UTC()})
+		st, err := s.readStored(m.subject, m.seq, m.header, m.data)
+		if err != nil {
+			return apitype.StreamsResponse{}, fmt.Errorf("list streams: %w", err)
+		}
+		out.Streams = append(out.Streams, apitype.StreamInfo{Name: s.n.streamName(m.subject), Version: st.version, Position: m.seq, Updated: m.time.UTC()})
 	}
 	slices.SortFunc(out.Streams, func(a, b apitype.StreamInfo) int {
 		if a.Name < b.Name {
@@ -207,7 +208,7 @@ func (s *Store) state(ctx context.Context) (streamState, error) {
 func (s *Store) Status(ctx context.Context) (apitype.EventStoreStatus, error) {
 	// The console answers status while the engine starts and stops.
 	if !s.running.Load() {
-		return apitype.EventStoreStatus{}, errors.New("event store: not running")
+		return apitype.EventStoreStatus{}, errNotRunning
 	}
 	st, err := s.state(ctx)
 	if err != nil {

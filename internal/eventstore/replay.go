@@ -100,12 +100,12 @@ func (s *Store) Replay(ctx context.Context, req ReplayRequest, progress func(Rep
 				p.Done = true
 				return p, ctx.Err()
 			}
-			if !f.matchStream(s.n.streamName(m.subject)) || !f.matchType(m.header.Get(hdrEventType)) {
-				continue
-			}
-			ev, err := s.decodeRaw(m)
+			ev, ok, err := s.decodeMatching(m, f)
 			if err != nil {
 				return p, err
+			}
+			if !ok {
+				continue
 			}
 			batch = append(batch, ev)
 			if len(batch) == req.Batch {

@@ -47,7 +47,29 @@ type Config struct {
 	// Tracer records spans of appends and projection deliveries; nil
 	// makes none.
 	Tracer Tracer
+	// SoleWriter says that this store is the only client publishing on
+	// its subjects, as under nubo up, whose embedded broker refuses
+	// ReservedSubjects to every other connection: the store then checks
+	// versions and ids itself instead of asking JetStream to (sole.go).
+	// Leave it false where several stores share the stream (the replicas
+	// of `nubo serve eventstore`) or the broker lets others publish there.
+	SoleWriter bool
 }
+
+// ReservedSubjects are the subjects on which only the store of app may
+// publish, for a broker that can refuse them to everyone else: its events,
+// and the JetStream API calls that would change or empty their stream.
+func ReservedSubjects(app string) []string {
+	n := names{app: app}
+	out := []string{n.allSubjects()}
+	for _, op := range []string{"UPDATE", "DELETE", "PURGE", "MSG.DELETE"} {
+		out = append(out, "$JS.API.STREAM."+op+"."+n.stream())
+	}
+	return out
+}
+
+// errNotRunning is an append before Start or after Stop.
+var errNotRunning = errors.New("event store: not running")
 
 // dupWindow is the JetStream deduplication window of the events stream:
 // JetStream's default, written down. Within it an event id is recognised
@@ -72,7 +94,12 @@ type Store struct {
 	js   jetstream.JetStream
 	http *http.Client // to service handlers
 
-	heads headCache
+	heads   headCache
+	writers streamLocks // a sole writer's appends, per stream
+	ids     idWindow    // a sole writer's chosen ids
+	// appending is held, shared, by each append under way; Stop takes it
+	// whole to wait for them.
+	appending sync.RWMutex
 
 	projections *projections
 	snapshots   *snapshotter
@@ -194,6 +221,8 @@ func (s *Store) Stop(ctx context.Context) error {
 	}
 	s.stopped = true
 	s.running.Store(false)
+	s.appending.Lock() // the appends under way end
+	s.appending.Unlock()
 	s.cancel()
 	if !s.started {
 		return nil

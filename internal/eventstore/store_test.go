@@ -17,8 +17,28 @@ import (
 )
 
 // newStore starts a store of app "shop" with es on b (a new embedded
-// broker when nil).
+// broker when nil), a sole writer as under nubo up.
 func newStore(t *testing.T, b *broker.Broker, es *spec.EventStore, h Handlers, key string) *Store {
+	t.Helper()
+	return newStoreMode(t, b, es, h, key, true)
+}
+
+// modes runs f for a sole writer (nubo up) and for a store whose appends
+// JetStream checks (nubo serve eventstore).
+func modes(t *testing.T, f func(t *testing.T, sole bool)) {
+	for _, sole := range []bool{true, false} {
+		name := "shared"
+		if sole {
+			name = "sole"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, sole)
+		})
+	}
+}
+
+func newStoreMode(t *testing.T, b *broker.Broker, es *spec.EventStore, h Handlers, key string, sole bool) *Store {
 	t.Helper()
 	if b == nil {
 		b = startBroker(t, t.TempDir())
@@ -26,7 +46,7 @@ func newStore(t *testing.T, b *broker.Broker, es *spec.EventStore, h Handlers, k
 	if es == nil {
 		es = &spec.EventStore{}
 	}
-	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: es}, Broker: b, Handlers: h, Key: key, Logger: testLogger()})
+	s, err := New(Config{App: &spec.App{Name: "shop", EventStore: es}, Broker: b, Handlers: h, Key: key, Logger: testLogger(), SoleWriter: sole})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +86,11 @@ func wantWrongVersion(t *testing.T, err error, current int64) {
 
 func TestAppendExpectedVersion(t *testing.T) {
 	t.Parallel()
-	s := newStore(t, nil, nil, nil, "")
+	modes(t, testAppendExpectedVersion)
+}
+
+func testAppendExpectedVersion(t *testing.T, sole bool) {
+	s := newStoreMode(t, nil, nil, nil, "", sole)
 	ctx := context.Background()
 	_, err := s.Append(ctx, "user-1", apitype.ExpectExists, []apitype.EventData{ev("", "UserCreated", `{}`)})
 	wantWrongVersion(t, err, -1)
@@ -109,10 +133,14 @@ func TestAppendExpectedVersion(t *testing.T) {
 
 func TestAppendIdempotentByID(t *testing.T) {
 	t.Parallel()
-	s := newStore(t, nil, nil, nil, "")
+	modes(t, testAppendIdempotentByID)
+}
+
+func testAppendIdempotentByID(t *testing.T, sole bool) {
+	s := newStoreMode(t, nil, nil, nil, "", sole)
 	ctx := context.Background()
 	first := mustAppend(t, s, "order-1", apitype.ExpectAny, ev("e1", "Placed", `{"n":1}`))
-	// The same id with any: JetStream's window recognises it.
+	// The same id with any: the window of ids recognises it.
 	again := mustAppend(t, s, "order-1", apitype.ExpectAny, ev("e1", "Placed", `{"n":1}`))
 	if !again.Duplicate || again.LastPosition != first.LastPosition {
 		t.Fatalf("second append of e1: %+v, want a duplicate of %+v", again, first)
@@ -124,8 +152,8 @@ func TestAppendIdempotentByID(t *testing.T) {
 	if !b2.Duplicate || b2.FirstPosition != b1.FirstPosition || b2.LastVersion != 2 {
 		t.Fatalf("retried batch: %+v, want a duplicate of %+v", b2, b1)
 	}
-	// The same batch with any: JetStream refuses the batch as a whole and
-	// the store finds it.
+	// The same batch with any: recognised as a whole (shared: JetStream
+	// refuses the batch, and the store finds it).
 	b3 := mustAppend(t, s, "order-1", apitype.ExpectAny, ev("e2", "Paid", ""), ev("e3", "Shipped", ""))
 	if !b3.Duplicate || b3.FirstPosition != b1.FirstPosition {
 		t.Fatalf("batch again with any: %+v, want a duplicate of %+v", b3, b1)
@@ -146,6 +174,80 @@ func TestAppendIdempotentByID(t *testing.T) {
 	}
 	if ids := eventIDs(got); ids != "e1 e2 e3" {
 		t.Fatalf("order-1 holds %s, want e1 e2 e3 once each", ids)
+	}
+	// A retry with a version the stream has moved past, whose ids were
+	// stored elsewhere in it: a conflict, not a duplicate.
+	mustAppend(t, s, "order-1", "2", ev("e5", "Returned", ""))
+	if _, err := s.Append(ctx, "order-1", "2", []apitype.EventData{ev("e2", "Paid", "")}); err == nil {
+		t.Fatal("e2 appended again after version 2: no error")
+	}
+}
+
+// TestSoleWriterRemembersIDsAcrossRestarts: a store that starts anew (nubo
+// up restarted, or the eventStore section reloaded) reads back the ids
+// chosen within the window, so that a client's retry is still recognised;
+// ids it made itself it does not need.
+func TestSoleWriterRemembersIDsAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, t.TempDir())
+	ctx := context.Background()
+	s1 := newStore(t, b, nil, nil, "")
+	first := mustAppend(t, s1, "cart-1", apitype.ExpectAny, ev("c1", "Added", `{"sku":"a"}`))
+	mustAppend(t, s1, "cart-1", apitype.ExpectAny, ev("", "Added", `{"sku":"b"}`))
+	batch := mustAppend(t, s1, "cart-1", apitype.ExpectAny, ev("c2", "Added", ""), ev("c3", "Removed", ""))
+	if err := s1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Append(ctx, "cart-1", apitype.ExpectAny, []apitype.EventData{ev("c9", "Added", "")}); !errors.Is(err, errNotRunning) {
+		t.Fatalf("append after stop: %v, want %v", err, errNotRunning)
+	}
+
+	s2 := newStore(t, b, nil, nil, "")
+	again := mustAppend(t, s2, "cart-1", apitype.ExpectAny, ev("c1", "Added", `{"sku":"a"}`))
+	if !again.Duplicate || again.FirstPosition != first.FirstPosition || again.FirstVersion != 0 {
+		t.Fatalf("c1 after a restart: %+v, want a duplicate of %+v", again, first)
+	}
+	b2 := mustAppend(t, s2, "cart-1", apitype.ExpectExists, ev("c2", "Added", ""), ev("c3", "Removed", ""))
+	if !b2.Duplicate || b2.FirstPosition != batch.FirstPosition || b2.LastVersion != 3 {
+		t.Fatalf("batch after a restart: %+v, want a duplicate of %+v", b2, batch)
+	}
+	next := mustAppend(t, s2, "cart-1", "3", ev("c4", "CheckedOut", ""))
+	if next.Duplicate || next.FirstVersion != 4 {
+		t.Fatalf("next append after a restart: %+v, want version 4", next)
+	}
+}
+
+// TestSoleWriterOneWins races appenders on one sole writer that all expect
+// the same version: its per-stream turns let exactly one win.
+func TestSoleWriterOneWins(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	mustAppend(t, s, "acct-1", apitype.ExpectNoStream, ev("", "Opened", ""))
+	const n = 16
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = s.Append(context.Background(), "acct-1", "0", []apitype.EventData{ev(fmt.Sprint("w", i), "Deposited", "")})
+		})
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+			continue
+		}
+		wantWrongVersion(t, err, 1)
+	}
+	if wins != 1 {
+		t.Fatalf("%d appenders won, want exactly 1: %v", wins, errs)
+	}
+	if n := len(s.writers.m); n != 0 {
+		t.Fatalf("%d stream locks left after the appends", n)
 	}
 }
 
@@ -170,12 +272,12 @@ func TestConcurrentAppendersOneWins(t *testing.T) {
 	const n = 8
 	stores := make([]*Store, n)
 	for i := range stores {
-		stores[i] = newStore(t, b, nil, nil, "")
+		stores[i] = newStoreMode(t, b, nil, nil, "", false)
 	}
 	mustAppend(t, stores[0], "acct-1", apitype.ExpectNoStream, ev("", "Opened", ""))
 	for _, s := range stores {
 		// Every store knows the head, so that none reads it late.
-		if _, err := s.readHead(context.Background(), "acct-1"); err != nil {
+		if _, _, err := s.readHead(context.Background(), "acct-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -323,8 +425,14 @@ func TestSubscribeCatchUpThenLive(t *testing.T) {
 
 // BenchmarkAppend appends one event at a time with the expected version,
 // from 8 goroutines, each to its own stream (bench/eventstore compares
-// this with raw JetStream).
+// this with raw JetStream), as a sole writer and as a shared one.
 func BenchmarkAppend(b *testing.B) {
+	for _, sole := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sole=%v", sole), func(b *testing.B) { benchmarkAppend(b, sole) })
+	}
+}
+
+func benchmarkAppend(b *testing.B, sole bool) {
 	br, err := broker.New(broker.Config{StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -334,7 +442,7 @@ func BenchmarkAppend(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer br.Stop(ctx)
-	s, err := New(Config{App: &spec.App{Name: "bench", EventStore: &spec.EventStore{}}, Broker: br})
+	s, err := New(Config{App: &spec.App{Name: "bench", EventStore: &spec.EventStore{}}, Broker: br, SoleWriter: sole})
 	if err != nil {
 		b.Fatal(err)
 	}

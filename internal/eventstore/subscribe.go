@@ -104,9 +104,5 @@ func (s *Store) decodeMsg(m jetstream.Msg, f filter, seen *atomic.Uint64) (apity
 		return apitype.RecordedEvent{}, false, fmt.Errorf("subscription: %w", err)
 	}
 	seen.Store(md.Sequence.Stream)
-	if !f.matchStream(s.n.streamName(m.Subject())) || !f.matchType(m.Headers().Get(hdrEventType)) {
-		return apitype.RecordedEvent{}, false, nil
-	}
-	ev, err := s.decode(m.Subject(), md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
-	return ev, err == nil, err
+	return s.decodeMatching(rawMsg{subject: m.Subject(), seq: md.Sequence.Stream, time: md.Timestamp, header: m.Headers(), data: m.Data()}, f)
 }
