@@ -12,15 +12,15 @@
 // stream named S is a message on the subject APP.eventstore.S, so:
 //
 //   - an event's global position is its JetStream sequence (from 1);
-//   - its version in its stream (from 0) is in the Nubo-Version header,
-//     written by the append that stored it;
-//   - an append carries the subject's last sequence as JetStream's
-//     expected last subject sequence, so two writers that read the same
-//     head cannot both append (optimistic concurrency, enforced by the
-//     server, also across the replicas of `nubo serve eventstore`);
+//   - its version in its stream (from 0), id and type are in the envelope
+//     before its data (codec.go), written by the append that stored it;
 //   - several events are one atomic batch: stored all or none, contiguous;
-//   - an event's id is its JetStream message id scoped by its stream
-//     (S/ID), so a retried append is recognised (see Append).
+//   - optimistic concurrency and idempotent appends are checked either by
+//     the store itself, when it is the only writer (nubo up, whose broker
+//     reserves the subjects to it; sole.go), or by JetStream: the
+//     subject's last sequence as the expected last subject sequence, the
+//     event's id scoped by its stream (S/ID) as the message id, which
+//     holds across the replicas of `nubo serve eventstore` (see Append).
 //
 // Reads use JetStream's batched direct gets (no consumer), subscriptions
 // and projections ordered consumers from a position; a projection's
@@ -38,6 +38,7 @@
 // acknowledged append survives kill -9 of nubo (the broker's package doc
 // says what a power loss can take).
 //
-// No library gives an event store on JetStream; the mapping above is small
-// and uses JetStream's own checks for everything that must be atomic.
+// No library gives an event store on JetStream; the mapping above is small,
+// and where the store is not the only writer it uses JetStream's own checks
+// for everything that must be atomic.
 package eventstore
