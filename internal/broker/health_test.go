@@ -36,7 +36,9 @@ import (
 // Not parallel: it lowers the whole process's open-file limit for a while.
 func TestHealsAfterWriteError(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	b := start(t, broker.Config{StateDir: t.TempDir(), Metrics: reg})
+	// Reserved subjects, as nubo up has: the engine's connection must
+	// authenticate again to the restarted server.
+	b := start(t, broker.Config{StateDir: t.TempDir(), Metrics: reg, Reserved: []string{"app.eventstore.>"}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	m := startMetrics(t, reg)
