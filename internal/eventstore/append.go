@@ -132,6 +132,7 @@ func (s *Store) appendShared(ctx context.Context, stream string, exp expectation
 			if h, _, err = s.readHead(ctx, stream); err != nil {
 				return apitype.AppendResponse{}, err
 			}
+			s.heads.set(stream, h)
 		}
 		if !exp.holds(h) {
 			if cached {
@@ -239,7 +240,7 @@ func checkEvents(stream string, in []apitype.EventData) ([]outgoing, error) {
 }
 
 // readHead reads a stream's last event from the broker; at is when it was
-// stored.
+// stored. It leaves the cache of heads to the writers.
 func (s *Store) readHead(ctx context.Context, stream string) (h head, at time.Time, err error) {
 	msgs, err := getBatch(ctx, s.nc, s.n.stream(), directGet{MultiFor: []string{s.n.subject(stream)}, Batch: 1})
 	if err != nil {
@@ -253,9 +254,7 @@ func (s *Store) readHead(ctx context.Context, stream string) (h head, at time.Ti
 	if err != nil {
 		return head{}, time.Time{}, err
 	}
-	h = head{seq: m.seq, version: st.version}
-	s.heads.set(stream, h)
-	return h, m.time, nil
+	return head{seq: m.seq, version: st.version}, m.time, nil
 }
 
 // storedAfter reports whether evs are stored right after the version exp

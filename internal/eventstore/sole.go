@@ -3,8 +3,11 @@ package eventstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/nubo-dev/nubo/internal/apitype"
 )
@@ -26,57 +29,78 @@ import (
 // append (and after a publish whose outcome is unknown), and then the ids
 // chosen for it within the window, so that a retry after a restart of
 // nubo, or across a reload of the eventStore section, is still recognised.
+// Only heads the writer made or loaded so are trusted: readers do not
+// fill the cache. The first append after a load still carries JetStream's
+// expected last subject sequence, for an append of the writer's own that
+// the server had queued but not stored when the head was read.
 
 // appendSole is an append of a sole writer.
 func (s *Store) appendSole(ctx context.Context, stream string, exp expectation, expected apitype.ExpectedVersion, evs []outgoing) (apitype.AppendResponse, error) {
 	l := s.writers.lock(stream)
 	defer s.writers.unlock(stream, l)
-	h, cached := s.heads.get(stream)
-	if !cached {
-		var err error
-		if h, err = s.loadStream(ctx, stream); err != nil {
-			return apitype.AppendResponse{}, err
+	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
+		h, cached := s.heads.get(stream)
+		if !cached {
+			var err error
+			if h, err = s.loadStream(ctx, stream); err != nil {
+				return apitype.AppendResponse{}, err
+			}
 		}
-	}
-	// In JetStream's order: the version first, then the ids. A retry
-	// that expects a version the stream has moved past is recognised by
-	// what follows that version (storedAfter).
-	if !exp.holds(h) {
-		if res, ok, err := s.storedAfter(ctx, stream, exp, evs); err != nil || ok {
+		// In JetStream's order: the version first, then the ids. A retry
+		// that expects a version the stream has moved past is recognised
+		// by what follows that version (storedAfter).
+		if !exp.holds(h) {
+			if res, ok, err := s.storedAfter(ctx, stream, exp, evs); err != nil || ok {
+				return res, err
+			}
+			return apitype.AppendResponse{}, &WrongVersionError{Stream: stream, Expected: expected, Current: h.version}
+		}
+		if res, found, err := s.ids.answer(stream, evs); found || err != nil {
 			return res, err
 		}
-		return apitype.AppendResponse{}, &WrongVersionError{Stream: stream, Expected: expected, Current: h.version}
-	}
-	if res, found, err := s.ids.answer(stream, evs); found || err != nil {
-		return res, err
-	}
-	msgs, err := s.encodeAll(ctx, stream, h, evs)
-	if err != nil {
-		return apitype.AppendResponse{}, err
-	}
-	ack, err := publishBatch(ctx, s.nc, msgs)
-	if err != nil {
-		// Stored or not, nobody knows (a timeout): the next append reads
-		// the stream again, ids included.
-		s.heads.drop(stream)
-		return apitype.AppendResponse{}, fmt.Errorf("stream %q: append: %w", stream, err)
-	}
-	res := s.appendedAt(stream, h, ack.Seq, len(evs))
-	now := time.Now()
-	for i, ev := range evs {
-		if ev.idGiven {
-			s.ids.add(stream, ev.ID, res.FirstPosition+uint64(i), res.FirstVersion+int64(i), now)
+		msgs, err := s.encodeAll(ctx, stream, h, evs)
+		if err != nil {
+			return apitype.AppendResponse{}, err
+		}
+		if !cached {
+			// A head this writer read rather than made may miss an append
+			// of its own still queued in the server (one whose caller gave
+			// up waiting): JetStream checks it, once.
+			msgs[0].Header = nats.Header{hdrExpLastSubjSeq: {strconv.FormatUint(h.seq, 10)}}
+		}
+		ack, err := publishBatch(ctx, s.nc, msgs)
+		switch {
+		case err == nil:
+			res := s.appendedAt(stream, h, ack.Seq, len(evs))
+			now := time.Now()
+			for i, ev := range evs {
+				if ev.idGiven {
+					s.ids.add(stream, ev.ID, res.FirstPosition+uint64(i), res.FirstVersion+int64(i), now)
+				}
+			}
+			return res, nil
+		case apiCode(err) == errCodeWrongLastSeq:
+			s.heads.drop(stream) // that append landed: read again, ids included
+		default:
+			// Stored or not, nobody knows (a timeout, a cancelled
+			// request): the next append reads the stream again.
+			s.heads.drop(stream)
+			return apitype.AppendResponse{}, fmt.Errorf("stream %q: append: %w", stream, err)
 		}
 	}
-	return res, nil
+	return apitype.AppendResponse{}, fmt.Errorf("stream %q: append: the stream moved %d times in a row under this append", stream, maxAppendAttempts)
 }
 
 // loadStream reads a stream's head and the ids chosen for it within the
 // window, for a sole writer that has not appended to it since it started.
 func (s *Store) loadStream(ctx context.Context, stream string) (head, error) {
 	h, at, err := s.readHead(ctx, stream)
-	if err != nil || h.version < 0 || time.Since(at) > dupWindow {
-		return h, err
+	if err != nil {
+		return head{}, err
+	}
+	if h.version < 0 || time.Since(at) > dupWindow {
+		s.heads.set(stream, h)
+		return h, nil
 	}
 	since := time.Now().Add(-dupWindow)
 	req := directGet{StartTime: &since, NextFor: s.n.subject(stream), Batch: maxRead, UpToSeq: h.seq}
@@ -95,6 +119,7 @@ func (s *Store) loadStream(ctx context.Context, stream string) (head, error) {
 			}
 		}
 		if len(msgs) == 0 || msgs[len(msgs)-1].seq >= h.seq {
+			s.heads.set(stream, h)
 			return h, nil
 		}
 		req = directGet{Seq: msgs[len(msgs)-1].seq + 1, NextFor: s.n.subject(stream), Batch: maxRead, UpToSeq: h.seq}

@@ -203,6 +203,11 @@ func TestSoleWriterRemembersIDsAcrossRestarts(t *testing.T) {
 	}
 
 	s2 := newStore(t, b, nil, nil, "")
+	// A read first: it learns the head, and must not make the writer
+	// skip reading the window's ids.
+	if got, _, err := s2.ReadStream(ctx, "cart-1", -1, true, 1); err != nil || len(got) != 1 {
+		t.Fatalf("read before the retry: %v, %v", got, err)
+	}
 	again := mustAppend(t, s2, "cart-1", apitype.ExpectAny, ev("c1", "Added", `{"sku":"a"}`))
 	if !again.Duplicate || again.FirstPosition != first.FirstPosition || again.FirstVersion != 0 {
 		t.Fatalf("c1 after a restart: %+v, want a duplicate of %+v", again, first)
@@ -277,9 +282,11 @@ func TestConcurrentAppendersOneWins(t *testing.T) {
 	mustAppend(t, stores[0], "acct-1", apitype.ExpectNoStream, ev("", "Opened", ""))
 	for _, s := range stores {
 		// Every store knows the head, so that none reads it late.
-		if _, _, err := s.readHead(context.Background(), "acct-1"); err != nil {
+		h, _, err := s.readHead(context.Background(), "acct-1")
+		if err != nil {
 			t.Fatal(err)
 		}
+		s.heads.set("acct-1", h)
 	}
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -504,5 +511,36 @@ func TestStatusBeforeStartAndAfterStop(t *testing.T) {
 	}
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatalf("second stop: %v", err)
+	}
+}
+
+// TestSoleWriterChecksAReadHead: a sole writer trusts only heads it made.
+// Its first append after reading a head (a start, or an append whose
+// outcome it never learned) asks JetStream to check the head, in case an
+// append of its own was still queued in the server; the next ones do not.
+func TestSoleWriterChecksAReadHead(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, nil, nil, nil, "")
+	ctx := context.Background()
+	checked := func(pos uint64) string {
+		t.Helper()
+		msgs, err := getBatch(ctx, s.nc, s.n.stream(), directGet{Seq: pos})
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("get %d: %v, %v", pos, msgs, err)
+		}
+		return msgs[0].header.Get(hdrExpLastSubjSeq)
+	}
+	mustAppend(t, s, "job-1", apitype.ExpectNoStream, ev("", "Queued", ""))
+	mustAppend(t, s, "job-1", "0", ev("", "Started", ""))
+	s.heads.drop("job-1") // as after a publish whose answer was lost
+	res := mustAppend(t, s, "job-1", "1", ev("", "Done", ""))
+	mustAppend(t, s, "job-1", "2", ev("", "Archived", ""))
+	for pos, want := range map[uint64]string{1: "0", 2: "", 3: "2", 4: ""} {
+		if got := checked(pos); got != want {
+			t.Errorf("event at %d carries expected last subject sequence %q, want %q", pos, got, want)
+		}
+	}
+	if res.FirstVersion != 2 {
+		t.Fatalf("append after the drop: %+v", res)
 	}
 }
