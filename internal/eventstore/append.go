@@ -129,7 +129,7 @@ func (s *Store) appendShared(ctx context.Context, stream string, exp expectation
 		h, cached := s.heads.get(stream)
 		if !cached {
 			var err error
-			if h, _, err = s.readHead(ctx, stream); err != nil {
+			if h, err = s.readHead(ctx, stream); err != nil {
 				return apitype.AppendResponse{}, err
 			}
 			s.heads.set(stream, h)
@@ -189,7 +189,7 @@ func (s *Store) encodeAll(ctx context.Context, stream string, h head, evs []outg
 // appendedAt records the head after n events appended after h, the last
 // at JetStream sequence seq, and answers the append.
 func (s *Store) appendedAt(stream string, h head, seq uint64, n int) apitype.AppendResponse {
-	last := head{seq: seq, version: h.version + int64(n)}
+	last := head{seq: seq, version: h.version + int64(n), at: time.Now()}
 	s.heads.set(stream, last)
 	return apitype.AppendResponse{
 		Stream: stream, FirstVersion: h.version + 1, LastVersion: last.version,
@@ -239,22 +239,22 @@ func checkEvents(stream string, in []apitype.EventData) ([]outgoing, error) {
 	return evs, nil
 }
 
-// readHead reads a stream's last event from the broker; at is when it was
-// stored. It leaves the cache of heads to the writers.
-func (s *Store) readHead(ctx context.Context, stream string) (h head, at time.Time, err error) {
+// readHead reads a stream's last event from the broker. It leaves the
+// cache of heads to the writers.
+func (s *Store) readHead(ctx context.Context, stream string) (head, error) {
 	msgs, err := getBatch(ctx, s.nc, s.n.stream(), directGet{MultiFor: []string{s.n.subject(stream)}, Batch: 1})
 	if err != nil {
-		return head{}, time.Time{}, fmt.Errorf("stream %q: read head: %w", stream, err)
+		return head{}, fmt.Errorf("stream %q: read head: %w", stream, err)
 	}
 	if len(msgs) == 0 {
-		return head{version: -1}, time.Time{}, nil
+		return head{version: -1}, nil
 	}
 	m := msgs[0]
 	st, err := s.readStored(m.subject, m.seq, m.header, m.data)
 	if err != nil {
-		return head{}, time.Time{}, err
+		return head{}, err
 	}
-	return head{seq: m.seq, version: st.version}, m.time, nil
+	return head{seq: m.seq, version: st.version, at: m.time}, nil
 }
 
 // storedAfter reports whether evs are stored right after the version exp

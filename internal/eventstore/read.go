@@ -24,7 +24,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, backw
 	if limit <= 0 || limit > maxRead {
 		limit = maxRead
 	}
-	h, _, err := s.readHead(ctx, stream)
+	h, err := s.readHead(ctx, stream)
 	if err != nil || h.version < 0 {
 		return nil, -1, err
 	}

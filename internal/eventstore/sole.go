@@ -40,6 +40,11 @@ func (s *Store) appendSole(ctx context.Context, stream string, exp expectation, 
 	defer s.writers.unlock(stream, l)
 	for attempt := 0; attempt < maxAppendAttempts; attempt++ {
 		h, cached := s.heads.get(stream)
+		if r := s.es.Retention.Duration; cached && r > 0 && h.seq > 0 && time.Since(h.at) >= r {
+			// The head may have expired: read what is left, as JetStream's
+			// check would (a stream whose events all expired starts again).
+			cached = false
+		}
 		if !cached {
 			var err error
 			if h, err = s.loadStream(ctx, stream); err != nil {
@@ -94,11 +99,11 @@ func (s *Store) appendSole(ctx context.Context, stream string, exp expectation, 
 // loadStream reads a stream's head and the ids chosen for it within the
 // window, for a sole writer that has not appended to it since it started.
 func (s *Store) loadStream(ctx context.Context, stream string) (head, error) {
-	h, at, err := s.readHead(ctx, stream)
+	h, err := s.readHead(ctx, stream)
 	if err != nil {
 		return head{}, err
 	}
-	if h.version < 0 || time.Since(at) > dupWindow {
+	if h.version < 0 || time.Since(h.at) > dupWindow {
 		s.heads.set(stream, h)
 		return h, nil
 	}

@@ -252,8 +252,9 @@ func versionAtLeast(v string, min [2]int) bool {
 
 // head is a stream's last event: its JetStream sequence and version.
 type head struct {
-	seq     uint64 // 0: no event
-	version int64  // -1: no event
+	seq     uint64    // 0: no event
+	version int64     // -1: no event
+	at      time.Time // when the event was stored
 }
 
 // maxHeads bounds the cache of stream heads; past it the cache starts

@@ -282,7 +282,7 @@ func TestConcurrentAppendersOneWins(t *testing.T) {
 	mustAppend(t, stores[0], "acct-1", apitype.ExpectNoStream, ev("", "Opened", ""))
 	for _, s := range stores {
 		// Every store knows the head, so that none reads it late.
-		h, _, err := s.readHead(context.Background(), "acct-1")
+		h, err := s.readHead(context.Background(), "acct-1")
 		if err != nil {
 			t.Fatal(err)
 		}
