@@ -103,16 +103,16 @@ func (s *Store) loadStream(ctx context.Context, stream string) (head, error) {
 	if err != nil {
 		return head{}, err
 	}
-	if h.version < 0 || time.Since(h.at) > dupWindow {
+	if h.version < 0 || time.Since(h.at) > s.ids.window {
 		s.heads.set(stream, h)
 		return h, nil
 	}
-	since := time.Now().Add(-dupWindow)
+	since := time.Now().Add(-s.ids.window)
 	req := directGet{StartTime: &since, NextFor: s.n.subject(stream), Batch: maxRead, UpToSeq: h.seq}
 	for {
 		msgs, err := getBatch(ctx, s.nc, s.n.stream(), req)
 		if err != nil {
-			return head{}, fmt.Errorf("stream %q: read the ids of the last %v: %w", stream, dupWindow, err)
+			return head{}, fmt.Errorf("stream %q: read the ids of the last %v: %w", stream, s.ids.window, err)
 		}
 		for _, m := range msgs {
 			st, err := s.readStored(m.subject, m.seq, m.header, m.data)
@@ -175,10 +175,14 @@ func (l *streamLocks) unlock(stream string, sl *streamLock) {
 const maxIDs = 1 << 20
 
 // idWindow remembers the event ids clients chose, with where they were
-// stored, for at least dupWindow: in two generations, the current one and
-// the one before, turned every dupWindow, so that forgetting costs nothing
+// stored, for at least its window: in two generations, the current one and
+// the one before, turned every window, so that forgetting costs nothing
 // per append.
 type idWindow struct {
+	// window is dupWindow, or the retention when shorter: JetStream's
+	// rule for its own window, and an id whose event expired is free.
+	window time.Duration
+
 	mu         sync.Mutex // guards the fields below
 	cur, prev  map[string]storedID
 	curStarted time.Time
@@ -199,10 +203,10 @@ func (w *idWindow) add(stream, id string, seq uint64, version int64, at time.Tim
 	w.cur[idKey(stream, id)] = storedID{seq: seq, version: version, at: at}
 }
 
-// turn starts a new generation when the current one is dupWindow old or
+// turn starts a new generation when the current one is a window old or
 // full. Called with mu held.
 func (w *idWindow) turn(now time.Time) {
-	if w.cur != nil && now.Sub(w.curStarted) < dupWindow && len(w.cur) < maxIDs {
+	if w.cur != nil && now.Sub(w.curStarted) < w.window && len(w.cur) < maxIDs {
 		return
 	}
 	w.prev, w.cur, w.curStarted = w.cur, map[string]storedID{}, now
@@ -214,7 +218,7 @@ func (w *idWindow) get(stream, id string, now time.Time) (storedID, bool) {
 	if !ok {
 		e, ok = w.prev[k]
 	}
-	return e, ok && now.Sub(e.at) <= dupWindow
+	return e, ok && now.Sub(e.at) <= w.window
 }
 
 // answer looks the chosen ids of evs up. None known: found is false and

@@ -135,6 +135,10 @@ func New(cfg Config) (*Store, error) {
 		log:   log.With("component", "eventstore"),
 		heads: headCache{m: map[string]head{}},
 	}
+	s.ids.window = dupWindow
+	if r := s.es.Retention.Duration; r > 0 && r < dupWindow {
+		s.ids.window = r
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // service URLs are the mesh's own listeners
