@@ -36,7 +36,7 @@ func (s *Store) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
 		if !s.running.Load() {
-			writeError(w, http.StatusServiceUnavailable, "event store: not running")
+			writeStoreError(w, errNotRunning)
 			return
 		}
 		if _, pattern := mux.Handler(r); pattern == "" {
@@ -232,6 +232,11 @@ func writeStoreError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, errNotRunning):
+		// Stopping, as for a reload of the eventStore section: the next
+		// store answers in a moment.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

@@ -38,6 +38,10 @@ const (
 	errCodeBatchDuplicate = 10201 // an atomic batch holds a stored message id
 )
 
+// publishTimeout bounds a request to JetStream whose caller set no
+// deadline.
+const publishTimeout = 10 * time.Second
+
 // rawMsg is a stored message as a direct get returns it.
 type rawMsg struct {
 	subject string
@@ -78,7 +82,7 @@ func getBatch(ctx context.Context, nc *nats.Conn, stream string, req directGet) 
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 	}
 	var out []rawMsg
@@ -151,6 +155,14 @@ func publishBatch(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) (*pubAck
 				return nil, err
 			}
 		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// An append's request may wait as long as its client does; the
+		// broker gets as long as a direct get, so that Stop's wait for
+		// the appends under way ends.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
 	}
 	resp, err := nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
 	if err != nil {

@@ -225,14 +225,29 @@ func (s *Store) Stop(ctx context.Context) error {
 	}
 	s.stopped = true
 	s.running.Store(false)
-	s.appending.Lock() // the appends under way end
-	s.appending.Unlock()
+	s.waitAppends(ctx)
 	s.cancel()
 	if !s.started {
 		return nil
 	}
 	s.snapshots.stop(ctx)
 	return s.projections.stop(ctx)
+}
+
+// waitAppends waits, until ctx is done, for the appends under way to end:
+// a sole writer's successor must not append beside them.
+func (s *Store) waitAppends(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.appending.Lock()
+		s.appending.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("stopped with appends still under way", "err", ctx.Err())
+	}
 }
 
 // minServer is the oldest nats-server the store runs on: batched direct

@@ -497,6 +497,13 @@ func TestStatusBeforeStartAndAfterStop(t *testing.T) {
 	if code := getJSON(t, srv.URL+"/v1/eventstore/streams", &e); code != http.StatusServiceUnavailable {
 		t.Fatalf("API before start: %d %+v", code, e)
 	}
+	// An append that passed the check while the store stopped (a reload)
+	// is answered the same, with when to try again.
+	rec := httptest.NewRecorder()
+	writeStoreError(rec, fmt.Errorf("stream %q: %w", "s", errNotRunning))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("an append refused while stopping: %d %v", rec.Code, rec.Header())
+	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
