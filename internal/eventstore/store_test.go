@@ -228,11 +228,25 @@ func TestSoleWriterOneWins(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, nil, nil, nil, "")
 	mustAppend(t, s, "acct-1", apitype.ExpectNoStream, ev("", "Opened", ""))
-	const n = 16
+	stores := make([]*Store, 16)
+	for i := range stores {
+		stores[i] = s
+	}
+	raceAppends(t, stores)
+	if n := len(s.writers.m); n != 0 {
+		t.Fatalf("%d stream locks left after the appends", n)
+	}
+}
+
+// raceAppends appends to acct-1, at version 1, through stores[i] from
+// goroutine i, all at once: exactly one must win, the others learn the
+// new version.
+func raceAppends(t *testing.T, stores []*Store) {
+	t.Helper()
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	errs := make([]error, n)
-	for i := range n {
+	errs := make([]error, len(stores))
+	for i, s := range stores {
 		wg.Go(func() {
 			<-start
 			_, errs[i] = s.Append(context.Background(), "acct-1", "0", []apitype.EventData{ev(fmt.Sprint("w", i), "Deposited", "")})
@@ -250,9 +264,6 @@ func TestSoleWriterOneWins(t *testing.T) {
 	}
 	if wins != 1 {
 		t.Fatalf("%d appenders won, want exactly 1: %v", wins, errs)
-	}
-	if n := len(s.writers.m); n != 0 {
-		t.Fatalf("%d stream locks left after the appends", n)
 	}
 }
 
@@ -288,28 +299,7 @@ func TestConcurrentAppendersOneWins(t *testing.T) {
 		}
 		s.heads.set("acct-1", h)
 	}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make([]error, n)
-	for i, s := range stores {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = s.Append(context.Background(), "acct-1", "0", []apitype.EventData{ev(fmt.Sprint("w", i), "Deposited", "")})
-		})
-	}
-	close(start)
-	wg.Wait()
-	wins := 0
-	for _, err := range errs {
-		if err == nil {
-			wins++
-			continue
-		}
-		wantWrongVersion(t, err, 1)
-	}
-	if wins != 1 {
-		t.Fatalf("%d appenders won, want exactly 1: %v", wins, errs)
-	}
+	raceAppends(t, stores)
 	got, _, err := stores[0].ReadStream(context.Background(), "acct-1", 0, false, 100)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("acct-1 holds %d events (%v), want 2", len(got), err)
