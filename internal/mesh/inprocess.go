@@ -123,19 +123,31 @@ func (t *inProcess) run(x *inFlight) {
 	}
 }
 
+// worker serves x, then the requests run hands it, until it has waited
+// workerIdle for one. Its timer is armed when it starts and again when it
+// fires early (the worker served requests since), not after every
+// request: a timer reset per request took the timers' lock each time.
 func (t *inProcess) worker(x *inFlight) {
-	var idle *time.Timer
-	for {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for ok := true; ok; x, ok = t.next(idle, time.Now()) {
 		t.serve(x)
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
-		}
+	}
+}
+
+// next waits for the next request of a worker that finished one at last,
+// false once it has waited workerIdle.
+func (t *inProcess) next(idle *time.Timer, last time.Time) (*inFlight, bool) {
+	for {
 		select {
-		case x = <-t.work:
+		case x := <-t.work:
+			return x, true
 		case <-idle.C:
-			return
+			rest := workerIdle - time.Since(last)
+			if rest <= 0 {
+				return nil, false
+			}
+			idle.Reset(rest)
 		}
 	}
 }
