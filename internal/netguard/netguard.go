@@ -281,9 +281,14 @@ func BodyTimeout(h http.Handler, d time.Duration) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		// The body, its controller and the context that carries it
-		// (BodyTimedOut) take one allocation.
-		b := &deadlineBody{ReadCloser: r.Body, rc: *http.NewResponseController(w), d: d}
+		// The body and the context that carries it (BodyTimedOut) take
+		// one allocation; the servers' writers set deadlines themselves,
+		// others (wrapped) through a ResponseController.
+		rd, ok := w.(readDeadliner)
+		if !ok {
+			rd = http.NewResponseController(w)
+		}
+		b := &deadlineBody{ReadCloser: r.Body, rc: rd, d: d}
 		b.ctx = bodyContext{Context: r.Context(), b: b}
 		defer b.finish()
 		// A copy: the server decides whether the connection can be
@@ -296,6 +301,11 @@ func BodyTimeout(h http.Handler, d time.Duration) http.Handler {
 }
 
 type bodyKey struct{}
+
+// readDeadliner sets the read deadline of a request's connection: the
+// ResponseWriter of net/http's server and of h1server, or an
+// http.ResponseController.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 // bodyContext is the request's context with its deadlineBody under
 // bodyKey, as context.WithValue would make it.
@@ -325,7 +335,7 @@ func BodyTimedOut(ctx context.Context) bool {
 // own background read (which notices a client going away) is not cut.
 type deadlineBody struct {
 	io.ReadCloser
-	rc       http.ResponseController
+	rc       readDeadliner
 	ctx      bodyContext
 	d        time.Duration
 	eof      atomic.Bool
