@@ -71,6 +71,9 @@ type upConn struct {
 	// deadline is set when the round trip's deadline is on the
 	// connection (a deadlineContext's), to clear before its reuse.
 	deadline bool
+	// body limits the reading of a request body to its length; here, not
+	// made per request.
+	body io.LimitedReader
 }
 
 // deadlineContext is a context that, until its owner cancels it after the
@@ -222,7 +225,9 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	}
 	writeRequest(pc.bw, r)
 	if hasBody(r) {
-		n, err := io.Copy(pc.bw, io.LimitReader(r.Body, r.ContentLength))
+		pc.body = io.LimitedReader{R: r.Body, N: r.ContentLength}
+		n, err := io.Copy(pc.bw, &pc.body)
+		pc.body.R = nil
 		if err == nil && n < r.ContentLength {
 			err = io.ErrUnexpectedEOF
 		}
