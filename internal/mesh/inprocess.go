@@ -66,6 +66,19 @@ func (t *inProcess) handler(host string) http.Handler {
 // and returns the response when the handler returns, or, for a body that
 // is long or flushed, as soon as it starts (it then streams).
 func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, false)
+}
+
+// RoundTripTakingHeader is RoundTrip for a caller that hands req's header
+// map over: the mesh's handler edits it (hop-by-hop headers out, trace
+// context in) instead of a copy. The gateway's request is its own, so its
+// service integrations call this (Header.Clone was three allocations and
+// about 450 bytes a request).
+func (t *inProcess) RoundTripTakingHeader(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, true)
+}
+
+func (t *inProcess) roundTrip(req *http.Request, takeHeader bool) (*http.Response, error) {
 	h := t.handler(req.URL.Host)
 	if h == nil {
 		if req.Body != nil {
@@ -74,8 +87,9 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("mesh: %s has no service listener at %s", t.caller, req.URL.Host)
 	}
 	// The request as the listener's server would have read it. The
-	// handler edits headers (hop-by-hop, identity): it gets a copy. The
-	// request, its URL and the writer take one allocation.
+	// handler edits headers (hop-by-hop, identity): it gets a copy unless
+	// the caller hands its map over. The request, its URL and the writer
+	// take one allocation.
 	x := &inFlight{h: h}
 	in := &x.req
 	*in = *req
@@ -86,7 +100,9 @@ func (t *inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		in.Host = req.URL.Host
 	}
 	in.Proto, in.ProtoMajor, in.ProtoMinor = "HTTP/1.1", 1, 1
-	in.Header = req.Header.Clone()
+	if !takeHeader {
+		in.Header = req.Header.Clone()
+	}
 	if in.Header == nil {
 		in.Header = http.Header{}
 	}
