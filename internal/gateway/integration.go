@@ -225,6 +225,12 @@ func removeHopHeaders(h http.Header) {
 	}
 }
 
+// headerTaker is a service transport that may edit the request's header
+// map rather than copy it (the mesh's in-process Transport).
+type headerTaker interface {
+	RoundTripTakingHeader(*http.Request) (*http.Response, error)
+}
+
 func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	base := p.base
 	if p.service != "" {
@@ -274,11 +280,17 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 		out.Body = nil
 	}
 	start := x.g.now()
-	rt := x.g.rt
-	if p.service != "" {
-		rt = x.g.svcRT
+	var resp *http.Response
+	var err error
+	switch ht, ok := x.g.svcRT.(headerTaker); {
+	case p.service == "":
+		resp, err = x.g.rt.RoundTrip(out)
+	case ok:
+		// out's header map is r's, which is the gateway's to give.
+		resp, err = ht.RoundTripTakingHeader(out)
+	default:
+		resp, err = x.g.svcRT.RoundTrip(out)
 	}
-	resp, err := rt.RoundTrip(out)
 	if err != nil {
 		// The context says why too: the upstream client is interrupted by
 		// a deadline on its connection, and reports that I/O error.
