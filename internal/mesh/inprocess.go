@@ -114,7 +114,7 @@ func (t *inProcess) roundTrip(req *http.Request, takeHeader bool) (*http.Respons
 	// x is new, so w is zero: its fields are set one by one, not by
 	// copying a whole pipeWriter (about 800 bytes) over it.
 	w := &x.w
-	w.req, w.header = req, http.Header{}
+	w.req = req
 	w.held = w.heldArr[:0]
 	// Done once the response is handed over; a WaitGroup in x rather
 	// than a channel of its own, one allocation fewer.
@@ -219,7 +219,24 @@ type pipeWriter struct {
 	respv     http.Response // resp, when made
 }
 
-func (w *pipeWriter) Header() http.Header { return w.header }
+// Header is the answer's header map, made on first use: the mesh's
+// handler usually gives it the replica's (adoptHeader).
+func (w *pipeWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
+
+// adoptHeader makes h the answer's header map, unless headers were set
+// or written already.
+func (w *pipeWriter) adoptHeader(h http.Header) bool {
+	if w.wroteHead || len(w.header) > 0 {
+		return false
+	}
+	w.header = h
+	return true
+}
 
 func (w *pipeWriter) WriteHeader(code int) {
 	if w.wroteHead || code < 200 && code != http.StatusSwitchingProtocols {
@@ -258,7 +275,7 @@ func (w *pipeWriter) head(copy bool) {
 	if w.resp != nil {
 		return // copied by freeze
 	}
-	h := w.header
+	h := w.Header()
 	if copy {
 		h = h.Clone()
 	} else {
