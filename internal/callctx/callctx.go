@@ -101,7 +101,9 @@ func (c *Context) Done() <-chan struct{} {
 }
 
 // Cancel ends c, if it has not ended, with context.Canceled. It does not
-// wait for what watches c to notice.
+// wait for what watches c to notice, and a client that watches only the
+// deadline and the parent (the upstream client) is not interrupted by it:
+// call it when the call is over.
 func (c *Context) Cancel() { c.end(context.Canceled) }
 
 func (c *Context) end(err error) {
