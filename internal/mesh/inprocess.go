@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +25,7 @@ import (
 // The gateway's service integrations use it, so that a request from the
 // ingress crosses one TCP connection after the ingress, to the replica.
 func (m *Mesh) Transport(caller string) http.RoundTripper {
-	return &inProcess{m: m, caller: caller, work: make(chan *inFlight)}
+	return &inProcess{m: m, caller: caller, work: make(chan *inFlight), idleFor: workerIdle}
 }
 
 type inProcess struct {
@@ -33,6 +34,9 @@ type inProcess struct {
 	work   chan *inFlight // to an idle worker
 	mu     sync.RWMutex
 	byHost map[string]http.Handler // listener address -> its handler
+
+	idleFor time.Duration // workerIdle; shorter in tests
+	workers atomic.Int32  // running worker goroutines
 }
 
 // handler is the handler of caller's listener at host, or nil.
@@ -132,8 +136,8 @@ type inFlight struct {
 	w   pipeWriter
 }
 
-// workerIdle is how long a worker goroutine waits for another request
-// before it ends.
+// workerIdle is how long, at least (at most twice that), a worker
+// goroutine waits for another request before it ends.
 const workerIdle = 5 * time.Second
 
 // run serves x on an idle worker, or on a new one. A worker serves request
@@ -148,31 +152,35 @@ func (t *inProcess) run(x *inFlight) {
 	}
 }
 
-// worker serves x, then the requests run hands it, until it has waited
-// workerIdle for one. Its timer is armed when it starts and again when it
-// fires early (the worker served requests since), not after every
-// request: a timer reset per request took the timers' lock each time.
+// worker serves x, then the requests run hands it, until a whole
+// workerIdle passed without one (it ends after workerIdle to twice that
+// of idleness). Its timer is re-armed when it fires, not after every
+// request: a timer reset per request took the timers' lock, and a clock
+// reading per request to tell the idle time cost about as much.
 func (t *inProcess) worker(x *inFlight) {
-	idle := time.NewTimer(workerIdle)
+	t.workers.Add(1)
+	defer t.workers.Add(-1)
+	idle := time.NewTimer(t.idleFor)
 	defer idle.Stop()
-	for ok := true; ok; x, ok = t.next(idle, time.Now()) {
+	for x != nil {
 		t.serve(x)
+		x = t.next(idle)
 	}
 }
 
-// next waits for the next request of a worker that finished one at last,
-// false once it has waited workerIdle.
-func (t *inProcess) next(idle *time.Timer, last time.Time) (*inFlight, bool) {
-	for {
+// next waits for a worker's next request, after it served one: nil once
+// its timer has fired twice without one (the first time, the worker may
+// have been busy for most of the period).
+func (t *inProcess) next(idle *time.Timer) *inFlight {
+	for served := true; ; served = false {
 		select {
 		case x := <-t.work:
-			return x, true
+			return x
 		case <-idle.C:
-			rest := workerIdle - time.Since(last)
-			if rest <= 0 {
-				return nil, false
+			if !served {
+				return nil
 			}
-			idle.Reset(rest)
+			idle.Reset(t.idleFor)
 		}
 	}
 }
