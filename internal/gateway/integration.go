@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nubo-dev/nubo/internal/callctx"
 	"github.com/nubo-dev/nubo/internal/edgeheader"
 	"github.com/nubo-dev/nubo/internal/functions"
 	"github.com/nubo-dev/nubo/internal/netguard"
@@ -38,7 +39,7 @@ type answer struct {
 	// when unknown); release ends the call once it is.
 	stream io.ReadCloser
 	length int64
-	cancel context.CancelFunc
+	call   *callctx.Context // ended once the stream is
 	start  time.Time
 	// failed says the backend failed (an error status, or no answer);
 	// errMsg is its error message, which statusCodes match.
@@ -49,7 +50,7 @@ type answer struct {
 // release ends a streamed call.
 func (a *answer) release(x *exchange) {
 	a.stream.Close()
-	a.cancel()
+	a.call.Cancel()
 	x.rs.obs.backend.Observe(msSince(x.g.now(), a.start))
 }
 
@@ -224,6 +225,12 @@ func removeHopHeaders(h http.Header) {
 	}
 }
 
+// headerTaker is a service transport that may edit the request's header
+// map rather than copy it (the mesh's in-process Transport).
+type headerTaker interface {
+	RoundTripTakingHeader(*http.Request) (*http.Response, error)
+}
+
 func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	base := p.base
 	if p.service != "" {
@@ -251,7 +258,7 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	default:
 		u.RawQuery = p.query + "&" + r.URL.RawQuery
 	}
-	ctx, cancel := x.requestContext(p.timeout)
+	ctx := x.requestContext(p.timeout)
 	out := r.WithContext(ctx)
 	out.URL = &u
 	out.Host = ""
@@ -273,16 +280,22 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 		out.Body = nil
 	}
 	start := x.g.now()
-	rt := x.g.rt
-	if p.service != "" {
-		rt = x.g.svcRT
+	var resp *http.Response
+	var err error
+	switch ht, ok := x.g.svcRT.(headerTaker); {
+	case p.service == "":
+		resp, err = x.g.rt.RoundTrip(out)
+	case ok:
+		// out's header map is r's, which is the gateway's to give.
+		resp, err = ht.RoundTripTakingHeader(out)
+	default:
+		resp, err = x.g.svcRT.RoundTrip(out)
 	}
-	resp, err := rt.RoundTrip(out)
 	if err != nil {
 		// The context says why too: the upstream client is interrupted by
 		// a deadline on its connection, and reports that I/O error.
 		cerr := ctx.Err()
-		cancel()
+		ctx.Cancel()
 		x.rs.obs.backend.Observe(msSince(x.g.now(), start))
 		var mbe *http.MaxBytesError
 		switch {
@@ -306,10 +319,10 @@ func (p *proxyIntegration) call(x *exchange, buffered bool) *answer {
 	a := &x.ans
 	*a = answer{status: resp.StatusCode, header: resp.Header, failed: resp.StatusCode >= 400}
 	if !buffered && !a.failed {
-		a.stream, a.length, a.cancel, a.start = resp.Body, resp.ContentLength, cancel, start
+		a.stream, a.length, a.call, a.start = resp.Body, resp.ContentLength, ctx, start
 		return a
 	}
-	defer cancel()
+	defer ctx.Cancel()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBufferedAnswer+1))
 	x.rs.obs.backend.Observe(msSince(x.g.now(), start))
@@ -481,8 +494,8 @@ func (f *functionIntegration) call(x *exchange, _ bool) *answer {
 		x.reason = fmt.Sprintf("function %q: %v", f.function, err)
 		return failure(http.StatusBadRequest, []byte(`{"message":"Bad Request"}`), x.reason)
 	}
-	ctx, cancel := x.requestContext(f.timeout)
-	defer cancel()
+	ctx := x.requestContext(f.timeout)
+	defer ctx.Cancel()
 	start := x.g.now()
 	res, err := fns.Invoke(ctx, f.function, e)
 	x.rs.obs.backend.Observe(msSince(x.g.now(), start))

@@ -343,6 +343,13 @@ var bufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+// headerAdopter is a ResponseWriter that can take a response's header map
+// as its own, when nothing was set in its own yet (the in-process writer:
+// a map and a copy fewer a request).
+type headerAdopter interface {
+	adoptHeader(http.Header) bool
+}
+
 // copyResponse writes resp to w: headers without hop-by-hop ones, the body
 // (flushed as it comes when it is streamed) and trailers.
 func (m *Mesh) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, setCookie string) result {
@@ -350,9 +357,14 @@ func (m *Mesh) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.R
 		return m.switchProtocols(w, r, resp)
 	}
 	removeHopHeaders(resp.Header, "")
-	dst := w.Header()
-	for k, vv := range resp.Header {
-		dst[k] = vv
+	var dst http.Header
+	if a, ok := w.(headerAdopter); ok && a.adoptHeader(resp.Header) {
+		dst = resp.Header
+	} else {
+		dst = w.Header()
+		for k, vv := range resp.Header {
+			dst[k] = vv
+		}
 	}
 	if setCookie != "" {
 		dst["Set-Cookie"] = append(dst["Set-Cookie"], setCookie)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -176,6 +177,94 @@ func TestTransportInProcessShortAnswers(t *testing.T) {
 		}
 		if got := resp.Trailer.Get("X-Late"); got != want {
 			t.Errorf("%s: trailer X-Late %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestTransportInProcessHeaders: RoundTrip leaves the caller's header map
+// as it was; RoundTripTakingHeader lets the handler edit it; the replica
+// gets the same request either way.
+func TestTransportInProcessHeaders(t *testing.T) {
+	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "keep=%q hop=%q connection=%q", r.Header.Get("X-Keep"), r.Header.Get("X-Hop"), r.Header.Get("Connection"))
+	})
+	eps := newFakeEndpoints()
+	eps.set("users", srv...)
+	m := startMesh(t, baseConfig(t, "users"), eps)
+	usersURL, err := m.ServiceURL("gateway", "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := m.Transport("gateway")
+	taker, ok := rt.(interface {
+		RoundTripTakingHeader(*http.Request) (*http.Response, error)
+	})
+	if !ok {
+		t.Fatal("the in-process transport has no RoundTripTakingHeader")
+	}
+	const want = `keep="2" hop="" connection=""`
+	for _, take := range []bool{false, true} {
+		req, _ := http.NewRequest("GET", usersURL+"/", nil)
+		req.Header.Set("Connection", "X-Hop")
+		req.Header.Set("X-Hop", "1")
+		req.Header.Set("X-Keep", "2")
+		var resp *http.Response
+		if take {
+			resp, err = taker.RoundTripTakingHeader(req)
+		} else {
+			resp, err = rt.RoundTrip(req)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != want {
+			t.Errorf("taking the header %v: the replica saw %s, want %s", take, b, want)
+		}
+		if !take && (req.Header.Get("X-Hop") != "1" || req.Header.Get("Connection") != "X-Hop") {
+			t.Errorf("RoundTrip changed the caller's header: %v", req.Header)
+		}
+	}
+}
+
+// TestTransportInProcessWorkersEnd: the worker goroutines that serve
+// in-process requests end once idle, and new ones serve what comes next.
+func TestTransportInProcessWorkersEnd(t *testing.T) {
+	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})
+	eps := newFakeEndpoints()
+	eps.set("users", srv...)
+	m := startMesh(t, baseConfig(t, "users"), eps)
+	usersURL, err := m.ServiceURL("gateway", "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := m.Transport("gateway").(*inProcess)
+	tr.idleFor = 20 * time.Millisecond
+	get := func() {
+		t.Helper()
+		req, _ := http.NewRequest("GET", usersURL+"/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("answer %q", b)
+		}
+	}
+	for round := 0; round < 2; round++ {
+		get()
+		get()
+		deadline := time.Now().Add(10 * time.Second)
+		for tr.workers.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d workers still running 10 s after the last request", round, tr.workers.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }

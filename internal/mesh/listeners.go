@@ -25,8 +25,11 @@ type listener struct {
 	ln   net.Listener
 	srv  *http.Server
 	loop *h1server.Server // in front of srv on plain listeners; nil on TLS
-	url  string
-	done chan struct{} // closed when Serve has returned; nil until served
+	// handler is srv's handler without the body timeout its server adds,
+	// for in-process requests (Transport); nil on the ingress's.
+	handler http.Handler
+	url     string
+	done    chan struct{} // closed when Serve has returned; nil until served
 }
 
 // newLoop puts nubo's HTTP/1.1 server loop in front of srv on a plain
@@ -171,18 +174,20 @@ func (m *Mesh) listen(k listenerKey) (*listener, error) {
 		return nil, fmt.Errorf("mesh: listener for %s: %w", k.caller, err)
 	}
 	log := m.logger().With("caller", k.caller)
-	srv := newServer(&callerHandler{m: m, caller: k.caller, target: k.target}, log, m.limits)
+	h := &callerHandler{m: m, caller: k.caller, target: k.target}
+	srv := newServer(h, log, m.limits)
 	// Who connects is looked up once per connection (see peer.go).
 	base := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		return peerContext(base(ctx, c), c, m.workloads)
 	}
 	l := &listener{
-		key:  k,
-		ln:   m.conns.Listener(ln),
-		srv:  srv,
-		loop: newLoop(srv, log),
-		url:  "http://" + ln.Addr().String(),
+		key:     k,
+		ln:      m.conns.Listener(ln),
+		srv:     srv,
+		loop:    newLoop(srv, log),
+		handler: h,
+		url:     "http://" + ln.Addr().String(),
 	}
 	m.listeners[k] = l
 	if m.started {

@@ -281,18 +281,45 @@ func BodyTimeout(h http.Handler, d time.Duration) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		b := &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: d}
+		// The body and the context that carries it (BodyTimedOut) take
+		// one allocation; the servers' writers set deadlines themselves,
+		// others (wrapped) through a ResponseController.
+		rd, ok := w.(readDeadliner)
+		if !ok {
+			rd = http.NewResponseController(w)
+		}
+		b := &deadlineBody{ReadCloser: r.Body, rc: rd, d: d}
+		b.ctx = bodyContext{Context: r.Context(), b: b}
 		defer b.finish()
 		// A copy: the server decides whether the connection can be
 		// reused from its own request's body (read to the end, closed
 		// early), which must stay its own.
-		r2 := r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
+		r2 := r.WithContext(&b.ctx)
 		r2.Body = b
 		h.ServeHTTP(w, r2)
 	})
 }
 
 type bodyKey struct{}
+
+// readDeadliner sets the read deadline of a request's connection: the
+// ResponseWriter of net/http's server and of h1server, or an
+// http.ResponseController.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// bodyContext is the request's context with its deadlineBody under
+// bodyKey, as context.WithValue would make it.
+type bodyContext struct {
+	context.Context
+	b *deadlineBody
+}
+
+func (c *bodyContext) Value(key any) any {
+	if key == (bodyKey{}) {
+		return c.b
+	}
+	return c.Context.Value(key)
+}
 
 // BodyTimedOut reports whether the body of the request of ctx timed out:
 // a handler that sees the request's context cancelled (the server cancels
@@ -308,7 +335,8 @@ func BodyTimedOut(ctx context.Context) bool {
 // own background read (which notices a client going away) is not cut.
 type deadlineBody struct {
 	io.ReadCloser
-	rc       *http.ResponseController
+	rc       readDeadliner
+	ctx      bodyContext
 	d        time.Duration
 	eof      atomic.Bool
 	timedOut atomic.Bool

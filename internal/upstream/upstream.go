@@ -68,6 +68,23 @@ type upConn struct {
 	// interrupt makes the connection's pending I/O return, when the
 	// context of its round trip ends; made once per connection.
 	interrupt func()
+	// deadline is set when the round trip's deadline is on the
+	// connection (a deadlineContext's), to clear before its reuse.
+	deadline bool
+	// body limits the reading of a request body to its length; here, not
+	// made per request.
+	body io.LimitedReader
+}
+
+// deadlineContext is a context that, until its owner cancels it after the
+// call, ends only at its deadline or with its parent (callctx.Context):
+// the client puts the deadline on the connection and watches the parent
+// alone, with no timer or context of its own (context.AfterFunc on a
+// context.WithTimeout was about nine allocations and two timer operations
+// a request of the gateway's).
+type deadlineContext interface {
+	context.Context
+	Parent() context.Context
 }
 
 var (
@@ -186,11 +203,18 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	// The read and the write happen here, not in goroutines watching ctx:
 	// a deadline in the past is what interrupts them when ctx ends.
 	var stop func() bool
-	if ctx.Done() != nil {
+	watch := ctx
+	if dc, ok := ctx.(deadlineContext); ok {
+		dl, _ := dc.Deadline()
+		pc.conn.SetDeadline(dl)
+		pc.deadline = true
+		watch = dc.Parent()
+	}
+	if watch.Done() != nil {
 		if pc.interrupt == nil {
 			pc.interrupt = func() { pc.conn.SetDeadline(aLongTimeAgo) }
 		}
-		stop = context.AfterFunc(ctx, pc.interrupt)
+		stop = context.AfterFunc(watch, pc.interrupt)
 	}
 	fail := func(err error) (*http.Response, error) {
 		if stop != nil {
@@ -201,7 +225,9 @@ func (pc *upConn) roundTrip(ctx context.Context, r *http.Request) (*http.Respons
 	}
 	writeRequest(pc.bw, r)
 	if hasBody(r) {
-		n, err := io.Copy(pc.bw, io.LimitReader(r.Body, r.ContentLength))
+		pc.body = io.LimitedReader{R: r.Body, N: r.ContentLength}
+		n, err := io.Copy(pc.bw, &pc.body)
+		pc.body.R = nil
 		if err == nil && n < r.ContentLength {
 			err = io.ErrUnexpectedEOF
 		}
@@ -350,6 +376,13 @@ func (pc *upConn) release(keep bool, stop func() bool) {
 	if !keep || pc.br.Buffered() > 0 {
 		pc.close()
 		return
+	}
+	if pc.deadline {
+		pc.deadline = false
+		if pc.conn.SetDeadline(time.Time{}) != nil {
+			pc.close()
+			return
+		}
 	}
 	pc.putBuffers()
 	pc.u.put(pc)

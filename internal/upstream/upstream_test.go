@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nubo-dev/nubo/internal/callctx"
 )
 
 // countingTransport is the fallback of a test's Client: a real
@@ -452,5 +455,96 @@ func TestUpstreamBodyAfterServerClosedIdle(t *testing.T) {
 	}
 	if n := accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// TestUpstreamCallContext: a callctx.Context's deadline goes on the
+// connection and ends a round trip that passes it; a connection kept
+// after such a round trip has the deadline cleared before its reuse; the
+// parent's end still interrupts.
+func TestUpstreamCallContext(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 4)
+	addr, accepted := rawServer(t, func(i int, c net.Conn, br *bufio.Reader) {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil || !readHead(br) {
+				return
+			}
+			if strings.HasPrefix(l, "GET /slow ") {
+				arrived <- struct{}{}
+				<-release
+				return
+			}
+			if _, err := io.WriteString(c, okResponse); err != nil {
+				return
+			}
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	u, _ := newTestClient(t)
+
+	// get reads the answer to path within 10 s, or fails the test.
+	get := func(ctx context.Context, path string) error {
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := upGet(t, u, ctx, "GET", addr, path)
+			if err == nil {
+				var b []byte
+				b, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil && string(b) != "ok" {
+					err = fmt.Errorf("body %q", b)
+				}
+			}
+			errc <- err
+		}()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("GET %s went on for 10 s", path)
+			return nil
+		}
+	}
+	// A short deadline on the first connection, then a request on the
+	// same connection, pooled, after that deadline has passed.
+	short := callctx.WithTimeout(context.Background(), 20*time.Millisecond)
+	if err := get(short, "/"); err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	short.Cancel()
+	dl, _ := short.Deadline()
+	time.Sleep(time.Until(dl) + 10*time.Millisecond)
+	if err := get(context.Background(), "/"); err != nil {
+		t.Fatalf("request on the kept connection after the first one's deadline: %v", err)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Fatalf("%d connections for two requests, want 1 (the first kept)", n)
+	}
+
+	// The deadline ends a round trip the server does not answer.
+	slow := callctx.WithTimeout(context.Background(), 50*time.Millisecond)
+	if err := get(slow, "/slow"); err == nil {
+		t.Fatal("no error from a round trip past its deadline")
+	}
+	if !errors.Is(slow.Err(), context.DeadlineExceeded) {
+		t.Fatalf("context error %v after the deadline", slow.Err())
+	}
+	<-arrived
+
+	// The parent's end interrupts a round trip with a far deadline.
+	parent, cancel := context.WithCancel(context.Background())
+	far := callctx.WithTimeout(parent, time.Hour)
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	if err := get(far, "/slow"); err == nil {
+		t.Fatal("no error after the parent ended")
+	}
+	if !errors.Is(far.Err(), context.Canceled) {
+		t.Fatalf("context error %v after the parent ended", far.Err())
 	}
 }
