@@ -97,6 +97,21 @@ func TestTransportInProcess(t *testing.T) {
 
 // TestTransportInProcessStreams: a streamed answer is handed over as it
 // comes, not when the replica is done.
+// inProcessUsers starts a mesh with one replica of users serving h, and
+// returns it with users' URL for the gateway.
+func inProcessUsers(t *testing.T, h func(int, http.ResponseWriter, *http.Request)) (*Mesh, string) {
+	t.Helper()
+	srv := backends(t, 1, h)
+	eps := newFakeEndpoints()
+	eps.set("users", srv...)
+	m := startMesh(t, baseConfig(t, "users"), eps)
+	u, err := m.ServiceURL("gateway", "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, u
+}
+
 func TestTransportInProcessStreams(t *testing.T) {
 	release := make(chan struct{})
 	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
@@ -138,7 +153,7 @@ func TestTransportInProcessStreams(t *testing.T) {
 // replica's headers, answers in turn on the same warm worker do not share
 // them, and a streamed one's undeclared trailers are in Trailer only.
 func TestTransportInProcessShortAnswers(t *testing.T) {
-	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+	m, u := inProcessUsers(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Path", r.URL.Path)
 		io.WriteString(w, "short")
 		if r.URL.Path == "/trailer" {
@@ -147,13 +162,6 @@ func TestTransportInProcessShortAnswers(t *testing.T) {
 			w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
 		}
 	})
-	eps := newFakeEndpoints()
-	eps.set("users", srv...)
-	m := startMesh(t, baseConfig(t, "users"), eps)
-	u, err := m.ServiceURL("gateway", "users")
-	if err != nil {
-		t.Fatal(err)
-	}
 	rt := m.Transport("gateway")
 	for _, path := range []string{"/trailer", "/a", "/b"} {
 		req, _ := http.NewRequest("GET", u+path, nil)
@@ -185,16 +193,9 @@ func TestTransportInProcessShortAnswers(t *testing.T) {
 // as it was; RoundTripTakingHeader lets the handler edit it; the replica
 // gets the same request either way.
 func TestTransportInProcessHeaders(t *testing.T) {
-	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+	m, usersURL := inProcessUsers(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "keep=%q hop=%q connection=%q", r.Header.Get("X-Keep"), r.Header.Get("X-Hop"), r.Header.Get("Connection"))
 	})
-	eps := newFakeEndpoints()
-	eps.set("users", srv...)
-	m := startMesh(t, baseConfig(t, "users"), eps)
-	usersURL, err := m.ServiceURL("gateway", "users")
-	if err != nil {
-		t.Fatal(err)
-	}
 	rt := m.Transport("gateway")
 	taker, ok := rt.(interface {
 		RoundTripTakingHeader(*http.Request) (*http.Response, error)
@@ -209,6 +210,7 @@ func TestTransportInProcessHeaders(t *testing.T) {
 		req.Header.Set("X-Hop", "1")
 		req.Header.Set("X-Keep", "2")
 		var resp *http.Response
+		var err error
 		if take {
 			resp, err = taker.RoundTripTakingHeader(req)
 		} else {
@@ -231,16 +233,9 @@ func TestTransportInProcessHeaders(t *testing.T) {
 // TestTransportInProcessWorkersEnd: the worker goroutines that serve
 // in-process requests end once idle, and new ones serve what comes next.
 func TestTransportInProcessWorkersEnd(t *testing.T) {
-	srv := backends(t, 1, func(_ int, w http.ResponseWriter, r *http.Request) {
+	m, usersURL := inProcessUsers(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	})
-	eps := newFakeEndpoints()
-	eps.set("users", srv...)
-	m := startMesh(t, baseConfig(t, "users"), eps)
-	usersURL, err := m.ServiceURL("gateway", "users")
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr := m.Transport("gateway").(*inProcess)
 	tr.idleFor = 20 * time.Millisecond
 	get := func() {
