@@ -21,9 +21,9 @@ import (
 //   - the version: appends to one stream take turns (streamLocks), and
 //     the head cached after the last one is the stream's head, since no
 //     one else writes;
-//   - the ids: the ids clients chose are remembered for dupWindow
-//     (idWindow), as JetStream's message-id window would; an id the store
-//     made itself cannot come again.
+//   - the ids: the ids clients chose are remembered for dupWindow, or the
+//     retention when shorter (idWindow), as JetStream's message-id window
+//     would; an id the store made itself cannot come again.
 //
 // What the store does not know it reads: a stream's head on its first
 // append (and after a publish whose outcome is unknown), and then the ids
@@ -97,7 +97,8 @@ func (s *Store) appendSole(ctx context.Context, stream string, exp expectation, 
 }
 
 // loadStream reads a stream's head and the ids chosen for it within the
-// window, for a sole writer that has not appended to it since it started.
+// window, for a sole writer without a head of the stream it can trust, and
+// caches the head.
 func (s *Store) loadStream(ctx context.Context, stream string) (head, error) {
 	h, err := s.readHead(ctx, stream)
 	if err != nil {
