@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -404,16 +405,59 @@ func stablePort(file string) (int, error) {
 			}
 		}
 	}
-	l, err := net.Listen("tcp", host+":0")
+	p, err := freePort()
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return 0, err
 	}
-	p := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	if err := os.WriteFile(file, []byte(strconv.Itoa(p)+"\n"), 0o600); err != nil {
 		return 0, fmt.Errorf("record the port: %w", err)
 	}
 	return p, nil
+}
+
+// freePort returns a loopback port that is free now, for a server that
+// binds it a moment later (PostgreSQL after initdb). It is picked outside
+// the kernel's ephemeral range: a port from there can be taken in between
+// by any outgoing connection or listener on port 0 (CI saw PostgreSQL fail
+// with "Address already in use", then every restart, on its recorded port).
+func freePort() (int, error) {
+	lo, hi := ephemeralRange()
+	for range 100 {
+		p := 10000 + mathrand.IntN(65536-10000)
+		if p >= lo && p <= hi {
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralRange is the kernel's range of ports for outgoing connections
+// and port 0 (Linux's default where it cannot be read).
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return lo, hi
+	}
+	l, err1 := strconv.Atoi(f[0])
+	h, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || l > h {
+		return lo, hi
+	}
+	return l, h
 }
 
 // credentials returns who a workload connects as: the role that lists it,
