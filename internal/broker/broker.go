@@ -236,6 +236,9 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 	if err := b.setConn(ctx, nc, "the embedded server"); err != nil {
 		return err
 	}
+	if err := b.guardReserved(ctx, nc, b.js); err != nil {
+		return fmt.Errorf("broker: watch the streams for reserved subjects: %w", err)
+	}
 	// Before any component declares its streams: a restored backup's
 	// streams are created from their snapshots, not empty.
 	return b.restorePending(ctx)

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/broker"
 	"github.com/nubo-dev/nubo/internal/broker/brokertest"
+	"github.com/nubo-dev/nubo/internal/nubotest"
 )
 
 func testLogger() *slog.Logger {
@@ -224,11 +226,41 @@ func TestReservedSubjects(t *testing.T) {
 		t.Fatalf("stream info for a user process: %v", err)
 	}
 
+	// Nor through a stream of its own that republishes there: the broker
+	// strips the republish as soon as the stream is created.
+	side, err := ujs.CreateStream(ctx, jetstream.StreamConfig{Name: "SIDE", Subjects: []string{"side.*"},
+		RePublish: &jetstream.RePublish{Source: "side.*", Destination: "shop.eventstore.{{wildcard(1)}}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nubotest.WaitFor(t, 10*time.Second, func() error {
+		info, err := side.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Config.RePublish != nil {
+			return fmt.Errorf("SIDE still republishes to %s", info.Config.RePublish.Destination)
+		}
+		return nil
+	})
+	if _, err := ujs.Publish(ctx, "side.user-1", []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	// A republish elsewhere is left as it is.
+	other, err := ujs.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.*"},
+		RePublish: &jetstream.RePublish{Source: "other.*", Destination: "copy.{{wildcard(1)}}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	str, err := js.Stream(ctx, "EVENTS")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := str.CachedInfo().State.Msgs; n != 2 {
 		t.Fatalf("the stream holds %d messages, want the engine's and the unreserved one", n)
+	}
+	if info, err := other.Info(ctx); err != nil || info.Config.RePublish == nil {
+		t.Fatalf("a republish outside the reserved subjects was changed: %+v, %v", info, err)
 	}
 }
