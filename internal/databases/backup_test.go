@@ -18,7 +18,6 @@ import (
 	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/databases/databasestest"
 	"github.com/nubo-dev/nubo/internal/nubotest"
-	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
 // runWith is run with the backups' secrets and a metrics registry.
@@ -27,23 +26,13 @@ func runWith(t *testing.T, yaml string, secret map[string]string, reg prometheus
 	app := load(t, yaml)
 	state := databasestest.StateDir(t)
 	n := &notes{}
-	d, err := databases.New(databases.Config{
-		App: app, StateDir: state, Store: databasestest.Store(t, state), Notify: n.add, Metrics: reg,
-		Backoff: supervisor.Backoff{Base: 100 * time.Millisecond, Max: time.Second},
+	d := start(t, databases.Config{
+		App: app, StateDir: state, Notify: n.add, Metrics: reg,
 		Secret: func(name, key string) (string, bool) {
 			v, ok := secret[name+"/"+key]
 			return v, ok
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(t, d) })
 	for _, name := range d.Names() {
 		ready(t, d.Get(name), n)
 	}

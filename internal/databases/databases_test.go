@@ -58,10 +58,20 @@ func load(t *testing.T, yaml string) *spec.App {
 func run(t *testing.T, app *spec.App, stateDir string, f databases.Finder) (*databases.Databases, *notes) {
 	t.Helper()
 	n := &notes{}
-	d, err := databases.New(databases.Config{
-		App: app, StateDir: stateDir, Store: databasestest.Store(t, stateDir), Finder: f, Notify: n.add,
-		Backoff: supervisor.Backoff{Base: 100 * time.Millisecond, Max: time.Second},
-	})
+	return start(t, databases.Config{App: app, StateDir: stateDir, Finder: f, Notify: n.add}), n
+}
+
+// start starts databases of cfg, with the state's store and a short
+// restart backoff unless cfg has them, and stops them at cleanup.
+func start(t *testing.T, cfg databases.Config) *databases.Databases {
+	t.Helper()
+	if cfg.Store == nil {
+		cfg.Store = databasestest.Store(t, cfg.StateDir)
+	}
+	if cfg.Backoff == (supervisor.Backoff{}) {
+		cfg.Backoff = supervisor.Backoff{Base: 100 * time.Millisecond, Max: time.Second}
+	}
+	d, err := databases.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +81,7 @@ func run(t *testing.T, app *spec.App, stateDir string, f databases.Finder) (*dat
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stop(t, d) })
-	return d, n
+	return d
 }
 
 func stop(t *testing.T, d *databases.Databases) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/databases/databasestest"
-	"github.com/nubo-dev/nubo/internal/supervisor"
 )
 
 // With inTransit, the URL asks for verify-full against the local CA, the
@@ -24,19 +23,9 @@ func TestPostgresTLS(t *testing.T) {
 	app := load(t, pgSpec+"    security:\n      encryption: {inTransit: true}\n")
 	state := databasestest.StateDir(t)
 	n := &notes{}
-	d, err := databases.New(databases.Config{
-		App: app, StateDir: state, Store: databasestest.Store(t, state), Notify: n.add, CADir: filepath.Join(state, "ca"),
-		Backoff: supervisor.Backoff{Base: 100 * time.Millisecond, Max: time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := start(t, databases.Config{App: app, StateDir: state, Notify: n.add, CADir: filepath.Join(state, "ca")})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(t, d) })
 	ready(t, d.Get("main"), n)
 	url := lookup(t, d, "main", "url", "api")
 	if !strings.Contains(url, "sslmode=verify-full") || !strings.Contains(url, "sslrootcert=") {
@@ -62,19 +51,9 @@ func TestRedisTLS(t *testing.T) {
 	state := databasestest.StateDir(t)
 	n := &notes{}
 	caDir := filepath.Join(state, "ca")
-	d, err := databases.New(databases.Config{
-		App: app, StateDir: state, Store: databasestest.Store(t, state), Notify: n.add, CADir: caDir,
-		Backoff: supervisor.Backoff{Base: 100 * time.Millisecond, Max: time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := start(t, databases.Config{App: app, StateDir: state, Notify: n.add, CADir: caDir})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(t, d) })
 	ready(t, d.Get("cache"), n)
 	u := lookup(t, d, "cache", "url", "api")
 	if !strings.HasPrefix(u, "rediss://") {

@@ -11,7 +11,6 @@ import (
 	"github.com/nubo-dev/nubo/internal/databases"
 	"github.com/nubo-dev/nubo/internal/databases/databasestest"
 	"github.com/nubo-dev/nubo/internal/nubotest"
-	"github.com/nubo-dev/nubo/internal/supervisor"
 	"github.com/nubo-dev/nubo/internal/tracing"
 	"github.com/nubo-dev/nubo/internal/tracing/tracingtest"
 )
@@ -32,17 +31,9 @@ services:
 	state := databasestest.StateDir(t)
 	n := &notes{}
 	rec := &tracingtest.Recorder{}
-	d, err := databases.New(databases.Config{App: app, StateDir: state, Store: databasestest.Store(t, state), Notify: n.add,
-		Backoff: supervisor.Backoff{Base: 100 * time.Millisecond, Max: time.Second}, Tracer: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := start(t, databases.Config{App: app, StateDir: state, Notify: n.add, Tracer: rec})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(t, d) })
 	ready(t, d.Get("main"), n)
 
 	conn, err := pgx.Connect(ctx, lookup(t, d, "main", "url", "api"))
