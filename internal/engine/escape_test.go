@@ -60,14 +60,7 @@ func TestEscapedProcessDiesWithDown(t *testing.T) {
 	if err := processGone(pid); err == nil {
 		t.Fatalf("escaped process %d is not running", pid)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := processGone(pid); err != nil {
-		t.Errorf("after the engine stopped: %v", err)
-	}
+	stopAndWantGone(t, e, pid)
 }
 
 // TestEscapedProcessDiesWithKill9 runs nubo up as a real child process
@@ -141,14 +134,7 @@ func TestEscapedFunctionProcessDiesWithStop(t *testing.T) {
 	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); !strings.Contains(string(cg), "nubo-procs-") {
 		t.Errorf("the escaped process is in no cgroup of the engine:\n%s", cg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := processGone(pid); err != nil {
-		t.Errorf("after the engine stopped: %v", err)
-	}
+	stopAndWantGone(t, e, pid)
 }
 
 // TestEscapedFunctionProcessDiesWithKill9: after kill -9 of nubo up, the
@@ -213,14 +199,7 @@ func TestEscapedProcessDiesWithStopWithoutCgroups(t *testing.T) {
 	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); strings.Contains(string(cg), "nubo-procs-") {
 		t.Fatalf("cgroups were not turned off:\n%s", cg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := processGone(pid); err != nil {
-		t.Errorf("after the engine stopped: %v", err)
-	}
+	stopAndWantGone(t, e, pid)
 }
 
 // TestEscapedProcessDiesWithKill9WithoutCgroups: without cgroups, nubo
@@ -250,4 +229,18 @@ local: {console: "127.0.0.1:0"}
 	}
 	kill9(t, cmd)
 	nubotest.WaitFor(t, 30*time.Second, func() error { return processGone(pid) })
+}
+
+// stopAndWantGone stops e and checks that the escaped process pid went
+// with it.
+func stopAndWantGone(t *testing.T, e *testEngine, pid int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := processGone(pid); err != nil {
+		t.Errorf("after the engine stopped: %v", err)
+	}
 }
